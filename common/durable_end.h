@@ -1,0 +1,83 @@
+// Publishing a trail's durable end to readers, in this process or others.
+//
+// The writer publishes after every sync; readers never read past what was
+// published, so nothing that a power loss could take back is ever shipped or
+// applied. Across processes the end lives in a small shared file
+// "<dir>/<trail>.end" mapped by writer and readers: a seqlock over the
+// fields plus a futex word, so a reader blocked in WaitBeyond wakes as soon
+// as the writer syncs, without polling. The file is never fsynced: after a
+// power loss it may show an older end than the trail holds, never a newer
+// one (the writer publishes only after its data is durable).
+#ifndef RDF_COMMON_DURABLE_END_H_
+#define RDF_COMMON_DURABLE_END_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/trail_format.h"
+
+namespace rdf::trail {
+
+// Receives the durable end from a writer. Thread-safe.
+class EndPublisher {
+ public:
+  virtual ~EndPublisher() = default;
+  virtual void Publish(const End& end) = 0;
+};
+
+// Where a reader learns how far it may read. Thread-safe.
+class EndSource {
+ public:
+  virtual ~EndSource() = default;
+  virtual End Get() = 0;
+  // Returns when the published ASN exceeds `asn` or `timeout` passes,
+  // whichever is first (spurious early returns are allowed).
+  virtual void WaitBeyond(uint64_t asn, absl::Duration timeout) = 0;
+};
+
+// An end shared inside one process (tests; a writer and readers on threads).
+class LocalEnd : public EndPublisher, public EndSource {
+ public:
+  void Publish(const End& end) override;
+  End Get() override;
+  void WaitBeyond(uint64_t asn, absl::Duration timeout) override;
+
+ private:
+  absl::Mutex mu_;
+  End end_ ABSL_GUARDED_BY(mu_);
+};
+
+// The shared-file end described above. A writer opens it with Create (the
+// file is made if missing); readers with OpenReadOnly (kNotFound while no
+// writer has ever created it).
+class SharedEnd : public EndPublisher, public EndSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<SharedEnd>> Create(
+      const std::string& path);
+  static absl::StatusOr<std::unique_ptr<SharedEnd>> OpenReadOnly(
+      const std::string& path);
+  ~SharedEnd() override;
+
+  // REQUIRES: opened with Create.
+  void Publish(const End& end) override;
+  End Get() override;
+  void WaitBeyond(uint64_t asn, absl::Duration timeout) override;
+
+  struct Shared;  // the mapped layout
+
+ private:
+  SharedEnd(Shared* map, bool writable) : map_(map), writable_(writable) {}
+  Shared* map_;
+  bool writable_;
+};
+
+// "<dir>/<trail>.end"
+std::string EndFilePath(const std::string& dir, const std::string& trail);
+
+}  // namespace rdf::trail
+
+#endif  // RDF_COMMON_DURABLE_END_H_

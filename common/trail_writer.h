@@ -1,0 +1,91 @@
+// The single writer of a trail.
+//
+// Appends frames into an in-memory buffer; Sync writes the buffer, makes it
+// durable (fdatasync) and then publishes the new durable end. Sync is a group
+// commit: concurrent callers share one fdatasync, and appends made while a
+// sync runs go into the next one. Rolls over to a new segment (preallocated
+// to segment_bytes) when the next frame does not fit; a frame larger than a
+// whole segment gets a segment of its own.
+//
+// Open repairs the tail: an invalid frame at or after the last published
+// durable end (read from the end file, if any), or followed only by zero
+// bytes, is a torn write from a crash and is cut off, as is a newest segment
+// whose header is torn. An invalid frame before that point, or in any older
+// segment, is damage: Open fails with kDataLoss naming the file and offset.
+// Only the writer repairs; readers report.
+//
+// Thread-safe.
+#ifndef RDF_COMMON_TRAIL_WRITER_H_
+#define RDF_COMMON_TRAIL_WRITER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/durable_end.h"
+#include "common/file_system.h"
+#include "common/trail_format.h"
+
+namespace rdf::trail {
+
+struct WriterOptions {
+  std::string dir;                 // created if missing
+  std::string name;                // trail name, at most kMaxNameLength
+  uint64_t segment_bytes = 64 << 20;
+  FileSystem* fs = FileSystem::Default();
+  Clock* clock = Clock::Real();
+  // Published after every sync (not owned; may be null). When null and
+  // `shared_end` is true, Open creates the shared end file
+  // EndFilePath(dir, name) and publishes there.
+  EndPublisher* publisher = nullptr;
+  bool shared_end = true;
+  // ASN lower bound for the first segment of a new, empty trail.
+  uint64_t first_asn = 1;
+};
+
+class TrailWriter {
+ public:
+  static absl::StatusOr<std::unique_ptr<TrailWriter>> Open(
+      const WriterOptions& options);
+  ~TrailWriter();  // does not sync
+
+  // Appends one record. REQUIRES: asn > last_asn(); type != 0.
+  // time_us is remembered as the time of the newest record (End::time_us).
+  // Fails only with an earlier write error still pending (sticky).
+  absl::Status Append(uint64_t asn, uint8_t type, std::string_view payload,
+                      int64_t time_us);
+
+  // Makes every record appended before the call durable, then publishes.
+  // Returns at once when they already are. A write or sync failure is
+  // returned to every waiter and leaves the buffer intact, so a later Sync
+  // retries (after ENOSPC clears, say).
+  absl::Status Sync();
+
+  // Cuts the trail back so that `end` is its end: removes later segments
+  // and zeroes the rest of end.segment. Used by the receiver to drop what
+  // lies past its last save point. REQUIRES: nothing buffered; `end` is a
+  // frame boundary of an existing segment; end.asn is the ASN of the last
+  // record kept (0 if none).
+  absl::Status TruncateTo(const End& end);
+
+  // Removes segment files whose number is below `segment` (oldest first),
+  // never the current one. For retention (tmf audit, purger).
+  absl::Status RemoveSegmentsBefore(uint64_t segment);
+
+  uint64_t last_asn() const;      // newest appended ASN (0 if none)
+  End durable_end() const;        // what has been published
+  End appended_end() const;       // including what is only buffered
+  uint64_t fsyncs() const;        // count of fdatasync calls, for metrics
+
+ private:
+  TrailWriter();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rdf::trail
+
+#endif  // RDF_COMMON_TRAIL_WRITER_H_
