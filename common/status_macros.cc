@@ -6,7 +6,7 @@
 
 namespace rdf {
 
-absl::Status ErrnoToStatus(int err, std::string_view context) {
+absl::Status ErrnoToStatus(int err, absl::string_view context) {
   std::string msg = absl::StrCat(context, ": ", std::strerror(err));
   switch (err) {
     case ENOSPC:
@@ -27,7 +27,7 @@ absl::Status ErrnoToStatus(int err, std::string_view context) {
   }
 }
 
-absl::Status Annotate(const absl::Status& s, std::string_view context) {
+absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   if (s.ok()) return s;
   return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
 }

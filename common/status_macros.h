@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -37,10 +38,10 @@ namespace rdf {
 // used (I/O errors are kInternal: the data may be fine, the device is not),
 // EAGAIN/EINTR -> kUnavailable, others -> kInternal. The message is
 // "<context>: <strerror>".
-absl::Status ErrnoToStatus(int err, std::string_view context);
+absl::Status ErrnoToStatus(int err, absl::string_view context);
 
 // Adds context in front of a status message, keeping its code.
-absl::Status Annotate(const absl::Status& s, std::string_view context);
+absl::Status Annotate(const absl::Status& s, absl::string_view context);
 
 }  // namespace rdf
 

@@ -1,0 +1,35 @@
+// Audit records as trail payloads: the one encoding used in the primary's
+// audit trail and in the backup's image trails. The frame carries the ASN
+// and the record type (trail::Record::type == proto::RecordType); the
+// payload is a serialized proto::AuditRecord with `version` set and `asn`
+// left 0 (the frame's ASN is authoritative).
+#ifndef RDF_COMMON_AUDIT_RECORD_H_
+#define RDF_COMMON_AUDIT_RECORD_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "audit.pb.h"
+#include "common/trail_reader.h"
+
+namespace rdf {
+
+inline constexpr uint32_t kAuditRecordVersion = 1;
+
+// Serializes `r` (its asn field is not stored).
+std::string EncodeAuditPayload(const proto::AuditRecord& r);
+
+// Decodes a trail record into an AuditRecord with asn filled from the frame.
+// kDataLoss when the payload does not parse, its version is unknown, or its
+// type disagrees with the frame's.
+absl::StatusOr<proto::AuditRecord> DecodeAuditRecord(const trail::Record& rec);
+
+// Approximate bytes a record occupies in a trail (for limits and backlog).
+size_t AuditRecordBytes(const proto::AuditRecord& r);
+
+// "DATA INSERT tx 12 $DATA01/LOAD key=12:0" for messages and tests.
+std::string DescribeAuditRecord(const proto::AuditRecord& r);
+
+}  // namespace rdf
+
+#endif  // RDF_COMMON_AUDIT_RECORD_H_

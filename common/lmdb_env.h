@@ -1,0 +1,126 @@
+// One LMDB environment (a volume on either node), opened with settings that
+// cannot corrupt on power loss: no MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP.
+// Stale reader slots left by killed processes are cleared on open
+// (mdb_reader_check), and the map grows when it fills.
+//
+// Named databases are user files; names starting with "__" are bookkeeping.
+// Thread-safe: read and write transactions take `resize_mu()` shared, and
+// Grow() takes it exclusively, because LMDB may resize the map only while
+// this process has no transaction open.
+#ifndef RDF_COMMON_LMDB_ENV_H_
+#define RDF_COMMON_LMDB_ENV_H_
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace rdf::lmdb {
+
+// Maps an LMDB return code to a status: MDB_MAP_FULL and ENOSPC ->
+// kResourceExhausted, MDB_NOTFOUND -> kNotFound, others -> kInternal.
+absl::Status MdbError(int rc, absl::string_view context);
+
+inline MDB_val Val(absl::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+inline absl::string_view View(const MDB_val& v) {
+  return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
+
+class Env {
+ public:
+  // Creates `dir` if missing and opens the environment in it.
+  static absl::StatusOr<std::unique_ptr<Env>> Open(const std::string& dir,
+                                                   uint64_t map_bytes,
+                                                   uint32_t max_dbs);
+  ~Env();
+
+  MDB_env* env() const { return env_; }
+  const std::string& dir() const { return dir_; }
+  absl::Mutex& resize_mu() { return resize_mu_; }
+
+  // The handle of named database `name`, opened once and cached. With
+  // `create`, the database is created when missing (in its own write
+  // transaction); without, kNotFound when missing. REQUIRES: the calling
+  // thread holds no transaction of this environment.
+  absl::StatusOr<MDB_dbi> OpenDb(const std::string& name, bool create);
+  // Names of the named databases present (user files and bookkeeping).
+  absl::StatusOr<std::vector<std::string>> ListDbs();
+  // Drops (deletes) a named database. REQUIRES: no transaction open on it.
+  absl::Status DropDb(const std::string& name);
+
+  // Doubles the map size (or to at least `min_bytes`). Takes resize_mu()
+  // exclusively: every transaction of this process must have ended.
+  absl::Status Grow(uint64_t min_bytes = 0);
+  uint64_t map_bytes() const;
+
+ private:
+  Env() = default;
+  MDB_env* env_ = nullptr;
+  std::string dir_;
+  absl::Mutex resize_mu_;
+  absl::Mutex dbs_mu_;
+  absl::flat_hash_map<std::string, MDB_dbi> dbs_ ABSL_GUARDED_BY(dbs_mu_);
+};
+
+// A read-only transaction holding resize_mu() shared for its lifetime.
+class ReadTxn {
+ public:
+  static absl::StatusOr<std::unique_ptr<ReadTxn>> Begin(Env* env);
+  ~ReadTxn();
+  MDB_txn* txn() const { return txn_; }
+  // nullopt when the key is missing.
+  absl::StatusOr<std::optional<std::string>> Get(MDB_dbi dbi,
+                                                 absl::string_view key);
+
+ private:
+  ReadTxn(Env* env, MDB_txn* txn) : env_(env), txn_(txn) {}
+  Env* env_;
+  MDB_txn* txn_;
+};
+
+// A write transaction (holding resize_mu() shared). Destroying it without
+// Commit aborts it.
+class WriteTxn {
+ public:
+  static absl::StatusOr<std::unique_ptr<WriteTxn>> Begin(Env* env);
+  ~WriteTxn();
+  MDB_txn* txn() const { return txn_; }
+  absl::StatusOr<std::optional<std::string>> Get(MDB_dbi dbi,
+                                                 absl::string_view key);
+  absl::Status Put(MDB_dbi dbi, absl::string_view key, absl::string_view value);
+  // kNotFound when the key is missing.
+  absl::Status Delete(MDB_dbi dbi, absl::string_view key);
+  // Commits (syncs). On failure the transaction is gone either way.
+  absl::Status Commit();
+
+ private:
+  WriteTxn(Env* env, MDB_txn* txn) : env_(env), txn_(txn) {}
+  Env* env_;
+  MDB_txn* txn_;
+};
+
+// Bookkeeping record kept in a volume's "__meta" database: small named
+// unsigned integers (applied ASN, restart points, ...).
+inline constexpr char kMetaDb[] = "__meta";
+absl::StatusOr<std::optional<uint64_t>> GetU64(ReadTxn* txn, MDB_dbi dbi,
+                                               absl::string_view key);
+absl::StatusOr<std::optional<uint64_t>> GetU64(WriteTxn* txn, MDB_dbi dbi,
+                                               absl::string_view key);
+absl::Status PutU64(WriteTxn* txn, MDB_dbi dbi, absl::string_view key,
+                    uint64_t value);
+
+}  // namespace rdf::lmdb
+
+#endif  // RDF_COMMON_LMDB_ENV_H_

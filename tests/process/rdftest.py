@@ -1,0 +1,153 @@
+"""Helpers shared by rdf's process tests: paths to the built binaries, a
+fresh copy of the example configuration, starting and stopping processes by
+pid, and reading volumes with LMDB's own mdb_dump (never with our code)."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("RDF_BUILD_DIR", os.path.join(SRC, "build"))
+BIN = os.path.join(BUILD, "bin")
+
+
+def binary(name):
+    path = os.path.join(BIN, name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is not built (run scripts/setup)")
+    return path
+
+
+def fresh_system(extra_config="", prefix="rdf-test."):
+    """A temporary folder holding a copy of examples/loopback.textproto with
+    `extra_config` appended. Returns (folder, config path)."""
+    work = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    cfg = os.path.join(work, "rdf.textproto")
+    with open(os.path.join(SRC, "examples", "loopback.textproto")) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write(text + "\n" + extra_config + "\n")
+    return work, cfg
+
+
+def remove(work):
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def unescape(s):
+    """mdb_dump -p escapes non-printing bytes (and backslash) as \\xx."""
+    out = bytearray()
+    i = 0
+    while i < len(s):
+        if s[i] == "\\":
+            if s[i + 1] == "\\":
+                out.append(0x5C)
+                i += 2
+            else:
+                out.append(int(s[i + 1:i + 3], 16))
+                i += 3
+        else:
+            out.extend(s[i].encode("latin-1"))
+            i += 1
+    return bytes(out)
+
+
+def list_dbs(volume_dir):
+    out = subprocess.run(["mdb_dump", "-l", volume_dir], check=True,
+                         capture_output=True, text=True).stdout
+    return [unescape(l).decode("latin-1") for l in out.splitlines() if l]
+
+
+def dump(volume_dir, db):
+    """The records of named database `db`, as {key bytes: value bytes}."""
+    out = subprocess.run(["mdb_dump", "-p", "-s", db, volume_dir], check=True,
+                         capture_output=True, text=True, errors="surrogateescape").stdout
+    lines = out.splitlines()
+    start = lines.index("HEADER=END") + 1
+    records = {}
+    i = start
+    while i < len(lines) and lines[i] != "DATA=END":
+        records[unescape(lines[i][1:])] = unescape(lines[i + 1][1:])
+        i += 2
+    return records
+
+
+def user_files(volume_dir):
+    """Every user file of a volume (bookkeeping databases, named __*, left
+    out) as {name: {key: value}}."""
+    return {db: dump(volume_dir, db) for db in list_dbs(volume_dir)
+            if not db.startswith("__")}
+
+
+def volume_dirs(data_dir):
+    vols = os.path.join(data_dir, "volumes")
+    if not os.path.isdir(vols):
+        return {}
+    return {"$" + v: os.path.join(vols, v) for v in sorted(os.listdir(vols))}
+
+
+def check_insert_transactions(data_dir, rows_per_txn, volumes=None):
+    """Counts records per transaction over the LOAD files of a node's volumes
+    (insert mode: key <txid>:<i>, value <txid>:<K>:...). Returns
+    (set of txids present, list of problems)."""
+    count = {}
+    problems = []
+    for vol, path in volume_dirs(data_dir).items():
+        if volumes is not None and vol not in volumes:
+            continue
+        if "LOAD" not in list_dbs(path):
+            continue
+        for k, v in dump(path, "LOAD").items():
+            m = re.fullmatch(rb"(\d+):(\d+)", k)
+            if not m:
+                problems.append(f"{vol}: unexpected key {k!r}")
+                continue
+            txid = int(m.group(1))
+            if not v.startswith(b"%d:%d:" % (txid, rows_per_txn)):
+                problems.append(f"{vol}: key {k!r} has value {v[:30]!r}")
+            count[txid] = count.get(txid, 0) + 1
+    for txid, n in count.items():
+        if n != rows_per_txn:
+            problems.append(f"transaction {txid} has {n} of {rows_per_txn} records")
+    return set(count), problems
+
+
+def read_commit_log(path):
+    if not os.path.exists(path):
+        return set()
+    with open(path) as f:
+        # A SIGKILL can cut the last line short: only whole lines count.
+        text = f.read()
+    lines = text.split("\n")
+    return {int(l) for l in lines[:-1] if l}
+
+
+class Process:
+    """A started binary, stopped by its pid."""
+
+    def __init__(self, args, log_path=None, env=None):
+        self.log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE if log_path is None else self.log,
+                                  stderr=self.log, env=env)
+        self.pid = self.p.pid
+
+    def kill(self):
+        if self.p.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+        self.p.wait(timeout=30)
+
+    def stop(self, timeout=30):
+        if self.p.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.p.returncode
+
+    def wait(self, timeout):
+        return self.p.wait(timeout=timeout)

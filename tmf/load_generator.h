@@ -1,0 +1,73 @@
+// The workload behind rdf-load and the tmf benchmark: clients (threads)
+// running transactions against a tmf Store.
+//
+// Modes (the keys are the checkable contract of DESIGN.md):
+//  - insert: transaction T inserts K records with keys "<T>:<i>" (i in
+//    0..K-1) spread over the volumes, into file LOAD, each value starting
+//    "<T>:<K>:", so any checker can count a transaction's records;
+//  - upsert: K distinct random keys out of `keys` (zero-padded decimal),
+//    each always on the same volume, values starting "<T>:<K>:";
+//  - mixed: K random keys; a missing key is inserted, an existing one
+//    updated or deleted (half each).
+// Deadlocks and lock timeouts are retried (not counted); --abort-percent
+// aborts that share of transactions on purpose.
+#ifndef RDF_TMF_LOAD_GENERATOR_H_
+#define RDF_TMF_LOAD_GENERATOR_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+#include "tmf/store.h"
+
+namespace rdf::tmf {
+
+inline constexpr char kLoadFile[] = "LOAD";
+
+enum class LoadMode { kInsert, kUpsert, kMixed };
+absl::StatusOr<LoadMode> ParseLoadMode(absl::string_view s);
+
+struct LoadOptions {
+  uint64_t txns = 1000;         // transactions to run (committed + aborted)
+  double seconds = 0;           // when > 0: run this long instead
+  uint64_t rows_per_txn = 5;
+  uint64_t value_bytes = 100;
+  uint64_t clients = 1;
+  LoadMode mode = LoadMode::kInsert;
+  uint64_t keys = 1'000'000;
+  double abort_percent = 0;
+  double rate = 0;              // transactions per second over all clients; 0: as fast as possible
+  uint64_t seed = 1;
+  std::string commit_log;       // append each committed txid, once Commit returned
+  bool progress = true;         // a line on stderr each second
+};
+
+struct LoadResult {
+  uint64_t committed = 0;
+  uint64_t aborted = 0;
+  uint64_t retried = 0;         // deadlock / lock timeout retries
+  uint64_t rows = 0;            // rows written by committed transactions
+  double seconds = 0;
+  double txn_per_s = 0;
+  double rows_per_s = 0;
+  int64_t commit_p50_us = 0;
+  int64_t commit_p99_us = 0;
+  int64_t commit_max_us = 0;
+  double fsyncs_per_commit = 0;
+};
+
+// Creates file LOAD on each volume when missing, then runs the load.
+// REQUIRES: `volumes` non-empty.
+absl::StatusOr<LoadResult> RunLoad(Store* store,
+                                   const std::vector<std::string>& volumes,
+                                   const LoadOptions& options);
+
+// {"committed":..,"aborted":..,...} on one line.
+std::string LoadResultJson(const LoadResult& r);
+
+}  // namespace rdf::tmf
+
+#endif  // RDF_TMF_LOAD_GENERATOR_H_

@@ -1,0 +1,104 @@
+// rdf-load: the load generator for a primary node (see load_generator.h).
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "common/cli.h"
+#include "common/config.h"
+#include "tmf/load_generator.h"
+#include "tmf/store.h"
+
+int main(int argc, char** argv) {
+  using namespace rdf;
+  std::string config_path, node, mode = "insert", commit_log;
+  uint64_t txns = 1000, rows = 5, value_bytes = 100, clients = 1,
+           keys = 1'000'000, seed = 1;
+  double abort_percent = 0, rate = 0, seconds = 0;
+  bool quiet = false;
+  cli::Parser p(
+      "rdf-load --config FILE [--node NAME] [options]",
+      "Runs transactions against the primary's volumes through tmf: opens (and\n"
+      "recovers) the primary, runs the load, prints progress each second on\n"
+      "stderr and one JSON summary line on stdout. --txns 0 only recovers.");
+  p.AddString("config", &config_path, "system configuration (text proto)");
+  p.AddString("node", &node, "node to load (default: the primary)");
+  p.AddUint("txns", &txns, "transactions to run (committed + aborted)");
+  p.AddDouble("seconds", &seconds, "run this many seconds instead of --txns");
+  p.AddUint("rows-per-txn", &rows, "records per transaction (K)");
+  p.AddUint("value-bytes", &value_bytes, "bytes per value");
+  p.AddUint("clients", &clients, "concurrent clients (threads)");
+  p.AddString("mode", &mode, "insert | upsert | mixed");
+  p.AddUint("keys", &keys, "key space for upsert and mixed");
+  p.AddDouble("abort-percent", &abort_percent, "share of transactions aborted on purpose");
+  p.AddDouble("rate", &rate, "transactions per second over all clients (0: unlimited)");
+  p.AddUint("seed", &seed, "random seed");
+  p.AddString("commit-log", &commit_log, "append each committed transaction id to this file");
+  p.AddBool("quiet", &quiet, "no progress lines");
+  p.Require("config");
+  std::vector<std::string> rest = p.Parse(argc, argv);
+  if (!rest.empty()) p.Fail(absl::StrCat("unexpected argument '", rest[0], "'"));
+  absl::StatusOr<tmf::LoadMode> m = tmf::ParseLoadMode(mode);
+  if (!m.ok()) p.Fail(m.status().message());
+  if (rows == 0) p.Fail("--rows-per-txn must be at least 1");
+  if (clients == 0 || clients > 1024) p.Fail("--clients must be 1..1024");
+  if (abort_percent < 0 || abort_percent > 100) p.Fail("--abort-percent must be 0..100");
+  if (rate < 0) p.Fail("--rate must not be negative");
+  if (keys == 0) p.Fail("--keys must be at least 1");
+  if (value_bytes > (16u << 20)) p.Fail("--value-bytes must be at most 16 MiB");
+
+  absl::StatusOr<config::Config> cfg = config::Load(config_path);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "rdf-load: %s\n", std::string(cfg.status().message()).c_str());
+    return 1;
+  }
+  absl::StatusOr<const proto::NodeConfig*> n =
+      config::SelectNode(*cfg, node, proto::PRIMARY);
+  if (!n.ok()) {
+    std::fprintf(stderr, "rdf-load: %s\n", std::string(n.status().message()).c_str());
+    return 1;
+  }
+  tmf::StoreOptions so;
+  so.config = &*cfg;
+  so.node = (*n)->name();
+  absl::StatusOr<std::unique_ptr<tmf::Store>> store = tmf::Store::Open(so);
+  if (!store.ok()) {
+    std::fprintf(stderr, "rdf-load: cannot open the primary: %s\n",
+                 std::string(store.status().message()).c_str());
+    return 1;
+  }
+  const tmf::RecoveryReport& rec = (*store)->recovery();
+  std::fprintf(stderr,
+               "rdf-load: primary %s opened: audit %llu..%llu, %llu transactions "
+               "redone, %llu backed out\n",
+               so.node.c_str(), (unsigned long long)rec.start_asn,
+               (unsigned long long)rec.end_asn,
+               (unsigned long long)rec.redone_transactions,
+               (unsigned long long)rec.backed_out_transactions);
+  if (txns == 0 && seconds <= 0) {
+    std::printf("%s\n", tmf::LoadResultJson({}).c_str());
+    return 0;
+  }
+  std::vector<std::string> volumes;
+  for (const proto::VolumeConfig* v : cfg->ProtectedVolumes()) volumes.push_back(v->name());
+  tmf::LoadOptions lo;
+  lo.txns = txns;
+  lo.seconds = seconds;
+  lo.rows_per_txn = rows;
+  lo.value_bytes = value_bytes;
+  lo.clients = clients;
+  lo.mode = *m;
+  lo.keys = keys;
+  lo.abort_percent = abort_percent;
+  lo.rate = rate;
+  lo.seed = seed;
+  lo.commit_log = commit_log;
+  lo.progress = !quiet;
+  absl::StatusOr<tmf::LoadResult> r = tmf::RunLoad(store->get(), volumes, lo);
+  if (!r.ok()) {
+    std::fprintf(stderr, "rdf-load: %s\n", std::string(r.status().message()).c_str());
+    return 1;
+  }
+  std::printf("%s\n", tmf::LoadResultJson(*r).c_str());
+  std::fflush(stdout);
+  return 0;
+}

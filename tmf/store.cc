@@ -1,0 +1,1016 @@
+#include "tmf/store.h"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "audit.pb.h"
+#include "common/audit_record.h"
+#include "common/event_catalog.h"
+#include "common/event_log.h"
+#include "common/lmdb_env.h"
+#include "common/pin_file.h"
+#include "common/process_lock.h"
+#include "common/status_macros.h"
+#include "common/trail_reader.h"
+#include "common/trail_writer.h"
+#include "tmf/lock_manager.h"
+
+namespace rdf::tmf {
+
+struct Volume;
+
+namespace {
+
+constexpr char kAuditTrail[] = "MAT";
+// Bookkeeping keys in each volume's __meta database.
+constexpr char kAppliedAsn[] = "applied_asn";
+constexpr char kRecoveryAsn[] = "recovery_asn";
+constexpr char kMaxTxid[] = "max_txid";
+
+uint8_t TypeByte(proto::RecordType t) { return static_cast<uint8_t>(t); }
+
+std::string FileKey(absl::string_view file, absl::string_view key) {
+  return absl::StrCat(file, absl::string_view("\0", 1), key);
+}
+
+// A change as it will be applied to a volume: after == nullopt deletes.
+struct Op {
+  Volume* vol = nullptr;
+  std::string file;
+  std::string key;
+  std::optional<std::string> before;
+  std::optional<std::string> after;
+};
+
+// A committed transaction waiting to be applied to the volumes.
+struct Committed {
+  uint64_t commit_asn = 0;
+  uint64_t txid = 0;
+  uint64_t first_asn = 0;  // 0 for none
+  std::vector<Op> ops;
+};
+
+struct OverlayEntry {
+  std::optional<std::string> value;
+  uint64_t asn = 0;  // commit ASN
+};
+
+}  // namespace
+
+struct Volume {
+  std::string name;
+  std::unique_ptr<lmdb::Env> env;
+  MDB_dbi meta = 0;
+  absl::Mutex mu;
+  // Committed changes not yet in LMDB, by FileKey.
+  absl::flat_hash_map<std::string, OverlayEntry> overlay ABSL_GUARDED_BY(mu);
+  absl::flat_hash_set<std::string> files ABSL_GUARDED_BY(mu);
+  uint64_t applied_asn ABSL_GUARDED_BY(mu) = 0;
+  // Applier thread only.
+  uint64_t stored_recovery_asn = 0;
+  int64_t meta_written_us = 0;
+};
+
+struct Transaction::State {
+  Store::Impl* store = nullptr;
+  uint64_t id = 0;
+  uint64_t first_asn = 0;  // ASN of its first audit record, 0 if none
+  uint64_t bytes = 0;
+  bool ended = false;
+  std::vector<Op> ops;
+  // Latest value this transaction wrote per (volume, file, key).
+  absl::flat_hash_map<std::string, std::optional<std::string>> writes;
+  std::vector<std::string> lock_keys;
+};
+
+struct Store::Impl {
+  StoreOptions opt;
+  const proto::NodeConfig* node = nullptr;
+  const proto::SystemConfig* cfg = nullptr;
+  std::unique_ptr<ProcessLock> process_lock;
+  std::unique_ptr<events::EventLog> events;
+  std::string audit_dir;
+  std::unique_ptr<trail::TrailWriter> writer;
+  std::map<std::string, std::unique_ptr<Volume>, std::less<>> volumes;
+  std::unique_ptr<LockManager> locks;
+  std::atomic<uint64_t> next_txid{1};
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> aborts{0};
+  RecoveryReport recovery;
+
+  absl::Mutex audit_mu;
+  uint64_t next_asn ABSL_GUARDED_BY(audit_mu) = 1;
+  // First ASNs of transactions not yet finished (open, or committed but not
+  // yet applied): the audit that recovery may still need starts at the
+  // lowest. Multiset as value -> count.
+  std::map<uint64_t, int> unfinished ABSL_GUARDED_BY(audit_mu);
+  std::deque<Committed> queue ABSL_GUARDED_BY(audit_mu);
+  uint64_t queued_through ABSL_GUARDED_BY(audit_mu) = 0;
+  uint64_t applied_through ABSL_GUARDED_BY(audit_mu) = 0;
+  bool stop ABSL_GUARDED_BY(audit_mu) = false;
+  absl::CondVar work_cv;
+  absl::CondVar applied_cv;
+  std::thread applier;
+
+  // Applier-thread state for retention.
+  int64_t last_housekeeping_us = 0;
+  bool retention_warned = false;
+  uint64_t audit_bytes = 0;
+  uint64_t audit_segments = 0;
+
+  void Log(uint32_t number, proto::Severity sev, const std::string& text,
+           events::EventFields fields = {}) {
+    if (events) events->Log(number, sev, text, fields);
+  }
+
+  Volume* FindVolume(absl::string_view name) {
+    auto it = volumes.find(name);
+    return it == volumes.end() ? nullptr : it->second.get();
+  }
+
+  absl::StatusOr<Volume*> VolumeWithFile(absl::string_view volume,
+                                         absl::string_view file) {
+    Volume* v = FindVolume(volume);
+    if (v == nullptr) {
+      return absl::NotFoundError(absl::StrCat(
+          "unknown volume ", volume, "; the configuration lists the volumes"));
+    }
+    absl::MutexLock l(&v->mu);
+    if (!v->files.contains(file)) {
+      return absl::NotFoundError(absl::StrCat("file ", file,
+                                              " does not exist on volume ",
+                                              volume, "; create it first"));
+    }
+    return v;
+  }
+
+  // Appends one record; for transaction `s` (may be null) remembers its
+  // first ASN. Returns the record's ASN.
+  absl::StatusOr<uint64_t> Append(proto::AuditRecord& r,
+                                  Transaction::State* s) {
+    r.set_time_us(opt.clock->NowMicros());
+    std::string payload = EncodeAuditPayload(r);
+    absl::MutexLock l(&audit_mu);
+    uint64_t asn = next_asn;
+    RDF_RETURN_IF_ERROR(
+        writer->Append(asn, TypeByte(r.type()), payload, r.time_us()));
+    ++next_asn;
+    if (s != nullptr && s->first_asn == 0) {
+      s->first_asn = asn;
+      ++unfinished[asn];
+    }
+    return asn;
+  }
+
+  void Finish(uint64_t first_asn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(audit_mu) {
+    if (first_asn == 0) return;
+    auto it = unfinished.find(first_asn);
+    if (it != unfinished.end() && --it->second == 0) unfinished.erase(it);
+  }
+
+  uint64_t RecoveryBound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(audit_mu) {
+    return unfinished.empty() ? next_asn : unfinished.begin()->first;
+  }
+
+  absl::StatusOr<std::optional<std::string>> ReadCommitted(
+      Volume* v, absl::string_view file, absl::string_view key);
+  absl::Status ApplyBatch(const std::vector<Committed>& batch,
+                          uint64_t recovery_asn, uint64_t max_txid);
+  absl::Status ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
+                             uint64_t through_asn, uint64_t recovery_asn,
+                             uint64_t max_txid);
+  absl::Status ApplyDdl(const proto::AuditRecord& r);
+  absl::Status OpenVolumes();
+  absl::Status Recover();
+  void ApplierLoop();
+  void Housekeeping();
+  void RefreshIdleMeta(uint64_t recovery_asn, uint64_t max_txid);
+  void EnforceRetention();
+};
+
+// ---------------------------------------------------------------------------
+// Reads.
+
+absl::StatusOr<std::optional<std::string>> Store::Impl::ReadCommitted(
+    Volume* v, absl::string_view file, absl::string_view key) {
+  absl::StatusOr<MDB_dbi> dbi = v->env->OpenDb(std::string(file), false);
+  if (absl::IsNotFound(dbi.status())) return std::optional<std::string>();
+  if (!dbi.ok()) return dbi.status();
+  std::unique_ptr<lmdb::ReadTxn> txn;
+  std::optional<OverlayEntry> hit;
+  {
+    // The LMDB snapshot is begun under v->mu: the applier removes overlay
+    // entries under v->mu only after their LMDB commit, so a miss here
+    // means the snapshot already holds the change.
+    absl::MutexLock l(&v->mu);
+    auto it = v->overlay.find(FileKey(file, key));
+    if (it != v->overlay.end()) {
+      hit = it->second;
+    } else {
+      RDF_ASSIGN_OR_RETURN(txn, lmdb::ReadTxn::Begin(v->env.get()));
+    }
+  }
+  if (hit.has_value()) {
+    // Never show a commit that is not yet durable.
+    if (writer->durable_end().asn < hit->asn) RDF_RETURN_IF_ERROR(writer->Sync());
+    return std::move(hit->value);
+  }
+  return txn->Get(*dbi, key);
+}
+
+// ---------------------------------------------------------------------------
+// Applying committed transactions to the volumes.
+
+absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
+                                        uint64_t through_asn,
+                                        uint64_t recovery_asn,
+                                        uint64_t max_txid) {
+  // Sorting by key makes LMDB's page writes local; stable keeps the order
+  // of changes to the same key.
+  std::stable_sort(ops.begin(), ops.end(), [](const Op* a, const Op* b) {
+    return std::tie(a->file, a->key) < std::tie(b->file, b->key);
+  });
+  absl::flat_hash_map<std::string, MDB_dbi> dbis;
+  for (const Op* op : ops) {
+    if (dbis.contains(op->file)) continue;
+    absl::StatusOr<MDB_dbi> dbi = v->env->OpenDb(op->file, false);
+    if (!dbi.ok()) {
+      return Annotate(dbi.status(), absl::StrCat("apply to ", v->name));
+    }
+    dbis[op->file] = *dbi;
+  }
+  for (int attempt = 0;; ++attempt) {
+    absl::Status s = [&]() -> absl::Status {
+      RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
+      for (const Op* op : ops) {
+        MDB_dbi dbi = dbis[op->file];
+        if (op->after.has_value()) {
+          RDF_RETURN_IF_ERROR(txn->Put(dbi, op->key, *op->after));
+        } else {
+          absl::Status d = txn->Delete(dbi, op->key);
+          if (!d.ok() && !absl::IsNotFound(d)) return d;
+        }
+      }
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), v->meta, kAppliedAsn,
+                                       through_asn));
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), v->meta, kRecoveryAsn,
+                                       recovery_asn));
+      RDF_RETURN_IF_ERROR(
+          lmdb::PutU64(txn.get(), v->meta, kMaxTxid, max_txid));
+      return txn->Commit();
+    }();
+    if (s.ok()) break;
+    if (absl::IsResourceExhausted(s) && attempt < 8 &&
+        absl::StrContains(s.message(), "MDB_MAP_FULL")) {
+      RDF_RETURN_IF_ERROR(v->env->Grow());
+      Log(events::kVolumeMapGrown, proto::INFO, "volume map grown",
+          {{"volume", v->name},
+           {"map_bytes", absl::StrCat(v->env->map_bytes())}});
+      continue;
+    }
+    return Annotate(s, absl::StrCat("apply to ", v->name));
+  }
+  v->stored_recovery_asn = recovery_asn;
+  v->meta_written_us = opt.clock->MonotonicMicros();
+  absl::MutexLock l(&v->mu);
+  v->applied_asn = std::max(v->applied_asn, through_asn);
+  for (const Op* op : ops) {
+    auto it = v->overlay.find(FileKey(op->file, op->key));
+    if (it != v->overlay.end() && it->second.asn <= through_asn) {
+      v->overlay.erase(it);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::Impl::ApplyBatch(const std::vector<Committed>& batch,
+                                     uint64_t recovery_asn, uint64_t max_txid) {
+  std::map<Volume*, std::vector<const Op*>> by_volume;
+  std::map<Volume*, uint64_t> through;
+  for (const Committed& c : batch) {
+    for (const Op& op : c.ops) {
+      uint64_t applied;
+      {
+        absl::MutexLock l(&op.vol->mu);
+        applied = op.vol->applied_asn;
+      }
+      if (c.commit_asn <= applied) continue;  // already there (recovery)
+      by_volume[op.vol].push_back(&op);
+      through[op.vol] = std::max(through[op.vol], c.commit_asn);
+    }
+  }
+  for (auto& [v, ops] : by_volume) {
+    RDF_RETURN_IF_ERROR(
+        ApplyToVolume(v, ops, through[v], recovery_asn, max_txid));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::Impl::ApplyDdl(const proto::AuditRecord& r) {
+  Volume* v = FindVolume(r.volume());
+  if (v == nullptr) return absl::OkStatus();  // volume no longer configured
+  if (r.ddl() == proto::CREATE_FILE) {
+    RDF_RETURN_IF_ERROR(v->env->OpenDb(r.file(), true).status());
+    absl::MutexLock l(&v->mu);
+    v->files.insert(r.file());
+  } else if (r.ddl() == proto::PURGE_FILE) {
+    absl::Status s = v->env->DropDb(r.file());
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    absl::MutexLock l(&v->mu);
+    v->files.erase(r.file());
+  }
+  return absl::OkStatus();
+}
+
+void Store::Impl::ApplierLoop() {
+  const absl::Duration interval =
+      absl::Milliseconds(cfg->tmf().apply_interval_ms());
+  const size_t max_txns = cfg->tmf().apply_batch_txns();
+  int64_t backoff_ms = 10;
+  while (true) {
+    std::vector<Committed> batch;
+    uint64_t recovery_asn, max_txid;
+    bool stopping;
+    {
+      absl::MutexLock l(&audit_mu);
+      uint64_t durable = writer->durable_end().asn;
+      if (queue.empty() || queue.front().commit_asn > durable) {
+        if (stop && queue.empty()) break;
+        work_cv.WaitWithTimeout(&audit_mu, interval);
+        durable = writer->durable_end().asn;
+      }
+      while (!queue.empty() && batch.size() < max_txns &&
+             queue.front().commit_asn <= durable) {
+        batch.push_back(std::move(queue.front()));
+        queue.pop_front();
+      }
+      recovery_asn = RecoveryBound();
+      max_txid = next_txid.load();
+      stopping = stop;
+    }
+    if (!batch.empty()) {
+      absl::Status s = ApplyBatch(batch, recovery_asn, max_txid);
+      while (!s.ok()) {
+        // Nothing is dropped: the batch stays in memory (and in the audit
+        // trail) and is retried until the volume can be written.
+        Log(events::kFileSystemError, proto::ERROR,
+            "cannot update a volume; retrying",
+            {{"op", "apply"}, {"error", std::string(s.message())},
+             {"retry_in_ms", absl::StrCat(backoff_ms)}});
+        opt.clock->SleepMicros(backoff_ms * 1000);
+        backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
+        s = ApplyBatch(batch, recovery_asn, max_txid);
+      }
+      backoff_ms = 10;
+      absl::MutexLock l(&audit_mu);
+      for (const Committed& c : batch) Finish(c.first_asn);
+      applied_through = batch.back().commit_asn;
+      applied_cv.SignalAll();
+    } else if (stopping) {
+      absl::MutexLock l(&audit_mu);
+      if (queue.empty()) break;
+    }
+    Housekeeping();
+  }
+}
+
+void Store::Impl::RefreshIdleMeta(uint64_t recovery_asn, uint64_t max_txid) {
+  // A volume without recent changes would otherwise keep an old recovery
+  // ASN and pin audit that nothing needs.
+  for (auto& [name, v] : volumes) {
+    if (v->stored_recovery_asn >= recovery_asn) continue;
+    absl::Status s = [&]() -> absl::Status {
+      RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), v->meta, kRecoveryAsn,
+                                       recovery_asn));
+      RDF_RETURN_IF_ERROR(
+          lmdb::PutU64(txn.get(), v->meta, kMaxTxid, max_txid));
+      return txn->Commit();
+    }();
+    if (s.ok()) v->stored_recovery_asn = recovery_asn;
+  }
+}
+
+void Store::Impl::Housekeeping() {
+  int64_t now = opt.clock->MonotonicMicros();
+  if (now - last_housekeeping_us < 1'000'000) return;
+  last_housekeeping_us = now;
+  uint64_t recovery_asn;
+  {
+    absl::MutexLock l(&audit_mu);
+    // Only what is durable may be called unneeded.
+    recovery_asn = std::min(RecoveryBound(), writer->durable_end().asn + 1);
+  }
+  RefreshIdleMeta(recovery_asn, next_txid.load());
+  EnforceRetention();
+}
+
+void Store::Impl::EnforceRetention() {
+  uint64_t bound = UINT64_MAX;
+  for (auto& [name, v] : volumes) {
+    bound = std::min(bound, v->stored_recovery_asn);
+  }
+  absl::StatusOr<std::optional<uint64_t>> pin = ReadPin(opt.fs, audit_dir);
+  if (pin.ok() && pin->has_value()) bound = std::min(bound, **pin + 1);
+  absl::StatusOr<std::vector<trail::SegmentInfo>> segs =
+      trail::ListSegments(opt.fs, audit_dir, kAuditTrail);
+  if (!segs.ok()) return;
+  // Segment i may go when every record in it is below the bound, that is
+  // when segment i+1 starts at or below it.
+  uint64_t keep_from = 0;
+  for (const trail::SegmentInfo& s : *segs) {
+    if (s.first_asn <= bound) keep_from = s.segment;
+  }
+  if (keep_from != 0 && !segs->empty() && segs->front().segment < keep_from) {
+    absl::Status s = writer->RemoveSegmentsBefore(keep_from);
+    if (!s.ok()) {
+      Log(events::kFileSystemError, proto::WARNING,
+          "cannot remove old audit segments",
+          {{"op", "remove"}, {"path", audit_dir},
+           {"error", std::string(s.message())}});
+    }
+  }
+  uint64_t bytes = 0, count = 0;
+  for (const trail::SegmentInfo& s : *segs) {
+    if (s.segment >= keep_from) {
+      bytes += s.bytes;
+      ++count;
+    }
+  }
+  audit_bytes = bytes;
+  audit_segments = count;
+  const uint64_t limit = cfg->tmf().audit_retention_bytes();
+  bool pinned = pin.ok() && pin->has_value();
+  if (pinned && bytes >= limit / 10 * 8) {
+    if (!retention_warned) {
+      Log(events::kAuditRetentionWarning, proto::WARNING,
+          "audit held for the extractor's pin passed 80% of the bound",
+          {{"bytes", absl::StrCat(bytes)},
+           {"bound", absl::StrCat(limit)},
+           {"pin_asn", absl::StrCat(**pin)}});
+      retention_warned = true;
+    }
+  } else if (bytes < limit / 10 * 7) {
+    retention_warned = false;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Opening and recovery.
+
+absl::Status Store::Impl::OpenVolumes() {
+  const uint64_t default_map = cfg->lmdb().map_bytes();
+  for (const proto::VolumeConfig& vc : cfg->volumes()) {
+    auto v = std::make_unique<Volume>();
+    v->name = vc.name();
+    uint64_t map = vc.map_bytes() != 0 ? vc.map_bytes() : default_map;
+    RDF_ASSIGN_OR_RETURN(v->env, lmdb::Env::Open(config::VolumeDir(*node, vc.name()),
+                                                 map, cfg->lmdb().max_dbs()));
+    RDF_ASSIGN_OR_RETURN(v->meta, v->env->OpenDb(lmdb::kMetaDb, true));
+    RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(v->env.get()));
+    RDF_ASSIGN_OR_RETURN(auto applied, lmdb::GetU64(txn.get(), v->meta, kAppliedAsn));
+    RDF_ASSIGN_OR_RETURN(auto rec, lmdb::GetU64(txn.get(), v->meta, kRecoveryAsn));
+    RDF_ASSIGN_OR_RETURN(auto maxtx, lmdb::GetU64(txn.get(), v->meta, kMaxTxid));
+    txn.reset();
+    RDF_ASSIGN_OR_RETURN(auto dbs, v->env->ListDbs());
+    {
+      absl::MutexLock l(&v->mu);
+      v->applied_asn = applied.value_or(0);
+      for (const std::string& d : dbs) {
+        if (d.rfind("__", 0) != 0) v->files.insert(d);
+      }
+    }
+    v->stored_recovery_asn = rec.value_or(1);
+    if (maxtx.has_value() && *maxtx > next_txid.load()) next_txid = *maxtx;
+    volumes[vc.name()] = std::move(v);
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+struct OpenTxn {
+  uint64_t first_asn = 0;
+  std::vector<proto::AuditRecord> data;  // non-compensation DATA, in order
+  size_t compensations = 0;
+};
+
+Op OpFromRecord(Volume* v, const proto::AuditRecord& r) {
+  Op op;
+  op.vol = v;
+  op.file = r.file();
+  op.key = r.key();
+  if (r.has_before()) op.before = r.before();
+  if (r.has_after()) op.after = r.after();
+  return op;
+}
+}  // namespace
+
+absl::Status Store::Impl::Recover() {
+  uint64_t start = UINT64_MAX;
+  for (auto& [name, v] : volumes) start = std::min(start, v->stored_recovery_asn);
+  if (start == UINT64_MAX || start == 0) start = 1;
+  recovery.start_asn = start;
+  trail::LocalEnd end;
+  end.Publish(writer->durable_end());
+  RDF_ASSIGN_OR_RETURN(auto reader,
+                       trail::TrailReader::Open({audit_dir, kAuditTrail, opt.fs, &end}));
+  RDF_RETURN_IF_ERROR(reader->SeekToAsn(start));
+
+  std::map<uint64_t, OpenTxn> open;
+  std::vector<Committed> redo;
+  uint64_t max_txid = 0;
+  auto bound = [&](uint64_t asn) {
+    uint64_t b = asn + 1;
+    for (auto& [id, t] : open) b = std::min(b, t.first_asn);
+    return b;
+  };
+  auto flush = [&](uint64_t asn) -> absl::Status {
+    if (redo.empty()) return absl::OkStatus();
+    RDF_RETURN_IF_ERROR(ApplyBatch(redo, bound(asn), next_txid.load()));
+    redo.clear();
+    return absl::OkStatus();
+  };
+  while (true) {
+    RDF_ASSIGN_OR_RETURN(std::optional<trail::Record> rec, reader->Next());
+    if (!rec.has_value()) break;
+    RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
+    recovery.end_asn = r.asn();
+    max_txid = std::max(max_txid, r.txid());
+    if (max_txid >= next_txid.load()) next_txid = max_txid + 1;
+    switch (r.type()) {
+      case proto::DATA: {
+        OpenTxn& t = open[r.txid()];
+        if (t.first_asn == 0) t.first_asn = r.asn();
+        if (r.compensation()) {
+          ++t.compensations;
+        } else {
+          t.data.push_back(std::move(r));
+        }
+        break;
+      }
+      case proto::COMMIT: {
+        auto it = open.find(r.txid());
+        if (it == open.end()) break;
+        Committed c{r.asn(), r.txid(), it->second.first_asn, {}};
+        for (const proto::AuditRecord& d : it->second.data) {
+          if (Volume* v = FindVolume(d.volume())) c.ops.push_back(OpFromRecord(v, d));
+        }
+        open.erase(it);
+        redo.push_back(std::move(c));
+        ++recovery.redone_transactions;
+        if (redo.size() >= 256) RDF_RETURN_IF_ERROR(flush(r.asn()));
+        break;
+      }
+      case proto::ABORT:
+        open.erase(r.txid());
+        break;
+      case proto::DDL:
+        RDF_RETURN_IF_ERROR(flush(r.asn()));
+        RDF_RETURN_IF_ERROR(ApplyDdl(r));
+        break;
+      default:
+        break;
+    }
+  }
+  RDF_RETURN_IF_ERROR(flush(recovery.end_asn));
+  {
+    absl::MutexLock l(&audit_mu);
+    next_asn = std::max(writer->last_asn(), recovery.end_asn) + 1;
+  }
+  // Back out transactions that never reached an outcome: compensate the
+  // changes not yet compensated, newest first, then ABORT.
+  for (auto& [txid, t] : open) {
+    size_t remaining = t.data.size() - std::min(t.compensations, t.data.size());
+    for (size_t i = remaining; i-- > 0;) {
+      const proto::AuditRecord& d = t.data[i];
+      proto::AuditRecord c;
+      c.set_type(proto::DATA);
+      c.set_txid(txid);
+      c.set_volume(d.volume());
+      c.set_file(d.file());
+      c.set_key(d.key());
+      c.set_compensation(true);
+      if (d.has_after()) c.set_before(d.after());
+      if (d.has_before()) c.set_after(d.before());
+      c.set_op(d.op() == proto::INSERT   ? proto::DELETE
+               : d.op() == proto::DELETE ? proto::INSERT
+                                         : proto::UPDATE);
+      RDF_RETURN_IF_ERROR(Append(c, nullptr).status());
+    }
+    proto::AuditRecord a;
+    a.set_type(proto::ABORT);
+    a.set_txid(txid);
+    RDF_RETURN_IF_ERROR(Append(a, nullptr).status());
+    ++recovery.backed_out_transactions;
+  }
+  RDF_RETURN_IF_ERROR(writer->Sync());
+  recovery.next_txid = next_txid.load();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  if (options.config == nullptr) {
+    return absl::InvalidArgumentError("tmf::Store::Open needs a configuration");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->opt = options;
+  impl->cfg = &options.config->proto;
+  impl->node = options.config->FindNode(options.node);
+  if (impl->node == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no node named '", options.node,
+                                            "' in ", options.config->path));
+  }
+  RDF_ASSIGN_OR_RETURN(impl->process_lock,
+                       ProcessLock::Acquire(config::LockDir(*impl->node), "tmf"));
+  if (options.log_events) {
+    events::EventLogOptions eo;
+    eo.dir = config::EventDir(*impl->node);
+    eo.node = impl->node->name();
+    eo.process = "tmf";
+    eo.fs = options.fs;
+    eo.clock = options.clock;
+    eo.segment_bytes = impl->cfg->trail().event_segment_bytes();
+    eo.segments_kept = impl->cfg->trail().event_segments_kept();
+    RDF_ASSIGN_OR_RETURN(impl->events, events::EventLog::Open(eo));
+  }
+  impl->locks = std::make_unique<LockManager>(
+      absl::Milliseconds(impl->cfg->tmf().lock_timeout_ms()));
+  impl->audit_dir = config::AuditDir(*impl->node);
+  trail::WriterOptions wo;
+  wo.dir = impl->audit_dir;
+  wo.name = kAuditTrail;
+  wo.segment_bytes = impl->cfg->trail().audit_segment_bytes();
+  wo.fs = options.fs;
+  wo.clock = options.clock;
+  RDF_ASSIGN_OR_RETURN(impl->writer, trail::TrailWriter::Open(wo));
+  RDF_RETURN_IF_ERROR(impl->OpenVolumes());
+  RDF_RETURN_IF_ERROR(impl->Recover());
+  const RecoveryReport& r = impl->recovery;
+  impl->Log(events::kRecoveryComplete, proto::INFO, "recovery complete",
+            {{"start_asn", absl::StrCat(r.start_asn)},
+             {"end_asn", absl::StrCat(r.end_asn)},
+             {"redone", absl::StrCat(r.redone_transactions)},
+             {"backed_out", absl::StrCat(r.backed_out_transactions)}});
+  Impl* p = impl.get();
+  impl->applier = std::thread([p] { p->ApplierLoop(); });
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Store::~Store() {
+  impl_->writer->Sync().IgnoreError();  // the applier applies only durable commits
+  {
+    absl::MutexLock l(&impl_->audit_mu);
+    impl_->stop = true;
+    impl_->work_cv.SignalAll();
+  }
+  impl_->applier.join();
+}
+
+const RecoveryReport& Store::recovery() const { return impl_->recovery; }
+
+StoreStats Store::stats() {
+  StoreStats s;
+  s.commits = impl_->commits.load();
+  s.aborts = impl_->aborts.load();
+  s.fsyncs = impl_->writer->fsyncs();
+  s.last_asn = impl_->writer->last_asn();
+  s.durable_asn = impl_->writer->durable_end().asn;
+  {
+    absl::MutexLock l(&impl_->audit_mu);
+    s.applied_asn = impl_->applied_through;
+  }
+  s.audit_bytes = impl_->audit_bytes;
+  s.audit_segments = impl_->audit_segments;
+  return s;
+}
+
+absl::Status Store::WaitApplied() {
+  RDF_RETURN_IF_ERROR(impl_->writer->Sync());
+  absl::MutexLock l(&impl_->audit_mu);
+  uint64_t target = impl_->queued_through;
+  impl_->work_cv.Signal();
+  while (impl_->applied_through < target) {
+    impl_->applied_cv.WaitWithTimeout(&impl_->audit_mu, absl::Milliseconds(100));
+  }
+  return absl::OkStatus();
+}
+
+bool Store::FileExists(absl::string_view volume, absl::string_view file) {
+  return impl_->VolumeWithFile(volume, file).ok();
+}
+
+absl::StatusOr<std::optional<std::string>> Store::Read(absl::string_view volume,
+                                                       absl::string_view file,
+                                                       absl::string_view key) {
+  RDF_ASSIGN_OR_RETURN(Volume * v, impl_->VolumeWithFile(volume, file));
+  return impl_->ReadCommitted(v, file, key);
+}
+
+absl::Status Store::CreateFile(absl::string_view volume, absl::string_view file) {
+  Volume* v = impl_->FindVolume(volume);
+  if (v == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown volume ", volume));
+  }
+  if (file.empty() || file.rfind("__", 0) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "file name '", file, "' is empty or starts with '__' (reserved)"));
+  }
+  {
+    absl::MutexLock l(&v->mu);
+    if (v->files.contains(file)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("file ", file, " already exists on ", volume));
+    }
+  }
+  proto::AuditRecord r;
+  r.set_type(proto::DDL);
+  r.set_ddl(proto::CREATE_FILE);
+  r.set_txid(impl_->next_txid.fetch_add(1));
+  r.set_volume(std::string(volume));
+  r.set_file(std::string(file));
+  RDF_RETURN_IF_ERROR(impl_->Append(r, nullptr).status());
+  RDF_RETURN_IF_ERROR(impl_->writer->Sync());
+  return impl_->ApplyDdl(r);
+}
+
+absl::Status Store::PurgeFile(absl::string_view volume, absl::string_view file) {
+  RDF_ASSIGN_OR_RETURN(Volume * v, impl_->VolumeWithFile(volume, file));
+  {
+    absl::MutexLock l(&v->mu);
+    v->files.erase(file);  // new operations on it fail from here on
+  }
+  proto::AuditRecord r;
+  r.set_type(proto::DDL);
+  r.set_ddl(proto::PURGE_FILE);
+  r.set_txid(impl_->next_txid.fetch_add(1));
+  r.set_volume(std::string(volume));
+  r.set_file(std::string(file));
+  RDF_RETURN_IF_ERROR(impl_->Append(r, nullptr).status());
+  RDF_RETURN_IF_ERROR(WaitApplied());  // earlier commits reach the file first
+  RDF_RETURN_IF_ERROR(impl_->ApplyDdl(r));
+  absl::MutexLock l(&v->mu);
+  std::string prefix = FileKey(file, "");
+  absl::erase_if(v->overlay, [&](const auto& e) {
+    return e.first.rfind(prefix, 0) == 0;
+  });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Transaction>> Store::Begin() {
+  auto s = std::make_unique<Transaction::State>();
+  s->store = impl_.get();
+  s->id = impl_->next_txid.fetch_add(1);
+  return std::unique_ptr<Transaction>(new Transaction(std::move(s)));
+}
+
+// ---------------------------------------------------------------------------
+// Transactions.
+
+namespace {
+enum class Mode { kInsert, kUpdate, kUpsert, kDelete };
+
+std::string LockKey(absl::string_view volume, absl::string_view file,
+                    absl::string_view key) {
+  return absl::StrCat(volume, absl::string_view("\0", 1), file,
+                      absl::string_view("\0", 1), key);
+}
+
+absl::Status Write(Transaction::State* s, absl::string_view volume,
+                   absl::string_view file, absl::string_view key,
+                   std::optional<absl::string_view> value, Mode mode) {
+  Store::Impl* st = s->store;
+  if (s->ended) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("transaction ", s->id, " has ended"));
+  }
+  RDF_ASSIGN_OR_RETURN(Volume * v, st->VolumeWithFile(volume, file));
+  std::string lock_key = LockKey(volume, file, key);
+  auto own = s->writes.find(lock_key);
+  if (own == s->writes.end()) {
+    // Lock() returns at once for a key this transaction already holds.
+    RDF_RETURN_IF_ERROR(st->locks->Lock(s->id, lock_key));
+    s->lock_keys.push_back(lock_key);
+  }
+  std::optional<std::string> current;
+  if (own != s->writes.end()) {
+    current = own->second;
+  } else {
+    RDF_ASSIGN_OR_RETURN(current, st->ReadCommitted(v, file, key));
+  }
+  proto::AuditRecord r;
+  r.set_type(proto::DATA);
+  r.set_txid(s->id);
+  r.set_volume(std::string(volume));
+  r.set_file(std::string(file));
+  r.set_key(std::string(key));
+  switch (mode) {
+    case Mode::kInsert:
+      if (current.has_value()) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "key already exists in ", volume, "/", file, " (error 10)"));
+      }
+      break;
+    case Mode::kUpdate:
+    case Mode::kDelete:
+      if (!current.has_value()) {
+        return absl::NotFoundError(absl::StrCat(
+            "key not found in ", volume, "/", file, " (error 11)"));
+      }
+      break;
+    case Mode::kUpsert:
+      break;
+  }
+  r.set_op(mode == Mode::kDelete  ? proto::DELETE
+           : current.has_value() ? proto::UPDATE
+                                 : proto::INSERT);
+  if (current.has_value()) r.set_before(*current);
+  if (value.has_value()) r.set_after(std::string(*value));
+  size_t bytes = AuditRecordBytes(r);
+  if (s->bytes + bytes > st->cfg->tmf().max_txn_bytes()) {
+    st->Log(events::kTransactionTooLarge, proto::WARNING,
+            "transaction too large; operation refused",
+            {{"txid", absl::StrCat(s->id)},
+             {"max_txn_bytes", absl::StrCat(st->cfg->tmf().max_txn_bytes())}});
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "transaction ", s->id, " would exceed tmf.max_txn_bytes (",
+        st->cfg->tmf().max_txn_bytes(), " bytes of audit); abort it and split "
+        "the work into smaller transactions"));
+  }
+  RDF_RETURN_IF_ERROR(st->Append(r, s).status());
+  s->bytes += bytes;
+  Op op;
+  op.vol = v;
+  op.file = std::string(file);
+  op.key = std::string(key);
+  op.before = std::move(current);
+  if (value.has_value()) op.after = std::string(*value);
+  s->writes[lock_key] = op.after;
+  s->ops.push_back(std::move(op));
+  return absl::OkStatus();
+}
+
+void Release(Transaction::State* s) {
+  s->ended = true;
+  s->store->locks->ReleaseAll(s->id, s->lock_keys);
+  s->lock_keys.clear();
+}
+}  // namespace
+
+Transaction::Transaction(std::unique_ptr<State> s) : s_(std::move(s)) {}
+
+Transaction::~Transaction() {
+  if (!s_->ended) Abort().IgnoreError();
+}
+
+uint64_t Transaction::id() const { return s_->id; }
+
+absl::StatusOr<std::optional<std::string>> Transaction::Read(
+    absl::string_view volume, absl::string_view file, absl::string_view key) {
+  if (s_->ended) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("transaction ", s_->id, " has ended"));
+  }
+  RDF_ASSIGN_OR_RETURN(Volume * v, s_->store->VolumeWithFile(volume, file));
+  auto own = s_->writes.find(LockKey(volume, file, key));
+  if (own != s_->writes.end()) return own->second;
+  return s_->store->ReadCommitted(v, file, key);
+}
+
+absl::StatusOr<std::optional<std::string>> Transaction::ReadForUpdate(
+    absl::string_view volume, absl::string_view file, absl::string_view key) {
+  if (s_->ended) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("transaction ", s_->id, " has ended"));
+  }
+  RDF_RETURN_IF_ERROR(s_->store->VolumeWithFile(volume, file).status());
+  std::string lock_key = LockKey(volume, file, key);
+  if (!s_->writes.contains(lock_key) &&
+      std::find(s_->lock_keys.begin(), s_->lock_keys.end(), lock_key) ==
+          s_->lock_keys.end()) {
+    RDF_RETURN_IF_ERROR(s_->store->locks->Lock(s_->id, lock_key));
+    s_->lock_keys.push_back(lock_key);
+  }
+  return Read(volume, file, key);
+}
+
+absl::Status Transaction::Insert(absl::string_view volume, absl::string_view file,
+                                 absl::string_view key, absl::string_view value) {
+  return Write(s_.get(), volume, file, key, value, Mode::kInsert);
+}
+absl::Status Transaction::Update(absl::string_view volume, absl::string_view file,
+                                 absl::string_view key, absl::string_view value) {
+  return Write(s_.get(), volume, file, key, value, Mode::kUpdate);
+}
+absl::Status Transaction::Upsert(absl::string_view volume, absl::string_view file,
+                                 absl::string_view key, absl::string_view value) {
+  return Write(s_.get(), volume, file, key, value, Mode::kUpsert);
+}
+absl::Status Transaction::Delete(absl::string_view volume, absl::string_view file,
+                                 absl::string_view key) {
+  return Write(s_.get(), volume, file, key, std::nullopt, Mode::kDelete);
+}
+
+absl::Status Transaction::Commit() {
+  State* s = s_.get();
+  Store::Impl* st = s->store;
+  if (s->ended) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("transaction ", s->id, " has ended"));
+  }
+  if (s->ops.empty()) {  // read-only: nothing to make durable
+    Release(s);
+    st->commits.fetch_add(1);
+    return absl::OkStatus();
+  }
+  proto::AuditRecord r;
+  r.set_type(proto::COMMIT);
+  r.set_txid(s->id);
+  r.set_time_us(st->opt.clock->NowMicros());
+  std::string payload = EncodeAuditPayload(r);
+  // ASN order, overlay and apply queue change together, so the applier
+  // sees commits in ASN order and readers never miss one.
+  absl::Status appended = [&]() -> absl::Status {
+    absl::MutexLock l(&st->audit_mu);
+    uint64_t asn = st->next_asn;
+    RDF_RETURN_IF_ERROR(st->writer->Append(asn, TypeByte(proto::COMMIT),
+                                           payload, r.time_us()));
+    ++st->next_asn;
+    for (const Op& op : s->ops) {
+      absl::MutexLock vl(&op.vol->mu);
+      op.vol->overlay[FileKey(op.file, op.key)] = OverlayEntry{op.after, asn};
+    }
+    st->queue.push_back(Committed{asn, s->id, s->first_asn, std::move(s->ops)});
+    st->queued_through = asn;
+    return absl::OkStatus();
+  }();
+  if (!appended.ok()) {
+    Abort().IgnoreError();
+    return Annotate(appended, absl::StrCat("commit of transaction ", s->id,
+                                           " failed and it was aborted"));
+  }
+  s->ended = true;
+  absl::Status synced = st->writer->Sync();
+  st->work_cv.Signal();
+  Release(s);
+  if (!synced.ok()) {
+    // The COMMIT is written but not yet durable; a later sync (any
+    // transaction's) makes it so, in order. Say so rather than guess.
+    return Annotate(synced, absl::StrCat("commit of transaction ", s->id,
+                                         " is not yet durable"));
+  }
+  st->commits.fetch_add(1);
+  return absl::OkStatus();
+}
+
+absl::Status Transaction::Abort() {
+  State* s = s_.get();
+  Store::Impl* st = s->store;
+  if (s->ended) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("transaction ", s->id, " has ended"));
+  }
+  absl::Status status = absl::OkStatus();
+  if (s->first_asn != 0) {
+    for (auto it = s->ops.rbegin(); it != s->ops.rend() && status.ok(); ++it) {
+      proto::AuditRecord c;
+      c.set_type(proto::DATA);
+      c.set_txid(s->id);
+      c.set_volume(it->vol->name);
+      c.set_file(it->file);
+      c.set_key(it->key);
+      c.set_compensation(true);
+      if (it->after.has_value()) c.set_before(*it->after);
+      if (it->before.has_value()) c.set_after(*it->before);
+      c.set_op(!it->before.has_value()  ? proto::DELETE
+               : !it->after.has_value() ? proto::INSERT
+                                        : proto::UPDATE);
+      status = st->Append(c, s).status();
+    }
+    if (status.ok()) {
+      proto::AuditRecord a;
+      a.set_type(proto::ABORT);
+      a.set_txid(s->id);
+      status = st->Append(a, s).status();
+    }
+    if (status.ok()) {
+      absl::MutexLock l(&st->audit_mu);
+      st->Finish(s->first_asn);
+    }
+  }
+  s->ops.clear();
+  Release(s);
+  st->aborts.fetch_add(1);
+  return status;
+}
+
+}  // namespace rdf::tmf
