@@ -123,7 +123,10 @@ SyntaxContext ContextAt(std::string_view text, Pos at) {
     } else if (s == ":") {
       after_colon = true;
     } else if (s == "[") {
-      if (after_colon) top.in_list = true, top.list_field = name;
+      if (after_colon) {
+        top.in_list = true;
+        top.list_field = name;
+      }
       after_colon = false;
     } else if (s == "]") {
       top.in_list = false;
