@@ -29,6 +29,9 @@ namespace fs = std::filesystem;
 namespace pb = google::protobuf;
 using ParseInfoTree = pb::TextFormat::ParseInfoTree;
 
+// A configuration is a few kilobytes; this bound keeps sizes within int.
+constexpr size_t kMaxConfigBytes = 16u << 20;
+
 // A 0-based position in the text, as protobuf reports it.
 struct Pos {
   int line = 0;
@@ -747,6 +750,13 @@ absl::StatusOr<Config> Parse(std::string_view text, const std::string& path) {
   fs::path absolute = fs::absolute(path.empty() ? fs::path("<config>") : fs::path(path), ec);
   if (ec) return ErrnoToStatus(ec.value(), absl::StrCat(display, ": cannot resolve path"));
   absolute = absolute.lexically_normal();
+
+  if (text.size() > kMaxConfigBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(display, ": ", text.size(),
+                                                   " bytes is too large for a configuration; "
+                                                   "the limit is ",
+                                                   kMaxConfigBytes));
+  }
 
   Config config;
   config.path = absolute.string();

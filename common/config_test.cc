@@ -1,5 +1,7 @@
 #include "common/config.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -84,9 +86,16 @@ class ConfigTest : public ::testing::Test {
  protected:
   ConfigTest() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = (fs::path(::testing::TempDir()) / "config_test" / info->name()).string();
+    // Per process and test, so concurrent runs of this binary do not collide.
+    dir_ = (fs::path(::testing::TempDir()) / absl::StrCat("config_test.", getpid()) / info->name())
+               .string();
     fs::remove_all(dir_);
     fs::create_directories(dir_);
+  }
+
+  ~ConfigTest() override {
+    std::error_code ignored;
+    if (!HasFailure()) fs::remove_all(fs::path(dir_).parent_path(), ignored);  // kept for debugging
   }
 
   std::string Write(std::string_view text, std::string_view name = "bad.textproto") {
