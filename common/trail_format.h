@@ -93,6 +93,25 @@ absl::StatusOr<SegmentHeader> DecodeHeader(std::string_view bytes);
 void EncodeFrame(uint64_t asn, uint8_t type, std::string_view payload,
                  std::string* dst);
 
+// Frame decoding, shared by the reader and the writer's repair scan.
+struct FrameHeader {
+  uint32_t masked_crc = 0;
+  uint32_t length = 0;
+  uint64_t asn = 0;
+  uint8_t type = 0;
+};
+// REQUIRES: p points at kFrameHeaderSize readable bytes.
+FrameHeader DecodeFrameHeader(const char* p);
+// Checks a whole frame: `header` is its kFrameHeaderSize bytes, `payload`
+// its length bytes, `trailer` the decoded trailer. Returns nullptr when the
+// frame is valid, else a short reason ("checksum mismatch").
+const char* CheckFrame(std::string_view header, std::string_view payload,
+                       uint32_t trailer);
+
+// Little-endian fixed-width integers, as stored in headers and frames.
+uint32_t DecodeFixed32(const char* p);
+uint64_t DecodeFixed64(const char* p);
+
 }  // namespace rdf::trail
 
 #endif  // RDF_COMMON_TRAIL_FORMAT_H_

@@ -1,0 +1,567 @@
+#include "common/trail_writer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "common/trail_reader.h"
+
+namespace rdf::trail {
+namespace {
+
+// Append makes the buffer durable once this much is waiting, so memory stays
+// bounded when callers append much and sync rarely (a huge transaction).
+constexpr size_t kFlushBytes = 8 << 20;
+// Buffers kept for reuse, so steady appends allocate nothing.
+constexpr size_t kMaxSpares = 4;
+constexpr size_t kMaxSpareCapacity = 16 << 20;
+// Repair scans the bytes after the end in pieces this large.
+constexpr size_t kScanBytes = 256 << 10;
+
+// Appended frames not yet durable, all in one segment and contiguous.
+struct Chunk {
+  uint64_t segment = 0;
+  uint64_t start = 0;  // file offset of data[0]
+  std::string data;
+  bool create = false;          // create the segment file first
+  bool rewrite_header = false;  // rewrite the (empty) segment's header first
+  SegmentHeader header;         // for create / rewrite_header
+  uint64_t last_asn = 0;
+  int64_t last_time_us = 0;
+  uint64_t last_seq = 0;  // Append sequence number of its last frame
+  uint64_t end() const { return start + data.size(); }
+};
+
+}  // namespace
+
+struct TrailWriter::Impl {
+  WriterOptions opts;
+  std::unique_ptr<SharedEnd> own_end;
+  EndPublisher* publisher = nullptr;
+  std::atomic<uint64_t> fsyncs{0};
+
+  mutable absl::Mutex mu;
+  absl::CondVar cv;
+  std::deque<Chunk> pending ABSL_GUARDED_BY(mu);
+  std::vector<std::string> spares ABSL_GUARDED_BY(mu);
+  size_t buffered ABSL_GUARDED_BY(mu) = 0;
+  SegmentHeader append_header ABSL_GUARDED_BY(mu);  // of append_pos.segment
+  Position append_pos ABSL_GUARDED_BY(mu);
+  uint64_t last_asn ABSL_GUARDED_BY(mu) = 0;
+  int64_t last_time_us ABSL_GUARDED_BY(mu) = 0;
+  uint64_t appended_seq ABSL_GUARDED_BY(mu) = 0;
+  uint64_t durable_seq ABSL_GUARDED_BY(mu) = 0;
+  End durable ABSL_GUARDED_BY(mu);
+  // Group commit: at most one leader writes and syncs at a time.
+  bool leader ABSL_GUARDED_BY(mu) = false;
+  uint64_t attempts_started ABSL_GUARDED_BY(mu) = 0;
+  uint64_t attempts_done ABSL_GUARDED_BY(mu) = 0;
+  uint64_t inflight_end_seq ABSL_GUARDED_BY(mu) = 0;
+  absl::Status error ABSL_GUARDED_BY(mu);  // until a Sync succeeds
+
+  // The open segment file. Used by the leader with `mu` released; by Open
+  // and TruncateTo, which exclude leaders.
+  uint64_t file_segment = 0;
+  std::unique_ptr<WritableFile> file;
+
+  std::string PathOf(uint64_t segment) const {
+    return JoinPath(opts.dir, SegmentFileName(opts.name, segment));
+  }
+
+  // --- Creating segments -------------------------------------------------
+
+  // Creates (or re-creates) a segment file: preallocated, header written
+  // and synced, directory synced, all before any record in it is published.
+  absl::StatusOr<std::unique_ptr<WritableFile>> CreateSegment(
+      const SegmentHeader& h, uint64_t bytes) {
+    RDF_ASSIGN_OR_RETURN(auto f, opts.fs->OpenWritable(PathOf(h.segment), true));
+    RDF_RETURN_IF_ERROR(f->Truncate(0));  // no stale bytes from an earlier try
+    RDF_RETURN_IF_ERROR(f->Allocate(bytes));
+    RDF_RETURN_IF_ERROR(f->Write(0, EncodeHeader(h)));
+    RDF_RETURN_IF_ERROR(f->Sync());
+    fsyncs.fetch_add(1, std::memory_order_relaxed);
+    RDF_RETURN_IF_ERROR(opts.fs->SyncDir(opts.dir));
+    return f;
+  }
+
+  void SwitchFile(uint64_t segment, std::unique_ptr<WritableFile> f) {
+    if (file != nullptr) file->Close().IgnoreError();  // already synced
+    file = std::move(f);
+    file_segment = segment;
+  }
+
+  absl::Status UseSegment(uint64_t segment) {
+    if (file != nullptr && file_segment == segment) return absl::OkStatus();
+    RDF_ASSIGN_OR_RETURN(auto f, opts.fs->OpenWritable(PathOf(segment), false));
+    SwitchFile(segment, std::move(f));
+    return absl::OkStatus();
+  }
+
+  SegmentHeader NewHeader(uint64_t segment, uint64_t first_asn,
+                          uint64_t prev_end) {
+    return SegmentHeader{segment, first_asn, prev_end, opts.clock->NowMicros(),
+                         opts.name};
+  }
+
+  // --- Appending -----------------------------------------------------------
+
+  Chunk NewChunk(uint64_t segment, uint64_t start)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    Chunk c;
+    c.segment = segment;
+    c.start = start;
+    if (!spares.empty()) {
+      c.data = std::move(spares.back());
+      spares.pop_back();
+    }
+    return c;
+  }
+
+  // The chunk a frame of `frame_bytes` with `asn` goes into: rolls over to a
+  // new segment when it does not fit (unless the segment is empty: a frame
+  // bigger than a segment gets one of its own).
+  Chunk& ChunkFor(uint64_t asn, uint64_t frame_bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (append_pos.offset > kHeaderSize &&
+        append_pos.offset + frame_bytes > opts.segment_bytes) {
+      append_header = NewHeader(append_pos.segment + 1, asn, append_pos.offset);
+      append_pos = {append_header.segment, kHeaderSize};
+      Chunk c = NewChunk(append_pos.segment, kHeaderSize);
+      c.create = true;
+      c.header = append_header;
+      pending.push_back(std::move(c));
+      return pending.back();
+    }
+    if (append_pos.offset == kHeaderSize && asn < append_header.first_asn) {
+      // An empty segment whose first ASN is too high (made by a rollover
+      // whose record was lost in a crash): its header must say less.
+      append_header.first_asn = asn;
+      Chunk c = NewChunk(append_pos.segment, kHeaderSize);
+      c.rewrite_header = true;
+      c.header = append_header;
+      pending.push_back(std::move(c));
+      return pending.back();
+    }
+    // Invariant: the newest pending chunk, if any, ends at append_pos.
+    if (!pending.empty() && pending.back().segment == append_pos.segment) {
+      return pending.back();
+    }
+    pending.push_back(NewChunk(append_pos.segment, append_pos.offset));
+    return pending.back();
+  }
+
+  absl::Status Append(uint64_t asn, uint8_t type, std::string_view payload,
+                      int64_t time_us) {
+    bool flush;
+    {
+      absl::MutexLock l(&mu);
+      if (!error.ok()) return error;
+      RDF_RETURN_IF_ERROR(CheckAppend(asn, type, payload));
+      const uint64_t frame_bytes = kFrameOverhead + payload.size();
+      Chunk& c = ChunkFor(asn, frame_bytes);
+      EncodeFrame(asn, type, payload, &c.data);
+      c.last_asn = asn;
+      c.last_time_us = time_us;
+      c.last_seq = ++appended_seq;
+      append_pos.offset += frame_bytes;
+      last_asn = asn;
+      last_time_us = time_us;
+      buffered += frame_bytes;
+      flush = buffered >= kFlushBytes;
+    }
+    // A failure here stays pending and is reported by the next call.
+    if (flush) Sync().IgnoreError();
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckAppend(uint64_t asn, uint8_t type, std::string_view payload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (type == 0) return absl::InvalidArgumentError("record type 0");
+    if (asn <= last_asn) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "trail ", opts.name, ": ASN ", asn, " not above the last ASN ", last_asn));
+    }
+    if (payload.size() > kMaxPayload) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("payload of ", payload.size(), " bytes is too large"));
+    }
+    return absl::OkStatus();
+  }
+
+  // --- Group commit --------------------------------------------------------
+
+  absl::Status Sync() {
+    absl::MutexLock l(&mu);
+    const uint64_t target = appended_seq;
+    while (durable_seq < target) {
+      if (!leader) return Lead(target);
+      // Follow: wait for the running attempt. If it covered our records and
+      // failed, its error is ours; if it did not cover them, lead next.
+      const uint64_t attempt = attempts_started;
+      const bool covered = inflight_end_seq >= target;
+      while (attempts_done < attempt) cv.Wait(&mu);
+      if (durable_seq < target && covered && !error.ok()) return error;
+    }
+    return absl::OkStatus();
+  }
+
+  // Writes and syncs everything pending with `mu` released, then publishes.
+  // Appends meanwhile go to fresh chunks. On failure the unwritten chunks go
+  // back to the front of the queue, to be retried by the next Sync.
+  absl::Status Lead(uint64_t target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    leader = true;
+    ++attempts_started;
+    std::deque<Chunk> batch;
+    batch.swap(pending);
+    inflight_end_seq = batch.back().last_seq;
+    mu.Unlock();
+    size_t done = 0;
+    absl::Status s = WriteBatch(batch, &done);
+    End end;
+    if (done > 0) {
+      const Chunk& last = batch[done - 1];
+      end = {last.last_asn, {last.segment, last.end()}, last.last_time_us};
+      if (publisher != nullptr) publisher->Publish(end);
+    }
+    mu.Lock();
+    if (done > 0) {
+      durable = end;
+      durable_seq = batch[done - 1].last_seq;
+    }
+    for (size_t i = 0; i < done; ++i) Recycle(std::move(batch[i].data));
+    if (s.ok()) {
+      error = absl::OkStatus();
+    } else {
+      error = s;
+      pending.insert(pending.begin(), std::make_move_iterator(batch.begin() + done),
+                     std::make_move_iterator(batch.end()));
+    }
+    leader = false;
+    ++attempts_done;
+    cv.SignalAll();
+    return durable_seq >= target ? absl::OkStatus() : s;
+  }
+
+  void Recycle(std::string data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    buffered -= data.size();
+    if (spares.size() >= kMaxSpares || data.capacity() > kMaxSpareCapacity) return;
+    data.clear();
+    spares.push_back(std::move(data));
+  }
+
+  // Leader only. Counts in *done the chunks that are durable.
+  absl::Status WriteBatch(std::deque<Chunk>& batch, size_t* done) {
+    for (Chunk& c : batch) {
+      if (c.create) {
+        RDF_ASSIGN_OR_RETURN(auto f, CreateSegment(c.header, std::max<uint64_t>(
+                                                       opts.segment_bytes, c.end())));
+        SwitchFile(c.segment, std::move(f));
+        c.create = false;
+      }
+      RDF_RETURN_IF_ERROR(UseSegment(c.segment));
+      if (c.rewrite_header) {
+        RDF_RETURN_IF_ERROR(file->Write(0, EncodeHeader(c.header)));
+        RDF_RETURN_IF_ERROR(SyncFile());
+        c.rewrite_header = false;
+      }
+      // Rewritten whole on a retry: after a failed fdatasync the kernel may
+      // have dropped the dirty pages, so syncing again alone proves nothing.
+      RDF_RETURN_IF_ERROR(file->Write(c.start, c.data));
+      RDF_RETURN_IF_ERROR(SyncFile());
+      ++*done;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status SyncFile() {
+    fsyncs.fetch_add(1, std::memory_order_relaxed);
+    return file->Sync();
+  }
+
+  // --- Open and repair -----------------------------------------------------
+
+  absl::StatusOr<SegmentHeader> ReadSegmentHeader(uint64_t segment) {
+    const std::string path = PathOf(segment);
+    RDF_ASSIGN_OR_RETURN(auto f, opts.fs->OpenReadable(path));
+    std::string bytes(kHeaderSize, '\0');
+    RDF_ASSIGN_OR_RETURN(size_t n, f->Read(0, kHeaderSize, bytes.data()));
+    bytes.resize(n);
+    absl::StatusOr<SegmentHeader> h = DecodeHeader(bytes);
+    if (!h.ok()) {
+      return absl::DataLossError(
+          absl::StrCat(path, " offset 0: ", h.status().message()));
+    }
+    if (h->segment != segment || h->name != opts.name) {
+      return absl::DataLossError(absl::StrCat(
+          path, " offset 0: header names ", h->name, " segment ", h->segment));
+    }
+    return h;
+  }
+
+  absl::StatusOr<std::vector<uint64_t>> SegmentNumbers() {
+    RDF_ASSIGN_OR_RETURN(auto names, opts.fs->ListDir(opts.dir));
+    std::vector<uint64_t> out;
+    for (const std::string& n : names) {
+      uint64_t s;
+      if (ParseSegmentFileName(n, opts.name, &s)) out.push_back(s);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // Starts an empty trail (or restarts one whose only segment was torn).
+  absl::Status StartFresh(uint64_t segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    SegmentHeader h = NewHeader(segment, opts.first_asn, 0);
+    RDF_ASSIGN_OR_RETURN(auto f, CreateSegment(h, opts.segment_bytes));
+    SwitchFile(segment, std::move(f));
+    append_header = h;
+    append_pos = {segment, kHeaderSize};
+    durable = End{0, append_pos, 0};
+    return absl::OkStatus();
+  }
+
+  // Finds the end of the trail, cuts a torn tail, and opens the newest
+  // segment for appending. `hint` is the last published end (segment 0 when
+  // unknown). See trail_writer.h for what is torn and what is damage.
+  absl::Status Recover(const End& hint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    RDF_ASSIGN_OR_RETURN(std::vector<uint64_t> segs, SegmentNumbers());
+    if (segs.empty()) return StartFresh(1);
+    for (size_t i = 0; i < segs.size(); ++i) {
+      if (segs[i] != segs[0] + i) {
+        return absl::DataLossError(absl::StrCat(
+            "trail ", opts.name, " in ", opts.dir, ": segment ",
+            SegmentFileName(opts.name, segs[0] + i), " is missing"));
+      }
+    }
+    for (size_t i = 0; i + 1 < segs.size(); ++i) {
+      RDF_RETURN_IF_ERROR(ReadSegmentHeader(segs[i]).status());
+    }
+    absl::StatusOr<SegmentHeader> h = ReadSegmentHeader(segs.back());
+    if (absl::IsDataLoss(h.status())) {
+      // Published ends never point into a segment before its header is
+      // synced: a bad header at or before the hint is damage, else torn.
+      if (hint.pos.segment >= segs.back()) return h.status();
+      RDF_RETURN_IF_ERROR(opts.fs->Remove(PathOf(segs.back())));
+      RDF_RETURN_IF_ERROR(opts.fs->SyncDir(opts.dir));
+      if (segs.size() == 1) return StartFresh(segs.back());
+      segs.pop_back();
+      h = ReadSegmentHeader(segs.back());
+    }
+    if (!h.ok()) return h.status();
+    return RecoverNewest(*h, segs.front(), hint);
+  }
+
+  absl::Status RecoverNewest(const SegmentHeader& h, uint64_t oldest,
+                             const End& hint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    ReaderOptions ro{opts.dir, opts.name, opts.fs, nullptr};
+    RDF_ASSIGN_OR_RETURN(auto reader, TrailReader::Open(ro));
+    RDF_RETURN_IF_ERROR(reader->SeekToPosition({h.segment, kHeaderSize}));
+    uint64_t asn = 0;
+    for (;;) {
+      absl::StatusOr<std::optional<Record>> r = reader->Next();
+      if (absl::IsDataLoss(r.status()) && hint.pos.segment != 0 &&
+          reader->position().segment == h.segment &&
+          reader->position() >= hint.pos) {
+        break;  // an invalid frame past the durable end: torn
+      }
+      if (!r.ok()) return r.status();
+      if (!r->has_value()) break;
+      asn = (*r)->asn;
+    }
+    const Position end = reader->position();
+    if (end.segment != h.segment) {
+      return absl::InternalError(absl::StrCat("trail ", opts.name, ": segment ",
+                                              end.segment, " appeared during Open"));
+    }
+    if (asn == 0 && h.segment > oldest) {
+      // No records here: the last one is at the end of the previous segment.
+      RDF_ASSIGN_OR_RETURN(std::optional<Record> prev, reader->Prev());
+      if (prev.has_value()) asn = prev->asn;
+    }
+    RDF_RETURN_IF_ERROR(CutAfter(end));
+    RDF_RETURN_IF_ERROR(UseSegment(h.segment));
+    append_header = h;
+    append_pos = end;
+    last_asn = asn;
+    // Frames carry no time; the hint has the time of its ASN.
+    last_time_us = hint.asn <= asn ? hint.time_us : 0;
+    durable = End{asn, end, last_time_us};
+    return absl::OkStatus();
+  }
+
+  // Makes every byte of end.segment after end.offset zero (durably), when
+  // any is not: cuts a torn frame and whatever was written after it.
+  absl::Status CutAfter(const Position& end) {
+    RDF_ASSIGN_OR_RETURN(bool clean, ZerosAfter(end));
+    if (clean) return absl::OkStatus();
+    RDF_ASSIGN_OR_RETURN(auto f, opts.fs->OpenWritable(PathOf(end.segment), false));
+    RDF_RETURN_IF_ERROR(f->Truncate(end.offset));
+    RDF_RETURN_IF_ERROR(f->Allocate(opts.segment_bytes));
+    RDF_RETURN_IF_ERROR(f->Sync());
+    fsyncs.fetch_add(1, std::memory_order_relaxed);
+    return f->Close();
+  }
+
+  absl::StatusOr<bool> ZerosAfter(const Position& end) {
+    RDF_ASSIGN_OR_RETURN(auto f, opts.fs->OpenReadable(PathOf(end.segment)));
+    RDF_ASSIGN_OR_RETURN(uint64_t size, f->Size());
+    std::string buf(kScanBytes, '\0');
+    for (uint64_t off = end.offset; off < size;) {
+      RDF_ASSIGN_OR_RETURN(size_t n, f->Read(off, kScanBytes, buf.data()));
+      if (n == 0) break;
+      if (std::any_of(buf.data(), buf.data() + n, [](char c) { return c != 0; })) {
+        return false;
+      }
+      off += n;
+    }
+    return true;
+  }
+
+  // --- TruncateTo ----------------------------------------------------------
+
+  absl::Status TruncateTo(const End& end) {
+    absl::MutexLock l(&mu);
+    while (leader) cv.Wait(&mu);
+    if (!pending.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("trail ", opts.name, ": TruncateTo with records buffered"));
+    }
+    if (end.pos.offset < kHeaderSize || end.pos > append_pos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "trail ", opts.name, ": cannot truncate to ", ToString(end.pos),
+          " (end is ", ToString(append_pos), ")"));
+    }
+    RDF_RETURN_IF_ERROR(CheckFrameEnd(end));
+    // Lower the published end first, so no reader starts into what goes.
+    if (publisher != nullptr) publisher->Publish(end);
+    durable = end;
+    for (uint64_t s = append_pos.segment; s > end.pos.segment; --s) {
+      absl::Status rs = opts.fs->Remove(PathOf(s));
+      if (!rs.ok() && !absl::IsNotFound(rs)) return rs;
+    }
+    RDF_RETURN_IF_ERROR(opts.fs->SyncDir(opts.dir));
+    if (file_segment != end.pos.segment) file.reset();
+    RDF_ASSIGN_OR_RETURN(append_header, ReadSegmentHeader(end.pos.segment));
+    RDF_RETURN_IF_ERROR(UseSegment(end.pos.segment));
+    RDF_RETURN_IF_ERROR(file->Truncate(end.pos.offset));
+    RDF_RETURN_IF_ERROR(file->Allocate(opts.segment_bytes));
+    RDF_RETURN_IF_ERROR(SyncFile());
+    append_pos = end.pos;
+    last_asn = end.asn;
+    last_time_us = end.time_us;
+    return absl::OkStatus();
+  }
+
+  // `end` must be the end of the record with ASN end.asn.
+  absl::Status CheckFrameEnd(const End& end) {
+    if (end.pos.offset == kHeaderSize) return absl::OkStatus();
+    ReaderOptions ro{opts.dir, opts.name, opts.fs, nullptr};
+    RDF_ASSIGN_OR_RETURN(auto reader, TrailReader::Open(ro));
+    RDF_RETURN_IF_ERROR(reader->SeekToPosition(end.pos));
+    absl::StatusOr<std::optional<Record>> prev = reader->Prev();
+    if (!prev.ok() || !prev->has_value() || (*prev)->asn != end.asn) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "trail ", opts.name, ": ", ToString(end.pos),
+          " is not the end of the record with ASN ", end.asn,
+          prev.ok() ? "" : absl::StrCat(" (", prev.status().message(), ")")));
+    }
+    return absl::OkStatus();
+  }
+
+  // --- Retention -----------------------------------------------------------
+
+  absl::Status RemoveSegmentsBefore(uint64_t segment) {
+    {
+      // Never the segment being appended to, nor one with data not yet
+      // durable (all of which lie at or after the durable end).
+      absl::MutexLock l(&mu);
+      segment = std::min(segment, durable.pos.segment);
+    }
+    RDF_ASSIGN_OR_RETURN(std::vector<uint64_t> segs, SegmentNumbers());
+    bool removed = false;
+    for (uint64_t s : segs) {  // oldest first: a crash leaves no hole
+      if (s >= segment) break;
+      absl::Status rs = opts.fs->Remove(PathOf(s));
+      if (!rs.ok() && !absl::IsNotFound(rs)) return rs;
+      removed = true;
+    }
+    if (!removed) return absl::OkStatus();
+    return opts.fs->SyncDir(opts.dir);
+  }
+};
+
+TrailWriter::TrailWriter() : impl_(std::make_unique<Impl>()) {}
+
+TrailWriter::~TrailWriter() {
+  if (impl_->file != nullptr) impl_->file->Close().IgnoreError();
+}
+
+absl::StatusOr<std::unique_ptr<TrailWriter>> TrailWriter::Open(
+    const WriterOptions& options) {
+  if (options.name.empty() || options.name.size() > kMaxNameLength ||
+      options.name.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad trail name \"", options.name, "\""));
+  }
+  if (options.segment_bytes < kHeaderSize + kFrameOverhead) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("segment_bytes ", options.segment_bytes, " is too small"));
+  }
+  std::unique_ptr<TrailWriter> w(new TrailWriter);
+  Impl& impl = *w->impl_;
+  impl.opts = options;
+  RDF_RETURN_IF_ERROR(options.fs->CreateDirs(options.dir));
+  impl.publisher = options.publisher;
+  if (impl.publisher == nullptr && options.shared_end) {
+    RDF_ASSIGN_OR_RETURN(impl.own_end,
+                         SharedEnd::Create(EndFilePath(options.dir, options.name)));
+    impl.publisher = impl.own_end.get();
+  }
+  // The last published end, if the publisher can tell: the line between a
+  // torn tail and damage.
+  End hint;
+  if (auto* source = dynamic_cast<EndSource*>(impl.publisher)) hint = source->Get();
+  absl::MutexLock l(&impl.mu);
+  RDF_RETURN_IF_ERROR(impl.Recover(hint));
+  if (impl.publisher != nullptr) impl.publisher->Publish(impl.durable);
+  return w;
+}
+
+absl::Status TrailWriter::Append(uint64_t asn, uint8_t type,
+                                 std::string_view payload, int64_t time_us) {
+  return impl_->Append(asn, type, payload, time_us);
+}
+
+absl::Status TrailWriter::Sync() { return impl_->Sync(); }
+
+absl::Status TrailWriter::TruncateTo(const End& end) { return impl_->TruncateTo(end); }
+
+absl::Status TrailWriter::RemoveSegmentsBefore(uint64_t segment) {
+  return impl_->RemoveSegmentsBefore(segment);
+}
+
+uint64_t TrailWriter::last_asn() const {
+  absl::MutexLock l(&impl_->mu);
+  return impl_->last_asn;
+}
+
+End TrailWriter::durable_end() const {
+  absl::MutexLock l(&impl_->mu);
+  return impl_->durable;
+}
+
+End TrailWriter::appended_end() const {
+  absl::MutexLock l(&impl_->mu);
+  return End{impl_->last_asn, impl_->append_pos, impl_->last_time_us};
+}
+
+uint64_t TrailWriter::fsyncs() const {
+  return impl_->fsyncs.load(std::memory_order_relaxed);
+}
+
+}  // namespace rdf::trail
