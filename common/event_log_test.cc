@@ -1,10 +1,14 @@
 #include "common/event_log.h"
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -269,6 +273,53 @@ TEST_F(EventLogTest, BackgroundThreadSyncsWithinTheInterval) {
   absl::SleepFor(absl::Milliseconds(500));
   fs_.DropUnsyncedData();
   EXPECT_THAT(Summary(), ElementsAre("extractor:738"));
+}
+
+TEST_F(EventLogTest, ConcurrentLoggersLoseNothing) {
+  EventLogOptions o = Options("monitor");
+  o.repeat_burst = 1'000'000;
+  auto log = OpenWith(o);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&log, t] {
+      for (int i = 0; i < 200; ++i) {
+        log->Log(kStateChanged, {{"t", absl::StrCat(t)}, {"i", absl::StrCat(i)}});
+        if (i % 50 == 0) log->Log(kProcessDied, {{"t", absl::StrCat(t)}});
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  log.reset();
+  std::vector<proto::Event> events = Read({.number = kStateChanged});
+  ASSERT_THAT(events, SizeIs(800));
+  std::map<std::string, int> next;  // per thread, events are in order
+  for (const proto::Event& e : events) {
+    EXPECT_EQ(std::stoi(e.fields().at("i")), next[e.fields().at("t")]++);
+  }
+  EXPECT_THAT(Read({.number = kProcessDied}), SizeIs(16));
+}
+
+TEST_F(EventLogTest, RealFileSystemRoundTrip) {
+  std::string dir = JoinPath(::testing::TempDir(),
+                             absl::StrCat("event_log_test_", getpid()));
+  EventLogOptions o = Options("receiver");
+  o.fs = FileSystem::Default();
+  o.dir = dir;
+  {
+    auto log = OpenWith(o);
+    log->Log(kSenderConnected, {{"peer", "tcp://127.0.0.1:7001"}});
+    log->Log(kDiskFullStopped);
+  }
+  {
+    auto log = OpenWith(o);  // reopen: ASNs continue, nothing lost
+    log->Log(kDiskFullResumed);
+  }
+  auto events = ReadEvents(FileSystem::Default(), dir, {});
+  ASSERT_OK(events.status());
+  std::vector<uint32_t> numbers;
+  for (const proto::Event& e : *events) numbers.push_back(e.number());
+  EXPECT_THAT(numbers, ElementsAre(957, 954, 955));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(EventLogTest, AsnsContinueAfterReopen) {
