@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <vector>
 
@@ -22,6 +23,32 @@ constexpr size_t kMaxSpares = 4;
 constexpr size_t kMaxSpareCapacity = 16 << 20;
 // Repair scans the bytes after the end in pieces this large.
 constexpr size_t kScanBytes = 256 << 10;
+// A new leader waits at most this share of a recent sync for the callers of
+// the previous group to append again (see Gather), and never longer than
+// kMaxGatherMicros.
+constexpr int64_t kGatherDivisor = 2;
+constexpr int64_t kMaxGatherMicros = 500;
+
+// The leader writes zeros this far ahead of the data it syncs. fallocate
+// leaves "unwritten" extents, and the first write into each block makes
+// fdatasync commit an extent conversion to the file system's journal; zeroing
+// ahead pays that once per this many bytes instead of on nearly every sync
+// (measured: ~4800 instead of ~7800 fdatasync/s for 3 KiB groups). Zeros
+// past the data are what readers take as the end anyway.
+constexpr uint64_t kZeroAhead = 1 << 20;
+
+const std::string& Zeros() {
+  static const std::string* const zeros = new std::string(kZeroAhead, '\0');
+  return *zeros;
+}
+
+// Durations for the group-commit heuristic only; never the Clock seam (a
+// fake clock must not change how I/O is batched).
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // Appended frames not yet durable, all in one segment and contiguous.
 struct Chunk {
@@ -46,7 +73,10 @@ struct TrailWriter::Impl {
   std::atomic<uint64_t> fsyncs{0};
 
   mutable absl::Mutex mu;
-  absl::CondVar cv;
+  // Followers of attempt n wait on done_cv[n % 2], so the end of one attempt
+  // wakes its own followers, not those already queued for the next.
+  absl::CondVar done_cv[2];
+  absl::CondVar idle_cv;  // no leader (TruncateTo waits on it)
   std::deque<Chunk> pending ABSL_GUARDED_BY(mu);
   std::vector<std::string> spares ABSL_GUARDED_BY(mu);
   size_t buffered ABSL_GUARDED_BY(mu) = 0;
@@ -61,13 +91,21 @@ struct TrailWriter::Impl {
   bool leader ABSL_GUARDED_BY(mu) = false;
   uint64_t attempts_started ABSL_GUARDED_BY(mu) = 0;
   uint64_t attempts_done ABSL_GUARDED_BY(mu) = 0;
-  uint64_t inflight_end_seq ABSL_GUARDED_BY(mu) = 0;
+  uint64_t failed_end_seq ABSL_GUARDED_BY(mu) = 0;  // covered by `error`
   absl::Status error ABSL_GUARDED_BY(mu);  // until a Sync succeeds
+  // Gathering: a new leader waiting for the previous group to append again.
+  absl::CondVar gather_cv;
+  uint64_t gather_want ABSL_GUARDED_BY(mu) = 0;  // 0: not gathering
+  int in_sync ABSL_GUARDED_BY(mu) = 0;         // callers inside Sync
+  uint64_t expected_group ABSL_GUARDED_BY(mu) = 0;  // committers per group
+  int64_t avg_sync_us ABSL_GUARDED_BY(mu) = 0;  // moving average
 
   // The open segment file. Used by the leader with `mu` released; by Open
   // and TruncateTo, which exclude leaders.
   uint64_t file_segment = 0;
   std::unique_ptr<WritableFile> file;
+  uint64_t file_limit = 0;  // allocated size: zeros never extend the file
+  uint64_t zeroed_to = 0;   // bytes before it were written (data or zeros)
 
   std::string PathOf(uint64_t segment) const {
     return JoinPath(opts.dir, SegmentFileName(opts.name, segment));
@@ -89,16 +127,35 @@ struct TrailWriter::Impl {
     return f;
   }
 
-  void SwitchFile(uint64_t segment, std::unique_ptr<WritableFile> f) {
+  // `written_to`: bytes of the file known to be written (not unwritten
+  // extents); `limit`: its preallocated size.
+  void SwitchFile(uint64_t segment, std::unique_ptr<WritableFile> f,
+                  uint64_t written_to, uint64_t limit) {
     if (file != nullptr) file->Close().IgnoreError();  // already synced
     file = std::move(f);
     file_segment = segment;
+    zeroed_to = written_to;
+    file_limit = limit;
+  }
+
+  // Writes zeros after `end` when the data comes near the zeroed part's end.
+  // Leader only; nothing after `end` is on disk yet.
+  absl::Status ZeroAhead(uint64_t end) {
+    if (end + kZeroAhead / 2 <= zeroed_to) return absl::OkStatus();
+    const uint64_t from = std::max(end, zeroed_to);
+    const uint64_t to = std::min(file_limit, (end + kZeroAhead) & ~uint64_t{4095});
+    if (to > from) {
+      RDF_RETURN_IF_ERROR(file->Write(from, std::string_view(Zeros()).substr(0, to - from)));
+    }
+    zeroed_to = std::max(zeroed_to, to);
+    return absl::OkStatus();
   }
 
   absl::Status UseSegment(uint64_t segment) {
     if (file != nullptr && file_segment == segment) return absl::OkStatus();
     RDF_ASSIGN_OR_RETURN(auto f, opts.fs->OpenWritable(PathOf(segment), false));
-    SwitchFile(segment, std::move(f));
+    // Not known how far it was written: zero ahead from the data's end.
+    SwitchFile(segment, std::move(f), 0, opts.segment_bytes);
     return absl::OkStatus();
   }
 
@@ -173,6 +230,9 @@ struct TrailWriter::Impl {
       last_time_us = time_us;
       buffered += frame_bytes;
       flush = buffered >= kFlushBytes;
+      if (gather_want != 0 && appended_seq - durable_seq >= gather_want) {
+        gather_cv.Signal();
+      }
     }
     // A failure here stays pending and is reported by the next call.
     if (flush) Sync().IgnoreError();
@@ -198,16 +258,47 @@ struct TrailWriter::Impl {
   absl::Status Sync() {
     absl::MutexLock l(&mu);
     const uint64_t target = appended_seq;
+    if (durable_seq >= target) return absl::OkStatus();
+    ++in_sync;
+    absl::Status s = SyncTo(target);
+    --in_sync;
+    return s;
+  }
+
+  absl::Status SyncTo(uint64_t target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     while (durable_seq < target) {
       if (!leader) return Lead(target);
-      // Follow: wait for the running attempt. If it covered our records and
-      // failed, its error is ours; if it did not cover them, lead next.
+      // Follow: wait for the running attempt. If an attempt that covered our
+      // records failed, its error is ours; if none covered them, lead next.
       const uint64_t attempt = attempts_started;
-      const bool covered = inflight_end_seq >= target;
-      while (attempts_done < attempt) cv.Wait(&mu);
-      if (durable_seq < target && covered && !error.ok()) return error;
+      while (attempts_done < attempt) done_cv[attempt % 2].Wait(&mu);
+      if (durable_seq < target && !error.ok() && failed_end_seq >= target) {
+        return error;
+      }
     }
     return absl::OkStatus();
+  }
+
+  // Group commit on few cores: when a sync ends, the callers it released
+  // need a moment to append their next records; a leader elected at once
+  // syncs only those that were already waiting, and the committers settle
+  // into two half-size groups taking turns. So a leader holding records of
+  // fewer than about the number of committers (the callers inside Sync when
+  // the last sync ended) waits a fraction of a sync for the others. A lone
+  // committer never waits; a group that does not come shrinks the estimate.
+  void Gather() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (expected_group < 3) return;
+    const uint64_t want = expected_group * 3 / 4;
+    const int64_t budget = std::min(avg_sync_us / kGatherDivisor, kMaxGatherMicros);
+    const int64_t deadline = SteadyMicros() + budget;
+    gather_want = want;
+    while (appended_seq - durable_seq < want) {
+      const int64_t left = deadline - SteadyMicros();
+      if (left <= 0) break;
+      gather_cv.WaitWithTimeout(&mu, absl::Microseconds(left));
+    }
+    gather_want = 0;
+    expected_group = std::min(expected_group, appended_seq - durable_seq);
   }
 
   // Writes and syncs everything pending with `mu` released, then publishes.
@@ -216,12 +307,15 @@ struct TrailWriter::Impl {
   absl::Status Lead(uint64_t target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     leader = true;
     ++attempts_started;
+    Gather();
     std::deque<Chunk> batch;
     batch.swap(pending);
-    inflight_end_seq = batch.back().last_seq;
+    const uint64_t end_seq = batch.back().last_seq;
     mu.Unlock();
     size_t done = 0;
+    const int64_t start_us = SteadyMicros();
     absl::Status s = WriteBatch(batch, &done);
+    const int64_t took_us = SteadyMicros() - start_us;
     End end;
     if (done > 0) {
       const Chunk& last = batch[done - 1];
@@ -236,14 +330,18 @@ struct TrailWriter::Impl {
     for (size_t i = 0; i < done; ++i) Recycle(std::move(batch[i].data));
     if (s.ok()) {
       error = absl::OkStatus();
+      expected_group = static_cast<uint64_t>(in_sync);
+      avg_sync_us = (avg_sync_us * 7 + took_us) / 8;
     } else {
       error = s;
+      failed_end_seq = end_seq;
       pending.insert(pending.begin(), std::make_move_iterator(batch.begin() + done),
                      std::make_move_iterator(batch.end()));
     }
     leader = false;
     ++attempts_done;
-    cv.SignalAll();
+    done_cv[attempts_done % 2].SignalAll();
+    idle_cv.SignalAll();
     return durable_seq >= target ? absl::OkStatus() : s;
   }
 
@@ -258,9 +356,9 @@ struct TrailWriter::Impl {
   absl::Status WriteBatch(std::deque<Chunk>& batch, size_t* done) {
     for (Chunk& c : batch) {
       if (c.create) {
-        RDF_ASSIGN_OR_RETURN(auto f, CreateSegment(c.header, std::max<uint64_t>(
-                                                       opts.segment_bytes, c.end())));
-        SwitchFile(c.segment, std::move(f));
+        const uint64_t bytes = std::max<uint64_t>(opts.segment_bytes, c.end());
+        RDF_ASSIGN_OR_RETURN(auto f, CreateSegment(c.header, bytes));
+        SwitchFile(c.segment, std::move(f), kHeaderSize, bytes);
         c.create = false;
       }
       RDF_RETURN_IF_ERROR(UseSegment(c.segment));
@@ -272,6 +370,7 @@ struct TrailWriter::Impl {
       // Rewritten whole on a retry: after a failed fdatasync the kernel may
       // have dropped the dirty pages, so syncing again alone proves nothing.
       RDF_RETURN_IF_ERROR(file->Write(c.start, c.data));
+      RDF_RETURN_IF_ERROR(ZeroAhead(c.end()));
       RDF_RETURN_IF_ERROR(SyncFile());
       ++*done;
     }
@@ -318,7 +417,7 @@ struct TrailWriter::Impl {
   absl::Status StartFresh(uint64_t segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     SegmentHeader h = NewHeader(segment, opts.first_asn, 0);
     RDF_ASSIGN_OR_RETURN(auto f, CreateSegment(h, opts.segment_bytes));
-    SwitchFile(segment, std::move(f));
+    SwitchFile(segment, std::move(f), kHeaderSize, opts.segment_bytes);
     append_header = h;
     append_pos = {segment, kHeaderSize};
     durable = End{0, append_pos, 0};
@@ -426,7 +525,7 @@ struct TrailWriter::Impl {
 
   absl::Status TruncateTo(const End& end) {
     absl::MutexLock l(&mu);
-    while (leader) cv.Wait(&mu);
+    while (leader) idle_cv.Wait(&mu);
     if (!pending.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("trail ", opts.name, ": TruncateTo with records buffered"));
@@ -451,6 +550,7 @@ struct TrailWriter::Impl {
     RDF_RETURN_IF_ERROR(file->Truncate(end.pos.offset));
     RDF_RETURN_IF_ERROR(file->Allocate(opts.segment_bytes));
     RDF_RETURN_IF_ERROR(SyncFile());
+    zeroed_to = end.pos.offset;  // the cut blocks are unwritten again
     append_pos = end.pos;
     last_asn = end.asn;
     last_time_us = end.time_us;
