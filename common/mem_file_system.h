@@ -38,7 +38,9 @@ class MemFileSystem : public FileSystem {
   // creation (or rename) was never made durable by SyncDir disappear.
   void DropUnsyncedData();
 
-  // Direct access for tests (corrupting bytes, truncating).
+  // Direct access for tests (corrupting bytes, truncating). SetContents
+  // sets both the current and the synced contents ("what is on disk"), and
+  // makes a new file's directory entry durable.
   absl::StatusOr<std::string> Contents(const std::string& path);
   absl::Status SetContents(const std::string& path, std::string contents);
 

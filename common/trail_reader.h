@@ -43,7 +43,9 @@ struct SegmentInfo {
   std::string path;
 };
 
-// The segments of a trail, oldest first (headers read and checked).
+// The segments of a trail, oldest first (headers read and checked). A
+// damaged header is kDataLoss, except in the newest segment, which is then
+// left out: its writer may be creating it, or will repair it.
 absl::StatusOr<std::vector<SegmentInfo>> ListSegments(FileSystem* fs,
                                                       const std::string& dir,
                                                       const std::string& name);

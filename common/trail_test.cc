@@ -3,6 +3,8 @@
 // the durable end. Most tests run on a MemFileSystem behind a
 // FaultInjectingFileSystem, with a LocalEnd standing in for the end file.
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -793,6 +795,25 @@ TEST_F(SharedEndTest, WaitBeyondWakesOnPublish) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_EQ(reader->Get().asn, 1u);
   t.join();
+}
+
+TEST_F(SharedEndTest, WaitBeyondWakesAReaderInAnotherProcess) {
+  ASSERT_OK_AND_ASSIGN(auto writer, SharedEnd::Create(EndFilePath(dir_, "MAT")));
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto reader = SharedEnd::OpenReadOnly(EndFilePath(dir_, "MAT"));
+    if (!reader.ok()) _exit(2);
+    (*reader)->WaitBeyond(0, absl::Seconds(20));
+    _exit((*reader)->Get().asn == 7 ? 0 : 1);
+  }
+  const absl::Time start = absl::Now();
+  absl::SleepFor(absl::Milliseconds(100));
+  writer->Publish(End{7, {1, 300}, 0});
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
 TEST_F(SharedEndTest, WaitBeyondTimesOut) {

@@ -12,6 +12,9 @@
 // bytes, is a torn write from a crash and is cut off, as is a newest segment
 // whose header is torn. An invalid frame before that point, or in any older
 // segment, is damage: Open fails with kDataLoss naming the file and offset.
+// (Open checks every segment's header but scans the frames of the newest
+// only, plus the last frame of the one before when the newest is empty; the
+// readers find damage in older segments as they cross it.)
 // Only the writer repairs; readers report.
 //
 // Thread-safe.
@@ -39,7 +42,11 @@ struct WriterOptions {
   Clock* clock = Clock::Real();
   // Published after every sync (not owned; may be null). When null and
   // `shared_end` is true, Open creates the shared end file
-  // EndFilePath(dir, name) and publishes there.
+  // EndFilePath(dir, name) and publishes there. That file is mapped with
+  // mmap on the real file system, not through `fs`: with a MemFileSystem,
+  // set shared_end = false or give a publisher. A publisher that is also an
+  // EndSource (LocalEnd, SharedEnd) gives Open its last published end, the
+  // line between a torn tail and damage.
   EndPublisher* publisher = nullptr;
   bool shared_end = true;
   // ASN lower bound for the first segment of a new, empty trail.
