@@ -693,6 +693,14 @@ TEST_F(TrailTest, UnlimitedReaderSeesBufferedWritesOnceWritten) {
   EXPECT_EQ(ReadAll(), Range(4, 15));
 }
 
+TEST_F(TrailTest, AppendWritesOutALargeUnsyncedBacklog) {
+  segment_bytes_ = 64 << 20;
+  ASSERT_OK(OpenWriter());
+  WriteN(100, 100 << 10);  // 10 MiB, never synced by the caller
+  EXPECT_GT(end_->Get().asn, 0u);
+  EXPECT_GE(writer_->fsyncs(), 1u);
+}
+
 // --- Concurrency -----------------------------------------------------------------
 
 TEST_F(TrailTest, ReaderTailingAWriterNeverPassesTheDurableEnd) {
