@@ -55,7 +55,9 @@ class StoreTest : public ::testing::Test {
     ASSERT_OK(s.status());
     store_ = *std::move(s);
     for (const char* v : {"$DATA01", "$DATA02"}) {
-      if (!store_->FileExists(v, "F")) ASSERT_OK(store_->CreateFile(v, "F"));
+      if (!store_->FileExists(v, "F")) {
+        ASSERT_OK(store_->CreateFile(v, "F"));
+      }
     }
   }
 

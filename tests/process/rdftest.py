@@ -22,15 +22,37 @@ def binary(name):
     return path
 
 
-def fresh_system(extra_config="", prefix="rdf-test."):
+def set_fields(text, settings):
+    """Sets fields of top-level blocks in a text-format configuration:
+    settings maps "block.field" to a value (already in text-format syntax,
+    e.g. 1048576 or '"x"'). An existing field is replaced, a missing one
+    added, a missing block appended."""
+    lines = text.splitlines()
+    for path, value in settings.items():
+        block, field = path.split(".", 1)
+        start = next((i for i, l in enumerate(lines) if l.startswith(block + " {")), None)
+        if start is None:
+            lines += [f"{block} {{", f"  {field}: {value}", "}"]
+            continue
+        end = next(i for i in range(start, len(lines)) if lines[i].startswith("}"))
+        hit = next((i for i in range(start + 1, end)
+                    if re.match(rf"\s*{field}\s*:", lines[i])), None)
+        if hit is None:
+            lines.insert(start + 1, f"  {field}: {value}")
+        else:
+            lines[hit] = f"  {field}: {value}"
+    return "\n".join(lines) + "\n"
+
+
+def fresh_system(settings=None, prefix="rdf-test."):
     """A temporary folder holding a copy of examples/loopback.textproto with
-    `extra_config` appended. Returns (folder, config path)."""
+    `settings` applied (see set_fields). Returns (folder, config path)."""
     work = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     cfg = os.path.join(work, "rdf.textproto")
     with open(os.path.join(SRC, "examples", "loopback.textproto")) as f:
         text = f.read()
     with open(cfg, "w") as f:
-        f.write(text + "\n" + extra_config + "\n")
+        f.write(set_fields(text, settings or {}))
     return work, cfg
 
 
@@ -135,10 +157,17 @@ class Process:
                                   stderr=self.log, env=env)
         self.pid = self.p.pid
 
+    def _close(self):
+        if self.log is not subprocess.DEVNULL:
+            self.log.close()
+        if self.p.stdout:
+            self.p.stdout.close()
+
     def kill(self):
         if self.p.poll() is None:
             os.kill(self.pid, signal.SIGKILL)
         self.p.wait(timeout=30)
+        self._close()
 
     def stop(self, timeout=30):
         if self.p.poll() is None:
@@ -147,7 +176,10 @@ class Process:
                 self.p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._close()
         return self.p.returncode
 
     def wait(self, timeout):
-        return self.p.wait(timeout=timeout)
+        rc = self.p.wait(timeout=timeout)
+        self._close()
+        return rc

@@ -19,7 +19,7 @@ ROUNDS = 20
 class TmfKillTest(unittest.TestCase):
     def test_sigkill_at_random_moments_loses_no_committed_transaction(self):
         rng = random.Random(20261125)
-        work, cfg = rdftest.fresh_system("trail { audit_segment_bytes: 1048576 }")
+        work, cfg = rdftest.fresh_system({"trail.audit_segment_bytes": 1048576})
         log = f"{work}/commits.log"
         try:
             for round in range(ROUNDS):
@@ -33,7 +33,7 @@ class TmfKillTest(unittest.TestCase):
             # Reopen once more (recovery) with nothing running, then check.
             r = rdftest.Process([rdftest.binary("rdf-load"), "--config", cfg, "--txns", "0"],
                                 log_path=f"{work}/load.log")
-            self.assertEqual(r.wait(120), 0)
+            self.assertEqual(r.wait(120), 0, open(f"{work}/load.log").read()[-3000:])
             committed = rdftest.read_commit_log(log)
             present, problems = rdftest.check_insert_transactions(f"{work}/primary", K)
             self.assertGreater(len(committed), 100)
