@@ -178,8 +178,8 @@ TEST_F(ConfigTest, ZeroFieldsTakeDocumentedDefaults) {
   EXPECT_EQ(p.tmf().lock_timeout_ms(), 5000u);
   EXPECT_EQ(p.tmf().audit_retention_bytes(), 8ull << 30);
   EXPECT_EQ(p.tmf().retention_policy(), proto::TmfConfig::REFUSE_COMMITS);
-  EXPECT_EQ(p.tmf().apply_batch_txns(), 512u);
-  EXPECT_EQ(p.tmf().apply_interval_ms(), 5u);
+  EXPECT_EQ(p.tmf().apply_batch_txns(), config::kDefaultApplyBatchTxns);
+  EXPECT_EQ(p.tmf().apply_interval_ms(), config::kDefaultApplyIntervalMs);
   EXPECT_EQ(p.extractor().batch_bytes(), 256u << 10);
   EXPECT_EQ(p.extractor().batch_wait_ms(), 5u);
   EXPECT_EQ(p.extractor().window(), 8u);

@@ -37,7 +37,12 @@ absl::StatusOr<std::unique_ptr<Env>> Env::Open(const std::string& dir,
   MDB_envinfo info;
   rc = mdb_env_set_mapsize(e->env_, map_bytes);
   if (rc != 0) return MdbError(rc, "mdb_env_set_mapsize");
-  rc = mdb_env_open(e->env_, dir.c_str(), MDB_NOTLS, 0644);
+  // MDB_NOMETASYNC: a system crash may lose the last LMDB commit but never
+  // corrupts; every writer of ours keeps its position in the same LMDB
+  // transaction as its changes and redoes from there (tmf from the audit
+  // trail, updaters from their image trail), so nothing is lost. It halves
+  // the fsyncs per commit.
+  rc = mdb_env_open(e->env_, dir.c_str(), MDB_NOTLS | MDB_NOMETASYNC, 0644);
   if (rc != 0) {
     mdb_env_close(e->env_);
     e->env_ = nullptr;

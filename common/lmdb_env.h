@@ -1,5 +1,7 @@
 // One LMDB environment (a volume on either node), opened with settings that
 // cannot corrupt on power loss: no MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP.
+// MDB_NOMETASYNC is used: a system crash may undo the last commit, never
+// corrupt, and callers keep their restart position inside each commit.
 // Stale reader slots left by killed processes are cleared on open
 // (mdb_reader_check), and the map grows when it fills.
 //

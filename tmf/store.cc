@@ -116,6 +116,7 @@ struct Store::Impl {
   uint64_t queued_through ABSL_GUARDED_BY(audit_mu) = 0;
   uint64_t applied_through ABSL_GUARDED_BY(audit_mu) = 0;
   bool stop ABSL_GUARDED_BY(audit_mu) = false;
+  bool apply_now ABSL_GUARDED_BY(audit_mu) = false;  // WaitApplied hurries
   absl::CondVar work_cv;
   absl::CondVar applied_cv;
   std::thread applier;
@@ -335,27 +336,32 @@ void Store::Impl::ApplierLoop() {
       absl::Milliseconds(cfg->tmf().apply_interval_ms());
   const size_t max_txns = cfg->tmf().apply_batch_txns();
   int64_t backoff_ms = 10;
+  absl::Time last_apply = absl::InfinitePast();
   while (true) {
     std::vector<Committed> batch;
     uint64_t recovery_asn, max_txid;
-    bool stopping;
     {
+      // Apply every `interval`, or sooner when a full batch is waiting:
+      // few, large LMDB transactions keep the disk free for the audit
+      // trail's fsyncs (readers see committed changes in the overlay).
       absl::MutexLock l(&audit_mu);
-      uint64_t durable = writer->durable_end().asn;
-      if (queue.empty() || queue.front().commit_asn > durable) {
-        if (stop && queue.empty()) break;
-        work_cv.WaitWithTimeout(&audit_mu, interval);
-        durable = writer->durable_end().asn;
+      absl::Time deadline = last_apply + interval;
+      while (!stop && !apply_now && queue.size() < max_txns &&
+             absl::Now() < deadline) {
+        work_cv.WaitWithDeadline(&audit_mu, deadline);
       }
+      uint64_t durable = writer->durable_end().asn;
       while (!queue.empty() && batch.size() < max_txns &&
              queue.front().commit_asn <= durable) {
         batch.push_back(std::move(queue.front()));
         queue.pop_front();
       }
+      if (queue.empty()) apply_now = false;
+      if (stop && batch.empty() && queue.empty()) break;
       recovery_asn = RecoveryBound();
       max_txid = next_txid.load();
-      stopping = stop;
     }
+    last_apply = absl::Now();
     if (!batch.empty()) {
       absl::Status s = ApplyBatch(batch, recovery_asn, max_txid);
       while (!s.ok()) {
@@ -374,9 +380,6 @@ void Store::Impl::ApplierLoop() {
       for (const Committed& c : batch) Finish(c.first_asn);
       applied_through = batch.back().commit_asn;
       applied_cv.SignalAll();
-    } else if (stopping) {
-      absl::MutexLock l(&audit_mu);
-      if (queue.empty()) break;
     }
     Housekeeping();
   }
@@ -620,6 +623,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   if (options.config == nullptr) {
     return absl::InvalidArgumentError("tmf::Store::Open needs a configuration");
   }
+  // Debian's Abseil checks every Mutex acquisition for lock-order cycles
+  // (a debug aid costing a graph lookup per lock); our lock order is fixed.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto impl = std::make_unique<Impl>();
   impl->opt = options;
   impl->cfg = &options.config->proto;
@@ -698,6 +704,7 @@ absl::Status Store::WaitApplied() {
   RDF_RETURN_IF_ERROR(impl_->writer->Sync());
   absl::MutexLock l(&impl_->audit_mu);
   uint64_t target = impl_->queued_through;
+  impl_->apply_now = true;
   impl_->work_cv.Signal();
   while (impl_->applied_through < target) {
     impl_->applied_cv.WaitWithTimeout(&impl_->audit_mu, absl::Milliseconds(100));
@@ -941,6 +948,14 @@ absl::Status Transaction::Commit() {
   // sees commits in ASN order and readers never miss one.
   absl::Status appended = [&]() -> absl::Status {
     absl::MutexLock l(&st->audit_mu);
+    // Back-pressure: committed changes waiting for the volumes stay bounded
+    // (invariant 6); commits wait while the applier is two batches behind.
+    const size_t limit = 2 * size_t{st->cfg->tmf().apply_batch_txns()};
+    while (st->queue.size() >= limit && !st->stop) {
+      st->apply_now = true;
+      st->work_cv.Signal();
+      st->applied_cv.WaitWithTimeout(&st->audit_mu, absl::Milliseconds(100));
+    }
     uint64_t asn = st->next_asn;
     RDF_RETURN_IF_ERROR(st->writer->Append(asn, TypeByte(proto::COMMIT),
                                            payload, r.time_us()));
@@ -960,7 +975,6 @@ absl::Status Transaction::Commit() {
   }
   s->ended = true;
   absl::Status synced = st->writer->Sync();
-  st->work_cv.Signal();
   Release(s);
   if (!synced.ok()) {
     // The COMMIT is written but not yet durable; a later sync (any
