@@ -183,8 +183,11 @@ struct Store::Impl {
 
   absl::StatusOr<std::optional<std::string>> ReadCommitted(
       Volume* v, absl::string_view file, absl::string_view key);
+  // Applies each transaction to each volume that lacks it. *applied (if
+  // not null) counts the transactions applied to at least one volume.
   absl::Status ApplyBatch(const std::vector<Committed>& batch,
-                          uint64_t recovery_asn, uint64_t max_txid);
+                          uint64_t recovery_asn, uint64_t max_txid,
+                          uint64_t* applied = nullptr);
   absl::Status ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
                              uint64_t through_asn, uint64_t recovery_asn,
                              uint64_t max_txid);
@@ -293,10 +296,12 @@ absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
 }
 
 absl::Status Store::Impl::ApplyBatch(const std::vector<Committed>& batch,
-                                     uint64_t recovery_asn, uint64_t max_txid) {
+                                     uint64_t recovery_asn, uint64_t max_txid,
+                                     uint64_t* applied_txns) {
   std::map<Volume*, std::vector<const Op*>> by_volume;
   std::map<Volume*, uint64_t> through;
   for (const Committed& c : batch) {
+    bool any = false;
     for (const Op& op : c.ops) {
       uint64_t applied;
       {
@@ -306,7 +311,9 @@ absl::Status Store::Impl::ApplyBatch(const std::vector<Committed>& batch,
       if (c.commit_asn <= applied) continue;  // already there (recovery)
       by_volume[op.vol].push_back(&op);
       through[op.vol] = std::max(through[op.vol], c.commit_asn);
+      any = true;
     }
+    if (any && applied_txns != nullptr) ++*applied_txns;
   }
   for (auto& [v, ops] : by_volume) {
     RDF_RETURN_IF_ERROR(
@@ -383,6 +390,14 @@ void Store::Impl::ApplierLoop() {
     }
     Housekeeping();
   }
+  // A clean close leaves a current recovery ASN, so the next open scans
+  // nothing it does not need.
+  uint64_t bound;
+  {
+    absl::MutexLock l(&audit_mu);
+    bound = std::min(RecoveryBound(), writer->durable_end().asn + 1);
+  }
+  RefreshIdleMeta(bound, next_txid.load());
 }
 
 void Store::Impl::RefreshIdleMeta(uint64_t recovery_asn, uint64_t max_txid) {
@@ -537,7 +552,8 @@ absl::Status Store::Impl::Recover() {
   };
   auto flush = [&](uint64_t asn) -> absl::Status {
     if (redo.empty()) return absl::OkStatus();
-    RDF_RETURN_IF_ERROR(ApplyBatch(redo, bound(asn), next_txid.load()));
+    RDF_RETURN_IF_ERROR(ApplyBatch(redo, bound(asn), next_txid.load(),
+                                   &recovery.redone_transactions));
     redo.clear();
     return absl::OkStatus();
   };
@@ -568,7 +584,6 @@ absl::Status Store::Impl::Recover() {
         }
         open.erase(it);
         redo.push_back(std::move(c));
-        ++recovery.redone_transactions;
         if (redo.size() >= 256) RDF_RETURN_IF_ERROR(flush(r.asn()));
         break;
       }
@@ -584,6 +599,7 @@ absl::Status Store::Impl::Recover() {
     }
   }
   RDF_RETURN_IF_ERROR(flush(recovery.end_asn));
+  recovery.end_asn = std::max(recovery.end_asn, writer->last_asn());
   {
     absl::MutexLock l(&audit_mu);
     next_asn = std::max(writer->last_asn(), recovery.end_asn) + 1;

@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/audit_record.h"
+#include "common/event_catalog.h"
+#include "common/event_log.h"
 #include "common/pin_file.h"
 #include "common/testing/status_matchers.h"
 #include "common/trail_reader.h"
@@ -43,8 +45,8 @@ class StoreTest : public ::testing::Test {
       nodes { name: "backup" role: BACKUP host: "127.0.0.1" audit_port: 17999 data_dir: "b" key_file: "b.key" }
       volumes { name: "$DATA01" }
       volumes { name: "$DATA02" }
-      lmdb { map_bytes: 16777216 }
-    )", extra);
+    )", extra.find("lmdb") == std::string::npos ? "lmdb { map_bytes: 16777216 }" : "",
+        extra);
     auto cfg = config::Parse(text, (dir_ / "rdf.textproto").string());
     ASSERT_OK(cfg.status());
     cfg_ = std::make_unique<config::Config>(*std::move(cfg));
@@ -276,6 +278,40 @@ TEST_F(StoreTest, AuditSegmentsAreRemovedWhenUnneededButKeptForThePin) {
   EXPECT_LE(list()->size(), 2u);
   Open();
   EXPECT_EQ(Get("1999"), std::string(100, 'x'));
+}
+
+TEST_F(StoreTest, FullLmdbMapIsGrownAndNothingIsLost) {
+  Open("lmdb { map_bytes: 1048576 }");
+  for (int i = 0; i < 40; ++i) {
+    auto t = *store_->Begin();
+    for (int j = 0; j < 50; ++j) {
+      ASSERT_OK(t->Insert("$DATA01", "F", absl::StrCat(i, ":", j), std::string(1000, 'v')));
+    }
+    ASSERT_OK(t->Commit());
+  }
+  ASSERT_OK(store_->WaitApplied());  // 2 MB of values: the 1 MiB map must grow
+  Open("lmdb { map_bytes: 1048576 }");
+  EXPECT_EQ(Get("39:49"), std::string(1000, 'v'));
+  events::EventFilter f;
+  f.number = events::kVolumeMapGrown;
+  EXPECT_FALSE(events::ReadEvents(FileSystem::Default(), (dir_ / "p" / "events").string(), f)
+                   ->empty());
+}
+
+TEST_F(StoreTest, AuditHeldByThePinWarnsAt80PercentOfTheBound) {
+  Open("trail { audit_segment_bytes: 65536 } tmf { audit_retention_bytes: 262144 }");
+  ASSERT_OK(WritePin(FileSystem::Default(), (dir_ / "p" / "audit").string(), 0));
+  for (int i = 0; i < 1500; ++i) ASSERT_OK(Put(absl::StrCat(i), std::string(100, 'x')));
+  events::EventFilter f;
+  f.number = events::kAuditRetentionWarning;
+  std::vector<proto::Event> warned;
+  for (int i = 0; i < 50 && warned.empty(); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    warned = *events::ReadEvents(FileSystem::Default(), (dir_ / "p" / "events").string(), f);
+  }
+  ASSERT_EQ(warned.size(), 1u);
+  EXPECT_EQ(warned[0].severity(), proto::WARNING);
+  EXPECT_EQ(warned[0].fields().at("pin_asn"), "0");
 }
 
 }  // namespace
