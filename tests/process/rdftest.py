@@ -183,3 +183,61 @@ class Process:
         rc = self.p.wait(timeout=timeout)
         self._close()
         return rc
+
+
+# --- Trails, read with rdf-trail-dump ------------------------------------------
+
+
+class TrailDamage(Exception):
+    """rdf-trail-dump stopped at damage: `records` holds what it read before,
+    `message` its error (kDataLoss naming file and offset)."""
+
+    def __init__(self, message, records):
+        super().__init__(message)
+        self.message = message
+        self.records = records
+
+
+def read_trail(dir, name, from_asn=0, backwards=False, limit=0, timeout=120):
+    """The records of trail `name` in folder `dir`, as dicts (rdf-trail-dump
+    --json: numbers as ints, bytes as hex strings, absent before/after None;
+    save points have "type": "SAVEPOINT" and a "savepoint" dict). Reads to the
+    physical end, so a trail being written may be read; a torn tail ends it.
+    Damage raises TrailDamage; a missing trail raises FileNotFoundError."""
+    import json
+    args = [binary("rdf-trail-dump"), "--dir", dir, "--trail", name, "--json"]
+    if from_asn:
+        args += ["--from-asn", str(from_asn)]
+    if backwards:
+        args.append("--backwards")
+    if limit:
+        args += ["--limit", str(limit)]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    records = [json.loads(l) for l in r.stdout.splitlines() if l]
+    if r.returncode != 0:
+        message = r.stderr.strip()
+        if "NOT_FOUND" in message:
+            raise FileNotFoundError(message)
+        raise TrailDamage(message, records)
+    return records
+
+
+def trail_segments(dir, name):
+    """The segments of trail `name`: [{"segment", "first_asn", "bytes", "path"}]."""
+    import json
+    r = subprocess.run([binary("rdf-trail-dump"), "--dir", dir, "--trail", name, "--list",
+                        "--json"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip())
+    return [json.loads(l) for l in r.stdout.splitlines() if l]
+
+
+def audit_records(data_dir, **kwargs):
+    """The primary's audit trail (<data_dir>/audit, trail MAT), as read_trail."""
+    return read_trail(os.path.join(data_dir, "audit"), "MAT", **kwargs)
+
+
+def image_records(data_dir, trail, **kwargs):
+    """A backup image trail (<data_dir>/imagetrails): "MIT", or a volume's
+    trail named without its '$' ("DATA01"; "$DATA01" is accepted too)."""
+    return read_trail(os.path.join(data_dir, "imagetrails"), trail.lstrip("$"), **kwargs)
