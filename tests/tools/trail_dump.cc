@@ -36,7 +36,9 @@ namespace rdf {
 namespace {
 
 // The frame type of a receiver save point in the MIT (proto::SavePoint in
-// proto/imagetrail.proto): outside the proto::RecordType range.
+// proto/imagetrail.proto): outside the proto::RecordType range. Same value
+// as kSavePointRecordType in common/save_point.h (being written with the
+// receiver); switch to that constant once it is in.
 constexpr uint8_t kSavePointFrameType = 16;
 
 using google::protobuf::FieldDescriptor;
