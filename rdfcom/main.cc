@@ -1,0 +1,120 @@
+// rdfcom: the operator command (docs/rdfcom.md). This file only parses the
+// command line and reports errors; the commands live in rdf_rdfcom.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/cli.h"
+#include "common/config.h"
+#include "common/event_log.h"
+#include "rdfcom/events_cmd.h"
+#include "rdfcom/keygen.h"
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void OnSignal(int) { g_interrupted = 1; }
+
+constexpr char kDescription[] =
+    "The rdf operator command.\n"
+    "\n"
+    "commands:\n"
+    "  keygen [--force]          make a CURVE key pair for every node (or --node),\n"
+    "                            write each node's key_file (mode 0600) and put the\n"
+    "                            public keys into the configuration file\n"
+    "  events [--since TIME] [--min-severity S] [--number N] [--process P]\n"
+    "         [--json] [--follow]\n"
+    "                            print the EMS events of --node, or of every node,\n"
+    "                            merged by time; --follow keeps printing new ones\n"
+    "                            until interrupted (Ctrl-C)\n"
+    "\n"
+    "Exit status: 0 done, 1 the command failed, 2 bad command line.";
+
+struct Args {
+  std::string config, node, since, min_severity, process;
+  uint64_t number = 0;
+  bool force = false, json = false, follow = false;
+};
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "rdfcom: %s\n", std::string(s.message()).c_str());
+  return 1;
+}
+
+int Keygen(const Args& a, rdf::cli::Parser& p) {
+  if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
+      a.json || a.follow) {
+    p.Fail("keygen takes only --force (and --config, --node)");
+  }
+  absl::Status s = rdf::rdfcom::RunKeygen({a.config, a.node, a.force}, std::cout);
+  return s.ok() ? 0 : Fail(s);
+}
+
+// Builds the event filter from the command line; a bad value is a usage
+// error (exit 2).
+rdf::events::EventFilter EventFilterFrom(const Args& a, rdf::cli::Parser& p) {
+  rdf::events::EventFilter f;
+  if (!a.since.empty()) {
+    absl::StatusOr<int64_t> since =
+        rdf::events::ParseSince(a.since, absl::ToUnixMicros(absl::Now()));
+    if (!since.ok()) p.Fail(absl::StrCat("--since: ", since.status().message()));
+    f.since_us = *since;
+  }
+  if (!a.min_severity.empty()) {
+    absl::StatusOr<rdf::proto::Severity> sev = rdf::events::ParseSeverity(a.min_severity);
+    if (!sev.ok()) p.Fail(absl::StrCat("--min-severity: ", sev.status().message()));
+    f.min_severity = *sev;
+  }
+  if (a.number > UINT32_MAX) p.Fail("--number: not an event number");
+  f.number = static_cast<uint32_t>(a.number);
+  f.process = a.process;
+  return f;
+}
+
+int Events(const Args& a, rdf::cli::Parser& p) {
+  if (a.force) p.Fail("--force applies to keygen only");
+  rdf::rdfcom::EventsOptions o;
+  o.filter = EventFilterFrom(a, p);
+  o.json = a.json;
+  absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
+  if (!cfg.ok()) return Fail(cfg.status());
+  absl::StatusOr<std::vector<const rdf::proto::NodeConfig*>> nodes =
+      rdf::rdfcom::EventNodes(*cfg, a.node);
+  if (!nodes.ok()) return Fail(nodes.status());
+  o.nodes = *nodes;
+  if (a.follow) {
+    std::signal(SIGINT, OnSignal);
+    std::signal(SIGTERM, OnSignal);
+    o.keep_following = [] { return g_interrupted == 0; };
+  }
+  absl::Status s = rdf::rdfcom::RunEvents(o, std::cout);
+  return s.ok() ? 0 : Fail(s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  rdf::cli::Parser p("rdfcom --config FILE [--node NAME] COMMAND [options]", kDescription);
+  p.AddString("config", &a.config, "system configuration (text proto)");
+  p.AddString("node", &a.node, "node to act on (default: see each command)");
+  p.AddBool("force", &a.force, "keygen: replace existing key files");
+  p.AddString("since", &a.since,
+              "events: from this time (RFC 3339) or this long ago (30s, 10m, 2h, 1d)");
+  p.AddString("min-severity", &a.min_severity,
+              "events: INFO, WARNING, ERROR or CRITICAL (default INFO)");
+  p.AddUint("number", &a.number, "events: only this event number");
+  p.AddString("process", &a.process, "events: only this process (e.g. updater-DATA01)");
+  p.AddBool("json", &a.json, "events: one JSON object per line");
+  p.AddBool("follow", &a.follow, "events: keep printing new events until interrupted");
+  p.Require("config");
+  std::vector<std::string> words = p.Parse(argc, argv);
+  if (words.empty()) p.Fail("missing command (keygen, events)");
+  if (words.size() > 1) p.Fail(absl::StrCat("unexpected argument '", words[1], "'"));
+  if (words[0] == "keygen") return Keygen(a, p);
+  if (words[0] == "events") return Events(a, p);
+  p.Fail(absl::StrCat("unknown command '", words[0], "'"));
+}
