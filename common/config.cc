@@ -661,6 +661,7 @@ void FillDefaults(proto::SystemConfig& c) {
   auto& tmf = *c.mutable_tmf();
   RDF_CONFIG_DEFAULT_(tmf, max_txn_bytes, kDefaultMaxTxnBytes);
   RDF_CONFIG_DEFAULT_(tmf, lock_timeout_ms, kDefaultLockTimeoutMs);
+  RDF_CONFIG_DEFAULT_(tmf, retain_count, kDefaultAuditRetainCount);
   RDF_CONFIG_DEFAULT_(tmf, audit_retention_bytes, kDefaultAuditRetentionBytes);
   RDF_CONFIG_DEFAULT_(tmf, apply_batch_txns, kDefaultApplyBatchTxns);
   RDF_CONFIG_DEFAULT_(tmf, apply_interval_ms, kDefaultApplyIntervalMs);

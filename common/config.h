@@ -45,6 +45,7 @@ inline constexpr uint32_t kDefaultLockTimeoutMs = 5000;
 inline constexpr uint64_t kDefaultAuditRetentionBytes = 8ull << 30;
 inline constexpr uint32_t kDefaultApplyBatchTxns = 32768;
 inline constexpr uint32_t kDefaultApplyIntervalMs = 1000;
+inline constexpr uint32_t kDefaultAuditRetainCount = 2;
 inline constexpr uint32_t kDefaultExtractorBatchBytes = 256u << 10;
 inline constexpr uint32_t kDefaultExtractorBatchWaitMs = 5;
 inline constexpr uint32_t kDefaultExtractorWindow = 8;

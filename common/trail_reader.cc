@@ -315,8 +315,8 @@ struct TrailReader::Impl {
       return Fail(pos.offset, absl::StrCat("ASN ", asn, " below the segment's first ASN ",
                                            header.first_asn));
     }
-    if (asn_before != 0 && asn <= asn_before) {
-      return Fail(pos.offset, absl::StrCat("ASN ", asn, " not above the previous ASN ",
+    if (asn_before != 0 && asn < asn_before) {
+      return Fail(pos.offset, absl::StrCat("ASN ", asn, " below the previous ASN ",
                                            asn_before));
     }
     return absl::OkStatus();

@@ -67,7 +67,8 @@ class TrailReader {
 
   // Positions at a frame boundary (a Record's pos or next).
   absl::Status SeekToPosition(const Position& pos);
-  // Positions at the first record with ASN >= asn (or at the end when none
+  // Positions at the first record with ASN >= asn (ASNs never decrease;
+  // two frames may share one) (or at the end when none
   // is there yet).
   absl::Status SeekToAsn(uint64_t asn);
   // Positions just past the last record within the limit (for Prev).

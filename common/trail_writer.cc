@@ -242,9 +242,11 @@ struct TrailWriter::Impl {
   absl::Status CheckAppend(uint64_t asn, uint8_t type, std::string_view payload)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (type == 0) return absl::InvalidArgumentError("record type 0");
-    if (asn <= last_asn) {
+    // Non-decreasing: a control frame (the receiver's save point) may carry
+    // the ASN of the record just before it.
+    if (asn < last_asn || (asn == last_asn && last_asn == 0)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "trail ", opts.name, ": ASN ", asn, " not above the last ASN ", last_asn));
+          "trail ", opts.name, ": ASN ", asn, " below the last ASN ", last_asn));
     }
     if (payload.size() > kMaxPayload) {
       return absl::InvalidArgumentError(

@@ -59,7 +59,8 @@ class TrailWriter {
       const WriterOptions& options);
   ~TrailWriter();  // does not sync
 
-  // Appends one record. REQUIRES: asn > last_asn(); type != 0.
+  // Appends one record. REQUIRES: asn >= last_asn() (equal only for a
+  // control frame following the record it describes); asn > 0; type != 0.
   // time_us is remembered as the time of the newest record (End::time_us).
   // Fails only with an earlier write error still pending (sticky).
   absl::Status Append(uint64_t asn, uint8_t type, std::string_view payload,

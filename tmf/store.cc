@@ -127,9 +127,10 @@ struct Store::Impl {
   uint64_t audit_bytes = 0;
   uint64_t audit_segments = 0;
 
-  void Log(uint32_t number, proto::Severity sev, const std::string& text,
-           events::EventFields fields = {}) {
-    if (events) events->Log(number, sev, text, fields);
+  // Events use the catalog's text and severity (docs/events.md); the
+  // specifics go into fields.
+  void Log(uint32_t number, events::EventFields fields = {}) {
+    if (events) events->Log(number, fields);
   }
 
   Volume* FindVolume(absl::string_view name) {
@@ -275,8 +276,7 @@ absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
     if (absl::IsResourceExhausted(s) && attempt < 8 &&
         absl::StrContains(s.message(), "MDB_MAP_FULL")) {
       RDF_RETURN_IF_ERROR(v->env->Grow());
-      Log(events::kVolumeMapGrown, proto::INFO, "volume map grown",
-          {{"volume", v->name},
+      Log(events::kVolumeMapGrown, {{"volume", v->name},
            {"map_bytes", absl::StrCat(v->env->map_bytes())}});
       continue;
     }
@@ -374,9 +374,7 @@ void Store::Impl::ApplierLoop() {
       while (!s.ok()) {
         // Nothing is dropped: the batch stays in memory (and in the audit
         // trail) and is retried until the volume can be written.
-        Log(events::kFileSystemError, proto::ERROR,
-            "cannot update a volume; retrying",
-            {{"op", "apply"}, {"error", std::string(s.message())},
+        Log(events::kFileSystemError, {{"op", "apply"}, {"error", std::string(s.message())},
              {"retry_in_ms", absl::StrCat(backoff_ms)}});
         opt.clock->SleepMicros(backoff_ms * 1000);
         backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
@@ -447,12 +445,16 @@ void Store::Impl::EnforceRetention() {
   for (const trail::SegmentInfo& s : *segs) {
     if (s.first_asn <= bound) keep_from = s.segment;
   }
+  const size_t retain = cfg->tmf().retain_count();
+  if (segs->size() <= retain) {
+    keep_from = segs->empty() ? 0 : segs->front().segment;
+  } else {
+    keep_from = std::min(keep_from, (*segs)[segs->size() - retain].segment);
+  }
   if (keep_from != 0 && !segs->empty() && segs->front().segment < keep_from) {
     absl::Status s = writer->RemoveSegmentsBefore(keep_from);
     if (!s.ok()) {
-      Log(events::kFileSystemError, proto::WARNING,
-          "cannot remove old audit segments",
-          {{"op", "remove"}, {"path", audit_dir},
+      Log(events::kFileSystemError, {{"op", "remove"}, {"path", audit_dir},
            {"error", std::string(s.message())}});
     }
   }
@@ -469,9 +471,7 @@ void Store::Impl::EnforceRetention() {
   bool pinned = pin.ok() && pin->has_value();
   if (pinned && bytes >= limit / 10 * 8) {
     if (!retention_warned) {
-      Log(events::kAuditRetentionWarning, proto::WARNING,
-          "audit held for the extractor's pin passed 80% of the bound",
-          {{"bytes", absl::StrCat(bytes)},
+      Log(events::kAuditRetentionWarning, {{"bytes", absl::StrCat(bytes)},
            {"bound", absl::StrCat(limit)},
            {"pin_asn", absl::StrCat(**pin)}});
       retention_warned = true;
@@ -676,8 +676,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   RDF_RETURN_IF_ERROR(impl->OpenVolumes());
   RDF_RETURN_IF_ERROR(impl->Recover());
   const RecoveryReport& r = impl->recovery;
-  impl->Log(events::kRecoveryComplete, proto::INFO, "recovery complete",
-            {{"start_asn", absl::StrCat(r.start_asn)},
+  impl->Log(events::kRecoveryComplete, {{"start_asn", absl::StrCat(r.start_asn)},
              {"end_asn", absl::StrCat(r.end_asn)},
              {"redone", absl::StrCat(r.redone_transactions)},
              {"backed_out", absl::StrCat(r.backed_out_transactions)}});
@@ -860,9 +859,7 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
   if (value.has_value()) r.set_after(std::string(*value));
   size_t bytes = AuditRecordBytes(r);
   if (s->bytes + bytes > st->cfg->tmf().max_txn_bytes()) {
-    st->Log(events::kTransactionTooLarge, proto::WARNING,
-            "transaction too large; operation refused",
-            {{"txid", absl::StrCat(s->id)},
+    st->Log(events::kTransactionTooLarge, {{"txid", absl::StrCat(s->id)},
              {"max_txn_bytes", absl::StrCat(st->cfg->tmf().max_txn_bytes())}});
     return absl::ResourceExhaustedError(absl::StrCat(
         "transaction ", s->id, " would exceed tmf.max_txn_bytes (",

@@ -241,3 +241,121 @@ def image_records(data_dir, trail, **kwargs):
     """A backup image trail (<data_dir>/imagetrails): "MIT", or a volume's
     trail named without its '$' ("DATA01"; "$DATA01" is accepted too)."""
     return read_trail(os.path.join(data_dir, "imagetrails"), trail.lstrip("$"), **kwargs)
+
+
+def write_test_keys(work):
+    """CURVE key files for both nodes of a fresh_system() (keys/primary.key,
+    keys/backup.key, mode 0600), made with libzmq's zmq_curve_keypair through
+    ctypes. Tests use this so they do not depend on rdfcom; the public keys
+    are read from the key files (the configuration leaves them empty)."""
+    import ctypes
+    lib = ctypes.CDLL("libzmq.so.5")
+    os.makedirs(os.path.join(work, "keys"), exist_ok=True)
+    for node in ("primary", "backup"):
+        pub = ctypes.create_string_buffer(41)
+        sec = ctypes.create_string_buffer(41)
+        if lib.zmq_curve_keypair(pub, sec) != 0:
+            raise RuntimeError("zmq_curve_keypair failed")
+        path = os.path.join(work, "keys", f"{node}.key")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"public-key = {pub.value.decode()}\nsecret-key = {sec.value.decode()}\n")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status(data_dir, process):
+    """A process's published status (<data_dir>/status/<process>.json), or
+    None while there is none."""
+    import json
+    try:
+        with open(os.path.join(data_dir, "status", f"{process}.json")) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def wait_for(predicate, timeout, what):
+    """Polls predicate() every 0.1 s for at most `timeout` seconds; raises
+    AssertionError naming `what` when it never holds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def events(cfg, node, number=None):
+    """A node's events, as dicts, from `rdfcom events --json`."""
+    import json
+    args = [binary("rdfcom"), "--config", cfg, "--node", node, "events", "--json"]
+    if number is not None:
+        args += ["--number", str(number)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+class ZmqClient:
+    """A ZeroMQ DEALER through libzmq's C API (ctypes), for tests that play a
+    misbehaving extractor. With keys=None it uses no CURVE."""
+    ZMQ_DEALER, ZMQ_LINGER, ZMQ_RCVTIMEO = 5, 17, 27
+    ZMQ_CURVE_PUBLICKEY, ZMQ_CURVE_SECRETKEY, ZMQ_CURVE_SERVERKEY = 48, 49, 50
+
+    def __init__(self, endpoint, server_key=None, public_key=None, secret_key=None):
+        import ctypes
+        self.c = ctypes
+        lib = ctypes.CDLL("libzmq.so.5")
+        lib.zmq_ctx_new.restype = ctypes.c_void_p
+        lib.zmq_socket.restype = ctypes.c_void_p
+        lib.zmq_socket.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.zmq_setsockopt.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+        lib.zmq_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.zmq_send.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        lib.zmq_recv.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        lib.zmq_close.argtypes = [ctypes.c_void_p]
+        lib.zmq_ctx_term.argtypes = [ctypes.c_void_p]
+        self.lib = lib
+        self.ctx = lib.zmq_ctx_new()
+        self.sock = lib.zmq_socket(self.ctx, self.ZMQ_DEALER)
+        self._setint(self.ZMQ_LINGER, 0)
+        if server_key:
+            for opt, key in ((self.ZMQ_CURVE_SERVERKEY, server_key),
+                             (self.ZMQ_CURVE_PUBLICKEY, public_key),
+                             (self.ZMQ_CURVE_SECRETKEY, secret_key)):
+                b = key.encode()
+                lib.zmq_setsockopt(self.sock, opt, b, len(b))
+        lib.zmq_connect(self.sock, endpoint.encode())
+
+    def _setint(self, opt, value):
+        v = self.c.c_int(value)
+        self.lib.zmq_setsockopt(self.sock, opt, self.c.byref(v), self.c.sizeof(v))
+
+    def send(self, data):
+        return self.lib.zmq_send(self.sock, data, len(data), 0)
+
+    def recv(self, timeout_ms=2000):
+        self._setint(self.ZMQ_RCVTIMEO, timeout_ms)
+        buf = self.c.create_string_buffer(1 << 20)
+        n = self.lib.zmq_recv(self.sock, buf, len(buf), 0)
+        return None if n < 0 else buf.raw[:n]
+
+    def close(self):
+        self.lib.zmq_close(self.sock)
+        self.lib.zmq_ctx_term(self.ctx)
+
+
+def read_key_file(path):
+    keys = {}
+    with open(path) as f:
+        for line in f:
+            if "=" in line and not line.lstrip().startswith("#"):
+                k, v = line.split("=", 1)
+                keys[k.strip()] = v.strip()
+    return keys["public-key"], keys["secret-key"]

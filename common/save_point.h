@@ -1,0 +1,38 @@
+// Save points of the backup's image trails (see proto/imagetrail.proto):
+// stored durably as frames in the MIT, published to updaters through
+// imagetrails/savepoint.shm. The receiver writes them; updaters, the purger
+// and takeover read them.
+#ifndef RDF_COMMON_SAVE_POINT_H_
+#define RDF_COMMON_SAVE_POINT_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/file_system.h"
+#include "common/trail_format.h"
+#include "imagetrail.pb.h"
+
+namespace rdf {
+
+// Frame type of a save point in the MIT (audit records use 1..5).
+inline constexpr uint8_t kSavePointRecordType = 16;
+inline constexpr uint32_t kSavePointVersion = 1;
+inline constexpr char kMasterImageTrail[] = "MIT";
+
+// "<image trail dir>/savepoint.shm"
+std::string SavePointShmPath(const std::string& image_trail_dir);
+
+// The newest save point stored in the MIT (reading it backwards, tolerant of
+// a torn tail), or nullopt when there is none.
+// `frame_end` (if not null) receives the position just past its frame.
+absl::StatusOr<std::optional<proto::SavePoint>> ReadLastSavePoint(
+    FileSystem* fs, const std::string& image_trail_dir,
+    trail::Position* frame_end = nullptr);
+
+// The end of trail `name` in `sp`, or nullptr.
+const proto::TrailEnd* FindTrailEnd(const proto::SavePoint& sp, absl::string_view name);
+
+}  // namespace rdf
+
+#endif  // RDF_COMMON_SAVE_POINT_H_

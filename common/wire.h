@@ -1,0 +1,33 @@
+// Encoding and checking of extractor <-> receiver messages (proto/wire.proto,
+// docs/protocol.md). Both sides use these, and nothing else touches the
+// wire format.
+#ifndef RDF_COMMON_WIRE_H_
+#define RDF_COMMON_WIRE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "wire.pb.h"
+
+namespace rdf::wire {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+// ZAP domain the receiver sets on its socket.
+inline constexpr char kZapDomain[] = "rdf";
+
+// Serializes `m` with version = kProtocolVersion.
+std::string Encode(proto::WireMessage m);
+
+// Parses and checks a message of at most `max_bytes`:
+//   kResourceExhausted  larger than max_bytes ("oversized")
+//   kInvalidArgument    does not parse, or has no body ("malformed")
+//   kFailedPrecondition version != kProtocolVersion ("bad version")
+absl::StatusOr<proto::WireMessage> Decode(absl::string_view bytes, size_t max_bytes);
+
+// "tcp://host:port"
+std::string Endpoint(absl::string_view host, uint32_t port);
+
+}  // namespace rdf::wire
+
+#endif  // RDF_COMMON_WIRE_H_

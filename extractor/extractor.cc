@@ -1,0 +1,512 @@
+#include "extractor/extractor.h"
+
+#include <unistd.h>
+
+#include <deque>
+#include <zmq.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "audit.pb.h"
+#include "common/audit_record.h"
+#include "common/curve_keys.h"
+#include "common/durable_end.h"
+#include "common/event_catalog.h"
+#include "common/event_log.h"
+#include "common/pin_file.h"
+#include "common/process_lock.h"
+#include "common/socket_monitor.h"
+#include "common/status_file.h"
+#include "common/status_macros.h"
+#include "common/trail_reader.h"
+#include "common/wire.h"
+
+namespace rdf::extractor {
+namespace {
+constexpr char kAuditTrail[] = "MAT";
+constexpr int64_t kAckTimeoutUs = 5'000'000;
+constexpr int64_t kHelloIntervalUs = 1'000'000;
+constexpr int64_t kPinIntervalUs = 200'000;
+
+// The extractor's states, as shown in status. A state machine: transitions
+// are in Run() and the Handle* functions.
+enum class State { kWaitingForAudit, kSync, kStream, kDamaged, kAuditMissing, kFenced };
+const char* StateName(State s) {
+  switch (s) {
+    case State::kWaitingForAudit: return "WAITING_FOR_AUDIT";
+    case State::kSync: return "SYNCHRONIZING";
+    case State::kStream: return "RUNNING";
+    case State::kDamaged: return "AUDIT_DAMAGED";
+    case State::kAuditMissing: return "AUDIT_MISSING";
+    case State::kFenced: return "FENCED";
+  }
+  return "UNKNOWN";
+}
+}  // namespace
+
+struct Extractor::Impl {
+  ExtractorOptions opt;
+  const proto::NodeConfig* node = nullptr;
+  const proto::SystemConfig* cfg = nullptr;
+  std::unique_ptr<ProcessLock> lock;
+  std::unique_ptr<events::EventLog> events;
+  std::string audit_dir;
+  std::unique_ptr<trail::SharedEnd> end;
+  std::unique_ptr<trail::TrailReader> reader;
+  zmq::context_t ctx{1};
+  std::unique_ptr<zmq::socket_t> dealer;
+  std::unique_ptr<curve::SocketMonitor> monitor;
+  std::string endpoint;
+  std::atomic<bool> auth_failed{false};
+  std::atomic<bool> disconnected{false};
+
+  State state = State::kWaitingForAudit;
+  uint64_t next_seq = 1;
+  struct InFlight {
+    uint64_t seq;
+    uint64_t last_asn;
+  };
+  std::deque<InFlight> inflight;
+  uint64_t read_through = 0;     // ASN read through in the audit trail
+  uint64_t sent_asn = 0;         // read_through of the newest batch sent
+  int64_t sent_time_us = 0;      // primary time of the newest record sent
+  uint64_t acked_asn = 0;        // receiver's save point
+  uint64_t pinned_asn = 0;
+  int64_t last_send_us = 0, last_ack_us = 0, last_hello_us = 0, last_pin_us = 0;
+  int64_t last_status_us = 0, last_retry_us = 0, last_progress_us = 0;
+  int64_t reconnect_at_us = 0;  // after a failed handshake (libzmq gives up)
+  std::string last_error;
+  bool rtd_over = false;
+  uint64_t batches = 0, records = 0, bytes = 0;
+  absl::flat_hash_map<std::string, bool> protected_cache;
+
+  // Events use the catalog's text and severity (docs/events.md); the
+  // specifics go into fields.
+  void Log(uint32_t number, events::EventFields fields = {}) { events->Log(number, fields); }
+  int64_t Now() { return opt.clock->MonotonicMicros(); }
+
+  bool Protected(const proto::AuditRecord& r) {
+    std::string k = absl::StrCat(r.volume(), "/", r.file());
+    auto it = protected_cache.find(k);
+    if (it != protected_cache.end()) return it->second;
+    bool p = opt.config->IsProtected(r.volume(), r.file());
+    protected_cache[k] = p;
+    return p;
+  }
+
+  void Send(const proto::WireMessage& m) {
+    std::string bytes = wire::Encode(m);
+    try {
+      dealer->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  }
+
+  absl::Status Connect();
+  bool OpenAudit();
+  void EnterSync(const std::string& why);
+  void SendHello();
+  void HandleMessage(absl::string_view bytes);
+  void ReadError(const absl::Status& s);
+  bool FillAndSend();
+  void SendHeartbeat();
+  void MaybeWritePin();
+  void CheckRtd(int64_t rtd_ms);
+  void PublishStatus();
+  void Poll(int timeout_ms);
+};
+
+absl::Status Extractor::Impl::Connect() {
+  const proto::NodeConfig* backup = opt.config->NodeWithRole(proto::BACKUP);
+  RDF_ASSIGN_OR_RETURN(std::string server_key, curve::PublicKeyOf(*opt.config, *backup));
+  RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*opt.config, *node));
+  endpoint = wire::Endpoint(backup->host(), backup->audit_port());
+  try {
+    dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
+    dealer->set(zmq::sockopt::curve_serverkey, server_key);
+    dealer->set(zmq::sockopt::curve_publickey, own.public_key);
+    dealer->set(zmq::sockopt::curve_secretkey, own.secret_key);
+    dealer->set(zmq::sockopt::linger, 0);
+    dealer->set(zmq::sockopt::sndhwm, static_cast<int>(cfg->extractor().window() + 16));
+    dealer->set(zmq::sockopt::reconnect_ivl, 100);
+    dealer->set(zmq::sockopt::reconnect_ivl_max, 2000);
+    dealer->set(zmq::sockopt::heartbeat_ivl, 1000);
+    dealer->set(zmq::sockopt::heartbeat_timeout, 5000);
+    absl::StatusOr<std::unique_ptr<curve::SocketMonitor>> mon = curve::SocketMonitor::Start(
+        ctx, *dealer, ZMQ_EVENT_ALL, [this](int event, int, const std::string&) {
+          if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+              event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+              event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            auth_failed = true;
+          } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            disconnected = true;
+          }
+        });
+    if (!mon.ok()) return mon.status();
+    monitor = *std::move(mon);
+    dealer->connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    return absl::UnavailableError(absl::StrCat("cannot connect to ", endpoint, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+bool Extractor::Impl::OpenAudit() {
+  if (!end) {
+    absl::StatusOr<std::unique_ptr<trail::SharedEnd>> e =
+        trail::SharedEnd::OpenReadOnly(trail::EndFilePath(audit_dir, kAuditTrail));
+    if (!e.ok()) return false;  // tmf has not written yet
+    end = *std::move(e);
+  }
+  if (!reader) {
+    absl::StatusOr<std::unique_ptr<trail::TrailReader>> r =
+        trail::TrailReader::Open({audit_dir, kAuditTrail, opt.fs, end.get()});
+    if (!r.ok()) return false;
+    reader = *std::move(r);
+  }
+  return true;
+}
+
+void Extractor::Impl::EnterSync(const std::string& why) {
+  if (state != State::kSync) {
+    Log(events::kEstablishingSynch, {{"endpoint", endpoint}, {"reason", why}});
+  }
+  state = State::kSync;
+  inflight.clear();
+  last_hello_us = 0;
+}
+
+void Extractor::Impl::SendHello() {
+  proto::WireMessage m;
+  m.mutable_hello()->set_node(node->name());
+  trail::End e = end->Get();
+  m.mutable_hello()->set_audit_end_asn(e.asn);
+  m.mutable_hello()->set_audit_end_time_us(e.time_us);
+  Send(m);
+  last_hello_us = Now();
+}
+
+void Extractor::Impl::ReadError(const absl::Status& s) {
+  last_error = std::string(s.message());
+  if (absl::IsNotFound(s)) {
+    if (state != State::kAuditMissing) {
+      Log(events::kAuditFileMissing, {{"error", last_error}, {"asn", absl::StrCat(read_through + 1)}});
+    }
+    state = State::kAuditMissing;
+  } else {
+    Log(events::kTrailDamaged, {{"error", last_error}, {"asn", absl::StrCat(read_through)}});
+    state = State::kDamaged;
+  }
+  last_retry_us = Now();
+}
+
+// Reads protected audit into one batch (bounded in bytes and waiting time)
+// and sends it. False when there was nothing to send.
+bool Extractor::Impl::FillAndSend() {
+  proto::WireMessage m;
+  proto::Batch* b = m.mutable_batch();
+  const size_t max_bytes = cfg->extractor().batch_bytes();
+  const int64_t wait_us = int64_t{cfg->extractor().batch_wait_ms()} * 1000;
+  size_t batch_bytes = 0;
+  int64_t first_us = 0;
+  uint64_t start_read = read_through;
+  while (batch_bytes < max_bytes) {
+    absl::StatusOr<std::optional<trail::Record>> rec = reader->Next();
+    if (rec.ok() && !rec->has_value()) {
+      int64_t left = first_us == 0 ? 50'000 : first_us + wait_us - Now();
+      if (left <= 0) break;
+      rec = reader->NextWait(absl::Microseconds(left));
+      if (rec.ok() && !rec->has_value()) break;
+    }
+    if (!rec.ok()) {
+      ReadError(rec.status());
+      break;
+    }
+    if (first_us == 0) first_us = Now();
+    absl::StatusOr<proto::AuditRecord> a = DecodeAuditRecord(**rec);
+    if (!a.ok()) {
+      ReadError(a.status());
+      break;
+    }
+    read_through = a->asn();
+    if (a->type() == proto::DATA && !Protected(*a)) continue;
+    if (a->type() == proto::DDL && !Protected(*a)) continue;
+    proto::WireRecord* w = b->add_records();
+    w->set_asn(a->asn());
+    w->set_type(a->type());
+    w->set_txid(a->txid());
+    if (a->type() == proto::DATA || a->type() == proto::DDL) w->set_volume(a->volume());
+    batch_bytes += (*rec)->payload.size() + 32;
+    w->set_payload(std::move((*rec)->payload));
+    sent_time_us = a->time_us();
+  }
+  if (b->records().empty()) {
+    // Only unprotected audit (or nothing): heartbeats carry read_through.
+    return read_through != start_read;
+  }
+  b->set_seq(next_seq++);
+  b->set_read_through_asn(read_through);
+  trail::End e = end->Get();
+  b->set_audit_end_asn(e.asn);
+  b->set_audit_end_time_us(e.time_us);
+  records += b->records_size();
+  bytes += batch_bytes;
+  ++batches;
+  inflight.push_back({b->seq(), read_through});
+  sent_asn = read_through;
+  Send(m);
+  last_send_us = last_progress_us = Now();
+  if (inflight.size() == 1) last_ack_us = last_send_us;
+  return true;
+}
+
+void Extractor::Impl::SendHeartbeat() {
+  proto::WireMessage m;
+  trail::End e = end->Get();
+  m.mutable_heartbeat()->set_audit_end_asn(e.asn);
+  m.mutable_heartbeat()->set_audit_end_time_us(e.time_us);
+  m.mutable_heartbeat()->set_read_through_asn(read_through);
+  m.mutable_heartbeat()->set_next_seq(next_seq);
+  Send(m);
+  last_send_us = Now();
+}
+
+void Extractor::Impl::HandleMessage(absl::string_view bytes) {
+  absl::StatusOr<proto::WireMessage> m = wire::Decode(bytes, 1u << 20);
+  if (!m.ok()) {
+    Log(events::kRefusedByReceiver, {{"error", std::string(m.status().message())}});
+    return;
+  }
+  switch (m->body_case()) {
+    case proto::WireMessage::kWelcome: {
+      if (state != State::kSync) return;
+      const proto::Welcome& w = m->welcome();
+      absl::Status s = reader->SeekToAsn(w.restart_asn());
+      if (!s.ok()) {
+        ReadError(s);
+        return;
+      }
+      read_through = sent_asn = w.restart_asn() - 1;
+      acked_asn = w.save_point_asn();
+      next_seq = w.next_seq();
+      inflight.clear();
+      state = State::kStream;
+      last_ack_us = Now();
+      last_error.clear();
+      Log(events::kSynchEstablished, {{"restart_asn", absl::StrCat(w.restart_asn())},
+           {"position", trail::ToString(reader->position())},
+           {"next_seq", absl::StrCat(w.next_seq())}});
+      return;
+    }
+    case proto::WireMessage::kAck: {
+      const proto::Ack& a = m->ack();
+      while (!inflight.empty() && inflight.front().seq <= a.seq()) inflight.pop_front();
+      acked_asn = std::max(acked_asn, a.save_point_asn());
+      last_ack_us = Now();
+      return;
+    }
+    case proto::WireMessage::kRefuse: {
+      const proto::Refuse& r = m->refuse();
+      last_error = r.text();
+      if (r.reason() == proto::Refuse::RESYNC) {
+        EnterSync("receiver asked to resynchronize");
+      } else if (r.reason() == proto::Refuse::FENCED) {
+        if (state != State::kFenced) {
+          Log(events::kRefusedByReceiver, {{"reason", "fenced"}, {"text", r.text()}});
+        }
+        state = State::kFenced;
+        last_retry_us = Now();
+      } else {
+        Log(events::kRefusedByReceiver, {{"reason", proto::Refuse::Reason_Name(r.reason())}, {"text", r.text()}});
+        EnterSync("refused");
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void Extractor::Impl::MaybeWritePin() {
+  if (acked_asn <= pinned_asn || Now() - last_pin_us < kPinIntervalUs) return;
+  absl::Status s = WritePin(opt.fs, audit_dir, acked_asn);
+  last_pin_us = Now();
+  if (s.ok()) {
+    pinned_asn = acked_asn;
+  } else {
+    Log(events::kFileSystemError, {{"op", "pin"}, {"error", std::string(s.message())}});
+  }
+}
+
+void Extractor::Impl::CheckRtd(int64_t rtd_ms) {
+  int64_t threshold = cfg->extractor().rtd_warning_ms();
+  if (!rtd_over && rtd_ms > threshold) {
+    rtd_over = true;
+    Log(events::kRtdOverThreshold, {{"rtd_ms", absl::StrCat(rtd_ms)}, {"threshold_ms", absl::StrCat(threshold)}});
+  } else if (rtd_over && rtd_ms <= threshold) {
+    rtd_over = false;
+    Log(events::kRtdUnderThreshold, {{"rtd_ms", absl::StrCat(rtd_ms)}, {"threshold_ms", absl::StrCat(threshold)}});
+  }
+}
+
+void Extractor::Impl::PublishStatus() {
+  proto::ProcessStatus st;
+  st.set_version(1);
+  st.set_node(node->name());
+  st.set_process("extractor");
+  st.set_state(StateName(state));
+  st.set_time_us(opt.clock->NowMicros());
+  st.set_pid(getpid());
+  trail::End e = end ? end->Get() : trail::End{};
+  if (reader) {
+    st.mutable_position()->set_segment(reader->position().segment);
+    st.mutable_position()->set_offset(reader->position().offset);
+  }
+  st.mutable_position()->set_asn(read_through);
+  st.set_sent_asn(sent_asn);
+  st.set_acked_asn(acked_asn);
+  st.set_audit_end_asn(e.asn);
+  st.set_audit_end_time_us(e.time_us);
+  // RTD on the primary's clock: newest audit time minus the time of the
+  // last record shipped; 0 once everything written has been read.
+  int64_t rtd_ms = 0;
+  if (read_through < e.asn) {
+    rtd_ms = std::max<int64_t>(0, (e.time_us - sent_time_us) / 1000);
+    if (sent_time_us == 0) rtd_ms = -1;  // nothing shipped yet this run
+  }
+  st.set_rtd_ms(rtd_ms);
+  st.set_backlog_records(e.asn > read_through ? e.asn - read_through : 0);
+  st.set_last_progress_age_ms(last_progress_us == 0 ? -1 : (Now() - last_progress_us) / 1000);
+  st.set_last_error(last_error);
+  st.set_batches(batches);
+  st.set_records(records);
+  st.set_bytes(bytes);
+  WriteStatus(node->data_dir(), st).IgnoreError();
+  if (rtd_ms >= 0) CheckRtd(rtd_ms);
+}
+
+void Extractor::Impl::Poll(int timeout_ms) {
+  zmq::pollitem_t items[] = {{dealer->handle(), 0, ZMQ_POLLIN, 0}};
+  try {
+    zmq::poll(items, 1, std::chrono::milliseconds(timeout_ms));
+    for (int i = 0; i < 1024; ++i) {
+      zmq::message_t msg;
+      if (!dealer->recv(msg, zmq::recv_flags::dontwait)) break;
+      HandleMessage(absl::string_view(msg.data<char>(), msg.size()));
+    }
+  } catch (const zmq::error_t&) {
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Extractor>> Extractor::Open(const ExtractorOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opt = options;
+  impl->cfg = &options.config->proto;
+  impl->node = options.config->FindNode(options.node);
+  if (impl->node == nullptr || impl->node->role() != proto::PRIMARY) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("node '", options.node, "' is not the primary node of ",
+                     options.config->path, "; the extractor runs on the primary"));
+  }
+  RDF_ASSIGN_OR_RETURN(impl->lock, ProcessLock::Acquire(config::LockDir(*impl->node), "extractor"));
+  events::EventLogOptions eo;
+  eo.dir = config::EventDir(*impl->node);
+  eo.node = impl->node->name();
+  eo.process = "extractor";
+  eo.fs = options.fs;
+  eo.clock = options.clock;
+  eo.segment_bytes = impl->cfg->trail().event_segment_bytes();
+  eo.segments_kept = impl->cfg->trail().event_segments_kept();
+  RDF_ASSIGN_OR_RETURN(impl->events, events::EventLog::Open(eo));
+  impl->audit_dir = config::AuditDir(*impl->node);
+  RDF_RETURN_IF_ERROR(impl->Connect());
+  return std::unique_ptr<Extractor>(new Extractor(std::move(impl)));
+}
+
+Extractor::Extractor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Extractor::~Extractor() {
+  impl_->monitor.reset();
+  if (impl_->dealer) impl_->dealer->close();
+}
+
+absl::Status Extractor::Run(const std::atomic<bool>* stop) {
+  Impl& s = *impl_;
+  const size_t window = s.cfg->extractor().window();
+  const int64_t heartbeat_us = int64_t{s.cfg->extractor().heartbeat_ms()} * 1000;
+  while (!stop->load()) {
+    int64_t now = s.Now();
+    if (s.auth_failed.exchange(false)) {
+      s.Log(events::kAuthenticationFailed, {{"endpoint", s.endpoint}});
+      s.last_error = "authentication with the receiver failed";
+      // libzmq does not reconnect after a failed handshake: make a new
+      // socket after a backoff (the keys may be fixed meanwhile).
+      s.reconnect_at_us = now + 5'000'000;
+    }
+    if (s.reconnect_at_us != 0 && now >= s.reconnect_at_us) {
+      s.reconnect_at_us = 0;
+      s.monitor.reset();
+      s.dealer->close();
+      absl::Status c = s.Connect();
+      if (!c.ok()) {
+        s.last_error = std::string(c.message());
+        s.reconnect_at_us = now + 5'000'000;
+      }
+      if (s.state == State::kStream) s.EnterSync("reconnect after a failed handshake");
+    }
+    if (s.disconnected.exchange(false) && s.state == State::kStream) {
+      s.Log(events::kConnectionLost, {{"endpoint", s.endpoint}, {"unacknowledged", absl::StrCat(s.inflight.size())}});
+      s.EnterSync("connection lost");
+    }
+    switch (s.state) {
+      case State::kWaitingForAudit:
+        if (s.OpenAudit()) s.EnterSync("start");
+        else s.Poll(200);
+        break;
+      case State::kSync:
+        if (now - s.last_hello_us >= kHelloIntervalUs) s.SendHello();
+        s.Poll(50);
+        break;
+      case State::kStream: {
+        s.Poll(0);
+        if (s.state != State::kStream) break;
+        bool sent = false;
+        if (s.inflight.size() < window) sent = s.FillAndSend();
+        if (!s.inflight.empty() && s.Now() - s.last_ack_us > kAckTimeoutUs) {
+          s.Log(events::kConnectionLost, {{"endpoint", s.endpoint}, {"unacknowledged", absl::StrCat(s.inflight.size())}});
+          s.EnterSync("acknowledgement timeout");
+          break;
+        }
+        if (!sent && s.Now() - s.last_send_us >= heartbeat_us) s.SendHeartbeat();
+        if (s.inflight.size() >= window) s.Poll(5);  // window full: wait for acks
+        break;
+      }
+      case State::kDamaged:
+      case State::kAuditMissing:
+        // Retry from the last good position every 5 s (a restored segment
+        // clears it); never ship past the damage.
+        if (now - s.last_retry_us >= 5'000'000) {
+          s.reader.reset();
+          if (s.OpenAudit()) s.EnterSync("retry after audit read error");
+          s.last_retry_us = now;
+        }
+        if (s.Now() - s.last_send_us >= heartbeat_us && s.state != State::kSync) s.SendHeartbeat();
+        s.Poll(100);
+        break;
+      case State::kFenced:
+        s.Poll(200);
+        if (now - s.last_retry_us >= 30'000'000) s.EnterSync("fenced; trying again");
+        break;
+    }
+    s.MaybeWritePin();
+    if (s.Now() - s.last_status_us >= 1'000'000) {
+      s.last_status_us = s.Now();
+      s.PublishStatus();
+    }
+  }
+  s.PublishStatus();
+  s.events->Flush().IgnoreError();
+  return absl::OkStatus();
+}
+
+}  // namespace rdf::extractor

@@ -1,0 +1,201 @@
+#include "receiver/image_trails.h"
+
+#include "absl/strings/str_cat.h"
+#include "audit.pb.h"
+#include "common/save_point.h"
+#include "common/status_macros.h"
+
+namespace rdf::receiver {
+
+absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Config& config,
+                                                               const proto::NodeConfig& node,
+                                                               FileSystem* fs, Clock* clock) {
+  std::unique_ptr<ImageTrails> t(new ImageTrails());
+  t->dir_ = config::ImageTrailDir(node);
+  t->clock_ = clock;
+  RDF_RETURN_IF_ERROR(fs->CreateDirs(t->dir_));
+  std::vector<std::pair<std::string, std::string>> names = {{kMasterImageTrail, ""}};
+  for (const proto::VolumeConfig* v : config.ProtectedVolumes()) {
+    names.push_back({config::VolumeDirName(v->name()), v->name()});
+  }
+  for (const auto& [name, volume] : names) {
+    auto trail = std::make_unique<Trail>();
+    trail->name = name;
+    trail::WriterOptions wo;
+    wo.dir = t->dir_;
+    wo.name = name;
+    wo.segment_bytes = config.proto.trail().image_segment_bytes();
+    wo.fs = fs;
+    wo.clock = clock;
+    wo.shared_end = false;
+    RDF_ASSIGN_OR_RETURN(trail->writer, trail::TrailWriter::Open(wo));
+    if (!volume.empty()) t->by_volume_[volume] = trail.get();
+    t->trails_.push_back(std::move(trail));
+  }
+  trail::Position mit_end;
+  RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp,
+                       ReadLastSavePoint(fs, t->dir_, &mit_end));
+  if (sp.has_value()) t->save_point_ = *std::move(sp);
+  RDF_RETURN_IF_ERROR(t->CutBackToSavePoint(mit_end));
+  t->received_asn_ = t->save_point_.asn();
+  t->audit_end_asn_ = t->save_point_.audit_end_asn();
+  t->audit_end_time_us_ = t->save_point_.audit_end_time_us();
+  for (const proto::OpenTransaction& o : t->save_point_.open()) {
+    t->open_[o.txid()] = {o.first_asn(), o.records()};
+  }
+  RDF_ASSIGN_OR_RETURN(t->shm_, SharedBlob::Create(SavePointShmPath(t->dir_)));
+  if (sp.has_value()) RDF_RETURN_IF_ERROR(t->shm_->Write(t->save_point_.SerializeAsString()));
+  return t;
+}
+
+absl::Status ImageTrails::CutBackToSavePoint(const trail::Position& mit_end) {
+  // Everything past the last save point may be incomplete across trails:
+  // drop it (the extractor resends from the save point).
+  for (auto& trail : trails_) {
+    trail::End end;
+    if (trail->name == kMasterImageTrail && save_point_.asn() != 0) {
+      end = {save_point_.asn(), mit_end, 0};
+    } else if (const proto::TrailEnd* e = FindTrailEnd(save_point_, trail->name)) {
+      end = {e->asn(), {e->segment(), e->offset()}, 0};
+    } else if (trail->writer->last_asn() == 0) {
+      continue;  // nothing written yet
+    } else {
+      // Records but no save point that covers this trail: cut to empty.
+      // (Before the first save point the trails are still in segment 1.)
+      end = {0, {1, trail::kHeaderSize}, 0};
+    }
+    if (trail->writer->appended_end().pos == end.pos) continue;
+    RDF_RETURN_IF_ERROR(Annotate(trail->writer->TruncateTo(end),
+                                 absl::StrCat("cut image trail ", trail->name,
+                                              " back to the save point")));
+  }
+  return absl::OkStatus();
+}
+
+ImageTrails::Trail* ImageTrails::VolumeTrail(const std::string& volume) const {
+  auto it = by_volume_.find(volume);
+  return it == by_volume_.end() ? nullptr : it->second;
+}
+
+absl::Status ImageTrails::Validate(const proto::Batch& b) const {
+  uint64_t prev = received_asn_;
+  for (const proto::WireRecord& r : b.records()) {
+    if (r.asn() <= prev) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("record ASN ", r.asn(), " not above ", prev));
+    }
+    prev = r.asn();
+    switch (r.type()) {
+      case proto::DATA:
+      case proto::DDL:
+        if (VolumeTrail(r.volume()) == nullptr) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("record ", r.asn(), " names volume '", r.volume(),
+                           "', which is not a protected volume here"));
+        }
+        break;
+      case proto::COMMIT:
+      case proto::ABORT:
+      case proto::CONTROL:
+        break;
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat("record ", r.asn(), " has unknown type ", r.type()));
+    }
+    if (r.payload().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("record ", r.asn(), " has no payload"));
+    }
+  }
+  if (b.read_through_asn() < prev) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "read_through_asn ", b.read_through_asn(), " below the last record ", prev));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ImageTrails::Append(const proto::Batch& b) {
+  for (const proto::WireRecord& r : b.records()) {
+    uint8_t type = static_cast<uint8_t>(r.type());
+    Trail* mit = trails_[0].get();
+    if (r.type() == proto::DATA || r.type() == proto::DDL) {
+      Trail* t = VolumeTrail(r.volume());
+      RDF_RETURN_IF_ERROR(t->writer->Append(r.asn(), type, r.payload(), 0));
+      t->dirty = true;
+    }
+    if (r.type() != proto::DATA) {
+      RDF_RETURN_IF_ERROR(mit->writer->Append(r.asn(), type, r.payload(), 0));
+      mit->dirty = true;
+    }
+    if (r.type() == proto::DATA) {
+      auto [it, inserted] = open_.try_emplace(r.txid(), r.asn(), 0);
+      ++it->second.second;
+    } else if (r.type() == proto::COMMIT || r.type() == proto::ABORT) {
+      open_.erase(r.txid());
+    }
+    ++records_;
+    bytes_ += r.payload().size();
+  }
+  received_asn_ = std::max(received_asn_, b.read_through_asn());
+  NoteAuditEnd(b.audit_end_asn(), b.audit_end_time_us());
+  return absl::OkStatus();
+}
+
+void ImageTrails::NoteAuditEnd(uint64_t asn, int64_t time_us) {
+  if (asn >= audit_end_asn_) {
+    audit_end_asn_ = asn;
+    audit_end_time_us_ = std::max(audit_end_time_us_, time_us);
+  }
+}
+
+void ImageTrails::NoteReadThrough(uint64_t asn) {
+  received_asn_ = std::max(received_asn_, asn);
+}
+
+absl::Status ImageTrails::SavePoint(uint64_t next_seq) {
+  // 1. The trails' data, then 2. the save point that describes them.
+  for (auto& t : trails_) {
+    if (!t->dirty) continue;
+    RDF_RETURN_IF_ERROR(t->writer->Sync());
+    t->dirty = false;
+  }
+  proto::SavePoint sp;
+  sp.set_version(kSavePointVersion);
+  sp.set_asn(received_asn_);
+  sp.set_time_us(clock_->NowMicros());
+  sp.set_audit_end_asn(audit_end_asn_);
+  sp.set_audit_end_time_us(audit_end_time_us_);
+  sp.set_next_seq(next_seq);
+  for (auto& t : trails_) {
+    trail::End e = t->writer->appended_end();
+    proto::TrailEnd* te = sp.add_trails();
+    te->set_trail(t->name);
+    te->set_segment(e.pos.segment);
+    te->set_offset(e.pos.offset);
+    te->set_asn(e.asn);
+  }
+  for (const auto& [txid, info] : open_) {
+    proto::OpenTransaction* o = sp.add_open();
+    o->set_txid(txid);
+    o->set_first_asn(info.first);
+    o->set_records(info.second);
+    if (sp.oldest_open_asn() == 0 || info.first < sp.oldest_open_asn()) {
+      sp.set_oldest_open_asn(info.first);
+    }
+  }
+  Trail* mit = trails_[0].get();
+  // The frame carries the save point's ASN: no MIT record is above it.
+  RDF_RETURN_IF_ERROR(mit->writer->Append(received_asn_, kSavePointRecordType,
+                                          sp.SerializeAsString(), sp.time_us()));
+  RDF_RETURN_IF_ERROR(mit->writer->Sync());
+  save_point_ = std::move(sp);
+  // 3. Tell the updaters (the durable copy is the MIT frame).
+  return shm_->Write(save_point_.SerializeAsString());
+}
+
+uint64_t ImageTrails::fsyncs() const {
+  uint64_t n = 0;
+  for (const auto& t : trails_) n += t->writer->fsyncs();
+  return n;
+}
+
+}  // namespace rdf::receiver

@@ -1,0 +1,93 @@
+// The backup's image trails as the receiver writes them: the master image
+// trail (MIT: COMMIT, ABORT, DDL, CONTROL and the save points) and one trail
+// per protected volume (its DATA records and the DDL that concerns it),
+// under <backup data_dir>/imagetrails/.
+//
+// Append routes a batch's records without parsing their payloads; SavePoint
+// makes every dirty trail durable, then appends a save point frame to the
+// MIT and makes it durable, then publishes it to the updaters (shared
+// file). Open repairs torn tails and cuts every trail back to the last save
+// point, so nothing past a save point survives a crash.
+//
+// Not thread-safe: the receiver's main loop owns it.
+#ifndef RDF_RECEIVER_IMAGE_TRAILS_H_
+#define RDF_RECEIVER_IMAGE_TRAILS_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/file_system.h"
+#include "common/shared_blob.h"
+#include "common/trail_writer.h"
+#include "imagetrail.pb.h"
+#include "wire.pb.h"
+
+namespace rdf::receiver {
+
+class ImageTrails {
+ public:
+  static absl::StatusOr<std::unique_ptr<ImageTrails>> Open(const config::Config& config,
+                                                           const proto::NodeConfig& node,
+                                                           FileSystem* fs, Clock* clock);
+
+  // Checks a batch without writing anything: ASNs strictly increasing and
+  // above received_asn(), known record types, DATA/DDL naming a protected
+  // volume, read_through_asn >= the last record. kInvalidArgument says why.
+  absl::Status Validate(const proto::Batch& b) const;
+  // Appends a validated batch (buffered until SavePoint).
+  absl::Status Append(const proto::Batch& b);
+  // Records the primary's newest audit (from batches and heartbeats).
+  void NoteAuditEnd(uint64_t asn, int64_t time_us);
+  // Advances received_asn over filtered audit (heartbeat read_through).
+  void NoteReadThrough(uint64_t asn);
+
+  // Whether anything was received since the last save point.
+  bool pending() const { return received_asn_ > save_point_.asn(); }
+  // Syncs and records a save point at received_asn(); `next_seq` is stored
+  // with it. On failure (disk full, ...) nothing is published and a later
+  // call retries.
+  absl::Status SavePoint(uint64_t next_seq);
+
+  uint64_t received_asn() const { return received_asn_; }
+  const proto::SavePoint& save_point() const { return save_point_; }
+  uint64_t fsyncs() const;
+  uint64_t records() const { return records_; }
+  uint64_t bytes() const { return bytes_; }
+  int64_t audit_end_time_us() const { return audit_end_time_us_; }
+  uint64_t audit_end_asn() const { return audit_end_asn_; }
+
+ private:
+  struct Trail {
+    std::string name;
+    std::unique_ptr<trail::TrailWriter> writer;
+    bool dirty = false;
+  };
+  ImageTrails() = default;
+  absl::Status CutBackToSavePoint(const trail::Position& mit_end);
+  Trail* VolumeTrail(const std::string& volume) const;
+
+  std::string dir_;
+  Clock* clock_ = nullptr;
+  std::vector<std::unique_ptr<Trail>> trails_;  // [0] is the MIT
+  absl::flat_hash_map<std::string, Trail*> by_volume_;  // "$DATA01" -> trail
+  std::unique_ptr<SharedBlob> shm_;
+  proto::SavePoint save_point_;
+  uint64_t received_asn_ = 0;
+  int64_t received_time_us_ = 0;
+  uint64_t audit_end_asn_ = 0;
+  int64_t audit_end_time_us_ = 0;
+  // Transactions with DATA and no outcome yet: txid -> (first ASN, records).
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> open_;
+  uint64_t records_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace rdf::receiver
+
+#endif  // RDF_RECEIVER_IMAGE_TRAILS_H_

@@ -1,0 +1,382 @@
+#include "receiver/receiver.h"
+
+#include <unistd.h>
+
+#include <set>
+#include <zmq.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/curve_keys.h"
+#include "common/event_catalog.h"
+#include "common/event_log.h"
+#include "common/process_lock.h"
+#include "common/socket_monitor.h"
+#include "common/status_file.h"
+#include "common/status_macros.h"
+#include "common/wire.h"
+#include "common/zap_handler.h"
+#include "receiver/image_trails.h"
+
+namespace rdf::receiver {
+
+std::string TakeoverEpochPath(const proto::NodeConfig& node) {
+  return JoinPath(config::TakeoverDir(node), "epoch");
+}
+
+struct Receiver::Impl {
+  ReceiverOptions opt;
+  const proto::NodeConfig* node = nullptr;
+  const proto::SystemConfig* cfg = nullptr;
+  std::unique_ptr<ProcessLock> lock;
+  std::unique_ptr<events::EventLog> events;
+  std::unique_ptr<ImageTrails> trails;
+  zmq::context_t ctx{1};
+  std::unique_ptr<curve::ZapHandler> zap;
+  std::unique_ptr<zmq::socket_t> router;
+  std::unique_ptr<curve::SocketMonitor> monitor;
+  std::string endpoint;
+  size_t max_bytes = 0;
+
+  // Session state (main loop only).
+  uint64_t next_seq = 1;
+  std::string peer;          // routing id of the extractor to acknowledge
+  bool fenced = false;
+  bool disk_full = false;
+  int64_t last_message_us = 0;
+  int64_t last_save_point_us = 0;
+  int64_t last_status_us = 0;
+  int64_t last_fence_check_us = 0;
+  bool silent_reported = false;
+  uint64_t batches = 0;
+  uint64_t acked_seq = 0;
+
+  // Events use the catalog's text and severity (docs/events.md); the
+  // specifics go into fields.
+  void Log(uint32_t number, events::EventFields fields = {}) { events->Log(number, fields); }
+  int64_t Now() { return opt.clock->MonotonicMicros(); }
+
+  void Send(const std::string& to, const proto::WireMessage& m) {
+    std::string bytes = wire::Encode(m);
+    try {
+      router->send(zmq::buffer(to), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      router->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      // A peer that vanished or a full queue: it will resynchronize.
+    }
+  }
+  void Refuse(const std::string& to, proto::Refuse::Reason reason, const std::string& text) {
+    proto::WireMessage m;
+    m.mutable_refuse()->set_reason(reason);
+    m.mutable_refuse()->set_text(text);
+    Send(to, m);
+  }
+  void SendAck(const std::string& to) {
+    proto::WireMessage m;
+    m.mutable_ack()->set_seq(next_seq - 1);
+    m.mutable_ack()->set_save_point_asn(trails->save_point().asn());
+    Send(to, m);
+    acked_seq = next_seq - 1;
+  }
+
+  absl::Status Bind();
+  void Handle(const std::string& from, absl::string_view bytes);
+  void HandleHello(const std::string& from, const proto::Hello& h);
+  void HandleBatch(const std::string& from, const proto::Batch& b);
+  void HandleHeartbeat(const std::string& from, const proto::Heartbeat& h);
+  void TakeSavePoint();
+  void CheckFence();
+  void Housekeeping();
+  void PublishStatus();
+};
+
+absl::Status Receiver::Impl::Bind() {
+  const proto::NodeConfig* primary = opt.config->NodeWithRole(proto::PRIMARY);
+  RDF_ASSIGN_OR_RETURN(std::string extractor_key, curve::PublicKeyOf(*opt.config, *primary));
+  RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*opt.config, *node));
+  RDF_ASSIGN_OR_RETURN(
+      zap, curve::ZapHandler::Start(
+               ctx, std::set<std::string>{extractor_key},
+               [this](const std::string& key, const std::string& address, bool admitted) {
+                 if (!admitted) {
+                   Log(events::kSenderRefused, {{"key", key}, {"peer", address}});
+                 }
+               }));
+  try {
+    router = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::router);
+    router->set(zmq::sockopt::curve_server, 1);
+    router->set(zmq::sockopt::curve_secretkey, own.secret_key);
+    router->set(zmq::sockopt::zap_domain, wire::kZapDomain);
+    // libzmq drops a peer sending more than this; between max_bytes and it
+    // the receiver refuses the message itself (event 953).
+    router->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(2 * max_bytes));
+    router->set(zmq::sockopt::rcvhwm, 64);
+    router->set(zmq::sockopt::sndhwm, 256);
+    router->set(zmq::sockopt::linger, 0);
+    router->set(zmq::sockopt::heartbeat_ivl, 1000);
+    router->set(zmq::sockopt::heartbeat_timeout, 5000);
+    absl::StatusOr<std::unique_ptr<curve::SocketMonitor>> mon = curve::SocketMonitor::Start(
+        ctx, *router, ZMQ_EVENT_ALL, [this](int event, int value, const std::string& address) {
+          // (An unknown key is logged by the ZAP handler's callback.)
+          if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+              event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            Log(events::kSenderRefused, {{"peer", address}, {"reason", curve::MonitorEventName(event)},
+                 {"value", absl::StrCat(value)}});
+          }
+        });
+    if (!mon.ok()) return mon.status();
+    monitor = *std::move(mon);
+    router->bind(endpoint);
+  } catch (const zmq::error_t& e) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", endpoint, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+void Receiver::Impl::Handle(const std::string& from, absl::string_view bytes) {
+  last_message_us = Now();
+  silent_reported = false;
+  absl::StatusOr<proto::WireMessage> m = wire::Decode(bytes, max_bytes);
+  if (!m.ok()) {
+    std::string why(m.status().message());
+    if (absl::IsResourceExhausted(m.status())) {
+      Log(events::kOversizedMessage, {{"bytes", absl::StrCat(bytes.size())}, {"limit", absl::StrCat(max_bytes)}});
+      Refuse(from, proto::Refuse::OVERSIZED, why);
+    } else if (absl::IsFailedPrecondition(m.status())) {
+      Log(events::kBadProtocolVersion, {{"error", why}});
+      Refuse(from, proto::Refuse::BAD_VERSION, why);
+    } else {
+      Log(events::kMalformedMessage, {{"error", why}, {"bytes", absl::StrCat(bytes.size())}});
+      Refuse(from, proto::Refuse::MALFORMED, why);
+    }
+    return;
+  }
+  switch (m->body_case()) {
+    case proto::WireMessage::kHello:
+      HandleHello(from, m->hello());
+      break;
+    case proto::WireMessage::kBatch:
+      HandleBatch(from, m->batch());
+      break;
+    case proto::WireMessage::kHeartbeat:
+      HandleHeartbeat(from, m->heartbeat());
+      break;
+    default:
+      Log(events::kMalformedMessage, {{"error", "unexpected message kind"}});
+      Refuse(from, proto::Refuse::MALFORMED, "unexpected message kind");
+  }
+}
+
+void Receiver::Impl::HandleHello(const std::string& from, const proto::Hello& h) {
+  CheckFence();
+  if (fenced) {
+    Log(events::kFencedAuditRefused, {{"node", h.node()}});
+    Refuse(from, proto::Refuse::FENCED, "this backup has taken over; audit is refused");
+    return;
+  }
+  peer = from;
+  trails->NoteAuditEnd(h.audit_end_asn(), h.audit_end_time_us());
+  proto::WireMessage w;
+  w.mutable_welcome()->set_restart_asn(trails->received_asn() + 1);
+  w.mutable_welcome()->set_next_seq(next_seq);
+  w.mutable_welcome()->set_save_point_asn(trails->save_point().asn());
+  Send(from, w);
+  Log(events::kSenderConnected, {{"node", h.node()}, {"restart_asn", absl::StrCat(trails->received_asn() + 1)},
+       {"next_seq", absl::StrCat(next_seq)}});
+}
+
+void Receiver::Impl::HandleBatch(const std::string& from, const proto::Batch& b) {
+  if (fenced) {
+    Refuse(from, proto::Refuse::FENCED, "this backup has taken over; audit is refused");
+    return;
+  }
+  if (disk_full) return;  // no ack: the extractor holds and resends
+  if (b.seq() < next_seq) {  // a duplicate: acknowledge again
+    if (!trails->pending()) SendAck(from);
+    return;
+  }
+  if (b.seq() > next_seq) {
+    Log(events::kResynchronizing, {{"expected_seq", absl::StrCat(next_seq)}, {"got_seq", absl::StrCat(b.seq())}});
+    Refuse(from, proto::Refuse::RESYNC, absl::StrCat("expected batch ", next_seq));
+    return;
+  }
+  absl::Status valid = trails->Validate(b);
+  if (!valid.ok()) {
+    Log(events::kMalformedMessage, {{"error", std::string(valid.message())}, {"seq", absl::StrCat(b.seq())}});
+    Refuse(from, proto::Refuse::MALFORMED, std::string(valid.message()));
+    return;
+  }
+  absl::Status s = trails->Append(b);
+  if (!s.ok()) {
+    // A write error still pending from a failed sync: hold (no ack).
+    if (absl::IsResourceExhausted(s) && !disk_full) {
+      disk_full = true;
+      Log(events::kDiskFullStopped, {{"error", std::string(s.message())}});
+    }
+    return;
+  }
+  peer = from;
+  ++next_seq;
+  ++batches;
+}
+
+void Receiver::Impl::HandleHeartbeat(const std::string& from, const proto::Heartbeat& h) {
+  trails->NoteAuditEnd(h.audit_end_asn(), h.audit_end_time_us());
+  if (!fenced && h.next_seq() == next_seq && !disk_full) {
+    trails->NoteReadThrough(h.read_through_asn());
+  }
+  if (!trails->pending() && !fenced) SendAck(from);
+}
+
+void Receiver::Impl::TakeSavePoint() {
+  absl::Status s = trails->SavePoint(next_seq);
+  if (s.ok()) {
+    last_save_point_us = Now();
+    if (disk_full) {
+      disk_full = false;
+      Log(events::kDiskFullResumed);
+    }
+    if (!peer.empty()) SendAck(peer);
+    return;
+  }
+  if (absl::IsResourceExhausted(s)) {
+    if (!disk_full) {
+      disk_full = true;
+      Log(events::kDiskFullStopped, {{"error", std::string(s.message())}});
+    }
+    return;
+  }
+  Log(events::kFileSystemError, {{"op", "save point"}, {"error", std::string(s.message())}});
+  disk_full = true;  // hold the same way: no ack, retry each second
+}
+
+void Receiver::Impl::CheckFence() {
+  last_fence_check_us = Now();
+  if (!fenced && opt.fs->Exists(TakeoverEpochPath(*node))) fenced = true;
+}
+
+void Receiver::Impl::PublishStatus() {
+  proto::ProcessStatus st;
+  st.set_version(1);
+  st.set_node(node->name());
+  st.set_process("receiver");
+  st.set_state(fenced ? "FENCED" : disk_full ? "DISK_FULL"
+               : peer.empty() ? "WAITING" : "RUNNING");
+  st.set_time_us(opt.clock->NowMicros());
+  st.set_pid(getpid());
+  const proto::SavePoint& sp = trails->save_point();
+  if (!sp.trails().empty()) {
+    st.mutable_position()->set_segment(sp.trails(0).segment());
+    st.mutable_position()->set_offset(sp.trails(0).offset());
+  }
+  st.mutable_position()->set_asn(sp.asn());
+  st.set_save_point_asn(sp.asn());
+  st.set_last_message_age_ms(last_message_us == 0 ? -1 : (Now() - last_message_us) / 1000);
+  st.set_audit_end_asn(trails->audit_end_asn());
+  st.set_audit_end_time_us(trails->audit_end_time_us());
+  st.set_batches(batches);
+  st.set_fsyncs(trails->fsyncs());
+  st.set_records(trails->records());
+  st.set_bytes(trails->bytes());
+  if (disk_full) st.set_last_error("image trail disk full");
+  WriteStatus(node->data_dir(), st).IgnoreError();
+}
+
+void Receiver::Impl::Housekeeping() {
+  int64_t now = Now();
+  if (now - last_fence_check_us >= 1'000'000) CheckFence();
+  if (disk_full && now - last_save_point_us >= 1'000'000) {
+    last_save_point_us = now;
+    TakeSavePoint();  // retry after a disk-full or write error
+  }
+  if (now - last_status_us >= 1'000'000) {
+    last_status_us = now;
+    PublishStatus();
+  }
+  if (!silent_reported && last_message_us != 0 && now - last_message_us > 10'000'000) {
+    silent_reported = true;
+    Log(events::kSenderSilent, {{"seconds", absl::StrCat((now - last_message_us) / 1'000'000)}});
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Open(const ReceiverOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opt = options;
+  impl->cfg = &options.config->proto;
+  impl->node = options.config->FindNode(options.node);
+  if (impl->node == nullptr || impl->node->role() != proto::BACKUP) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("node '", options.node, "' is not the backup node of ",
+                     options.config->path, "; the receiver runs on the backup"));
+  }
+  RDF_ASSIGN_OR_RETURN(impl->lock, ProcessLock::Acquire(config::LockDir(*impl->node), "receiver"));
+  events::EventLogOptions eo;
+  eo.dir = config::EventDir(*impl->node);
+  eo.node = impl->node->name();
+  eo.process = "receiver";
+  eo.fs = options.fs;
+  eo.clock = options.clock;
+  eo.segment_bytes = impl->cfg->trail().event_segment_bytes();
+  eo.segments_kept = impl->cfg->trail().event_segments_kept();
+  RDF_ASSIGN_OR_RETURN(impl->events, events::EventLog::Open(eo));
+  RDF_ASSIGN_OR_RETURN(impl->trails, ImageTrails::Open(*options.config, *impl->node,
+                                                       options.fs, options.clock));
+  impl->next_seq = std::max<uint64_t>(1, impl->trails->save_point().next_seq());
+  impl->max_bytes = impl->cfg->receiver().max_message_bytes();
+  impl->endpoint = wire::Endpoint(impl->node->host(), impl->node->audit_port());
+  RDF_RETURN_IF_ERROR(impl->Bind());
+  impl->CheckFence();
+  impl->Log(events::kSavePoint, {{"asn", absl::StrCat(impl->trails->save_point().asn())},
+             {"next_seq", absl::StrCat(impl->next_seq)},
+             {"endpoint", impl->endpoint}});
+  return std::unique_ptr<Receiver>(new Receiver(std::move(impl)));
+}
+
+Receiver::Receiver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Receiver::~Receiver() {
+  if (impl_->monitor) impl_->monitor.reset();
+  if (impl_->router) impl_->router->close();
+  impl_->zap.reset();
+}
+
+absl::Status Receiver::Run(const std::atomic<bool>* stop) {
+  Impl& s = *impl_;
+  constexpr size_t kDrainBytes = 16u << 20;
+  while (!stop->load()) {
+    zmq::pollitem_t items[] = {{s.router->handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 1, std::chrono::milliseconds(100));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) return absl::InternalError(absl::StrCat("poll: ", e.what()));
+    }
+    // Drain what has arrived, then one save point for all of it: light
+    // load gets a save point per batch, heavy load coalesces.
+    size_t drained = 0;
+    while (drained < kDrainBytes) {
+      zmq::message_t id, body;
+      try {
+        if (!s.router->recv(id, zmq::recv_flags::dontwait)) break;
+        // A ROUTER delivers [routing id][body] whole; extra frames are not
+        // ours: read and drop them.
+        if (!id.more() || !s.router->recv(body, zmq::recv_flags::none)) continue;
+        for (zmq::message_t extra; body.more() && s.router->recv(extra);) {
+          if (!extra.more()) break;
+        }
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) break;
+        return absl::InternalError(absl::StrCat("recv: ", e.what()));
+      }
+      drained += body.size() + 1;
+      s.Handle(id.to_string(), absl::string_view(body.data<char>(), body.size()));
+    }
+    if (s.trails->pending() && !s.disk_full) s.TakeSavePoint();
+    s.Housekeeping();
+  }
+  if (s.trails->pending() && !s.disk_full) s.TakeSavePoint();
+  s.PublishStatus();
+  s.Log(events::kSavePoint, {{"asn", absl::StrCat(s.trails->save_point().asn())}});
+  s.events->Flush().IgnoreError();
+  return absl::OkStatus();
+}
+
+}  // namespace rdf::receiver

@@ -1,0 +1,48 @@
+// The receiver (backup node, one per extractor): accepts numbered batches
+// from the extractor over ZeroMQ (ROUTER, CURVE server, ZAP admitting only
+// the configured extractor key), writes them into the image trails, makes
+// them durable with a save point and acknowledges. See docs/protocol.md.
+#ifndef RDF_RECEIVER_RECEIVER_H_
+#define RDF_RECEIVER_RECEIVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/file_system.h"
+
+namespace rdf::receiver {
+
+struct ReceiverOptions {
+  const config::Config* config = nullptr;  // not owned
+  std::string node;                        // a BACKUP node
+  FileSystem* fs = FileSystem::Default();
+  Clock* clock = Clock::Real();
+};
+
+class Receiver {
+ public:
+  // Takes the process lock, opens the event log and the image trails
+  // (cutting them back to the last save point), binds the audit port.
+  static absl::StatusOr<std::unique_ptr<Receiver>> Open(const ReceiverOptions& options);
+  ~Receiver();
+  // Serves until *stop becomes true (SIGTERM), then takes a last save point.
+  absl::Status Run(const std::atomic<bool>* stop);
+
+  struct Impl;
+
+ private:
+  explicit Receiver(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The takeover epoch file; once it exists the receiver refuses audit from
+// the old primary (fencing).
+std::string TakeoverEpochPath(const proto::NodeConfig& node);
+
+}  // namespace rdf::receiver
+
+#endif  // RDF_RECEIVER_RECEIVER_H_
