@@ -35,6 +35,57 @@ absl::StatusOr<proto::AuditRecord> DecodeAuditRecord(const trail::Record& rec) {
   return r;
 }
 
+namespace {
+bool ReadVarint(absl::string_view& in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    uint8_t b = static_cast<uint8_t>(in[0]);
+    in.remove_prefix(1);
+    *v |= uint64_t{b & 0x7fu} << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+}  // namespace
+
+absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view in) {
+  // Field numbers of proto::AuditRecord (proto/audit.proto).
+  constexpr uint32_t kTime = 3, kTxid = 4, kVolume = 6, kFile = 7;
+  AuditHeader h;
+  while (!in.empty()) {
+    uint64_t tag, v;
+    if (!ReadVarint(in, &tag)) return absl::DataLossError("audit record: bad tag");
+    switch (tag & 7) {
+      case 0:  // varint
+        if (!ReadVarint(in, &v)) return absl::DataLossError("audit record: bad varint");
+        if ((tag >> 3) == kTime) h.time_us = static_cast<int64_t>(v);
+        if ((tag >> 3) == kTxid) h.txid = v;
+        break;
+      case 2: {  // length-delimited
+        if (!ReadVarint(in, &v) || v > in.size()) {
+          return absl::DataLossError("audit record: bad length");
+        }
+        absl::string_view bytes = in.substr(0, v);
+        if ((tag >> 3) == kVolume) h.volume = bytes;
+        if ((tag >> 3) == kFile) h.file = bytes;
+        in.remove_prefix(v);
+        break;
+      }
+      case 1:
+        if (in.size() < 8) return absl::DataLossError("audit record: short fixed64");
+        in.remove_prefix(8);
+        break;
+      case 5:
+        if (in.size() < 4) return absl::DataLossError("audit record: short fixed32");
+        in.remove_prefix(4);
+        break;
+      default:
+        return absl::DataLossError("audit record: bad wire type");
+    }
+  }
+  return h;
+}
+
 size_t AuditRecordBytes(const proto::AuditRecord& r) {
   return trail::kFrameOverhead + 24 + r.volume().size() + r.file().size() +
          r.key().size() + r.before().size() + r.after().size();

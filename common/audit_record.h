@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "audit.pb.h"
 #include "common/trail_reader.h"
 
@@ -23,6 +24,18 @@ std::string EncodeAuditPayload(const proto::AuditRecord& r);
 // kDataLoss when the payload does not parse, its version is unknown, or its
 // type disagrees with the frame's.
 absl::StatusOr<proto::AuditRecord> DecodeAuditRecord(const trail::Record& rec);
+
+// The routing facts of an encoded AuditRecord, read straight from the wire
+// format without parsing (and copying) the images: what the extractor needs
+// to filter and ship a record. Views point into the payload.
+struct AuditHeader {
+  int64_t time_us = 0;
+  uint64_t txid = 0;
+  absl::string_view volume;
+  absl::string_view file;
+};
+// kDataLoss when the bytes are not a well-formed AuditRecord encoding.
+absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view payload);
 
 // Approximate bytes a record occupies in a trail (for limits and backlog).
 size_t AuditRecordBytes(const proto::AuditRecord& r);

@@ -421,8 +421,8 @@ struct TrailReader::Impl {
         return Fail(f.at, f.reason);
       }
       const uint64_t off = pos.offset - f.size();
-      if (asn_at != 0 && f.h.asn >= asn_at) {
-        return Fail(off, absl::StrCat("ASN ", f.h.asn, " not below the next ASN ", asn_at));
+      if (asn_at != 0 && f.h.asn > asn_at) {
+        return Fail(off, absl::StrCat("ASN ", f.h.asn, " above the next ASN ", asn_at));
       }
       Record r = MakeRecord(f, off, /*want_payload=*/true);
       pos = r.pos;

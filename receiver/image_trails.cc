@@ -1,5 +1,7 @@
 #include "receiver/image_trails.h"
 
+#include <future>
+
 #include "absl/strings/str_cat.h"
 #include "audit.pb.h"
 #include "common/save_point.h"
@@ -153,11 +155,21 @@ void ImageTrails::NoteReadThrough(uint64_t asn) {
 
 absl::Status ImageTrails::SavePoint(uint64_t next_seq) {
   // 1. The trails' data, then 2. the save point that describes them.
+  // The volume trails are synced in parallel (each fdatasync waits on the
+  // device; together they overlap), the MIT with the save point after.
+  std::vector<std::future<absl::Status>> syncs;
   for (auto& t : trails_) {
     if (!t->dirty) continue;
-    RDF_RETURN_IF_ERROR(t->writer->Sync());
-    t->dirty = false;
+    trail::TrailWriter* w = t->writer.get();
+    syncs.push_back(std::async(std::launch::async, [w] { return w->Sync(); }));
   }
+  absl::Status synced = absl::OkStatus();
+  for (auto& f : syncs) {
+    absl::Status s = f.get();
+    if (synced.ok()) synced = s;
+  }
+  RDF_RETURN_IF_ERROR(synced);
+  for (auto& t : trails_) t->dirty = false;
   proto::SavePoint sp;
   sp.set_version(kSavePointVersion);
   sp.set_asn(received_asn_);
