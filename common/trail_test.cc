@@ -265,10 +265,41 @@ TEST_F(TrailTest, SyncPublishesTheDurableEnd) {
   EXPECT_EQ(writer_->durable_end().pos, end_->Get().pos);
 }
 
-TEST_F(TrailTest, AppendRejectsNonIncreasingAsnAndTypeZero) {
-  Write();
+TEST_F(TrailTest, AppendRejectsDecreasingAsnAsnZeroAndTypeZero) {
+  WriteN(2);
   EXPECT_THAT(writer_->Append(1, 1, "x", 0), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ASN 1")));
   EXPECT_THAT(writer_->Append(5, 0, "x", 0), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("type 0")));
+}
+
+TEST_F(TrailTest, ControlFrameMayRepeatTheLastAsnAndReadsBothWays) {
+  WriteN(2);
+  ASSERT_OK(writer_->Append(2, 16, "savepoint", 0));
+  ASSERT_OK(writer_->Append(3, 1, "next", 0));
+  Sync();
+  TrailReader* r = Reader();
+  ASSERT_NE(r, nullptr);
+  std::vector<uint64_t> asns;
+  while (true) {
+    auto rec = r->Next();
+    ASSERT_OK(rec.status());
+    if (!rec->has_value()) break;
+    asns.push_back((*rec)->asn);
+  }
+  EXPECT_THAT(asns, ::testing::ElementsAre(1, 2, 2, 3));
+  ASSERT_OK(r->SeekToEnd());
+  std::vector<uint64_t> back;
+  while (true) {
+    auto rec = r->Prev();
+    ASSERT_OK(rec.status());
+    if (!rec->has_value()) break;
+    back.push_back((*rec)->asn);
+  }
+  EXPECT_THAT(back, ::testing::ElementsAre(3, 2, 2, 1));
+}
+
+TEST_F(TrailTest, AsnZeroIsRejectedOnAnEmptyTrail) {
+  EXPECT_THAT(writer_->Append(0, 1, "x", 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ASN 0")));
 }
 
 TEST_F(TrailTest, SyncWithNothingAppendedDoesNoIo) {

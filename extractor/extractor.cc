@@ -237,6 +237,15 @@ bool Extractor::Impl::FillAndSend() {
                                                    trail::ToString((*rec)->pos))));
       break;
     }
+    // tmf numbers every audit record: ASNs are contiguous, so a jump means
+    // audit is gone (a segment removed before it was shipped).
+    if ((*rec)->asn != read_through + 1) {
+      ReadError(absl::NotFoundError(absl::StrCat(
+          "audit ASNs ", read_through + 1, "..", (*rec)->asn - 1,
+          " are missing before ", trail::ToString((*rec)->pos),
+          " (an audit segment was removed before it was shipped)")));
+      break;
+    }
     read_through = (*rec)->asn;
     const auto type = static_cast<proto::RecordType>((*rec)->type);
     if ((type == proto::DATA || type == proto::DDL) && !Protected(a->volume, a->file)) continue;

@@ -209,6 +209,24 @@ class ShipTest(unittest.TestCase):
                 if r.get("frame_type") != 16:
                     self.assertLess(r["asn"], victim["asn"])
 
+    def test_missing_audit_segment_gives_event_839_and_a_clear_state(self):
+        self.sys.cleanup()
+        self.sys = ShipSystem({"trail.audit_segment_bytes": 1 << 20})
+        self.assertEqual(self.sys.load(3000).wait(120), 0)
+        segs = rdftest.trail_segments(os.path.join(self.sys.primary, "audit"), "MAT")
+        self.assertGreater(len(segs), 1)
+        os.remove(os.path.join(self.sys.primary, "audit", "MAT.%010d" % segs[0]["segment"]))
+        self.sys.start("receiver")
+        self.sys.start("extractor")
+        rdftest.wait_for(lambda: (rdftest.status(self.sys.primary, "extractor") or {}).get(
+            "state") == "AUDIT_MISSING", 30, "state AUDIT_MISSING")
+        self.assertTrue(rdftest.events(self.sys.cfg, "primary", number=839))
+        self.assertEqual([r for r in rdftest.image_records(self.sys.backup, "MIT")
+                          if r.get("frame_type") != 16], [])
+        # Still running (no crash loop) a while later.
+        time.sleep(2)
+        self.assertIsNone(self.sys.procs["extractor"].p.poll())
+
     def test_hostile_peers_are_refused_and_the_real_extractor_keeps_shipping(self):
         self.sys.start("receiver")
         endpoint = "tcp://127.0.0.1:17420"
