@@ -15,6 +15,7 @@
 #include "common/event_log.h"
 #include "common/pin_file.h"
 #include "common/process_lock.h"
+#include "common/process_main.h"
 #include "common/socket_monitor.h"
 #include "common/status_file.h"
 #include "common/status_macros.h"
@@ -420,22 +421,12 @@ absl::StatusOr<std::unique_ptr<Extractor>> Extractor::Open(const ExtractorOption
   auto impl = std::make_unique<Impl>();
   impl->opt = options;
   impl->cfg = &options.config->proto;
-  impl->node = options.config->FindNode(options.node);
-  if (impl->node == nullptr || impl->node->role() != proto::PRIMARY) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("node '", options.node, "' is not the primary node of ",
-                     options.config->path, "; the extractor runs on the primary"));
-  }
-  RDF_ASSIGN_OR_RETURN(impl->lock, ProcessLock::Acquire(config::LockDir(*impl->node), "extractor"));
-  events::EventLogOptions eo;
-  eo.dir = config::EventDir(*impl->node);
-  eo.node = impl->node->name();
-  eo.process = "extractor";
-  eo.fs = options.fs;
-  eo.clock = options.clock;
-  eo.segment_bytes = impl->cfg->trail().event_segment_bytes();
-  eo.segments_kept = impl->cfg->trail().event_segments_kept();
-  RDF_ASSIGN_OR_RETURN(impl->events, events::EventLog::Open(eo));
+  RDF_ASSIGN_OR_RETURN(ProcessBase base,
+                       StartProcess(*options.config, options.node, proto::PRIMARY, "extractor",
+                                    options.fs, options.clock));
+  impl->node = base.node;
+  impl->lock = std::move(base.lock);
+  impl->events = std::move(base.events);
   impl->audit_dir = config::AuditDir(*impl->node);
   RDF_RETURN_IF_ERROR(impl->Connect());
   return std::unique_ptr<Extractor>(new Extractor(std::move(impl)));

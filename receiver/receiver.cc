@@ -10,6 +10,7 @@
 #include "common/event_catalog.h"
 #include "common/event_log.h"
 #include "common/process_lock.h"
+#include "common/process_main.h"
 #include "common/socket_monitor.h"
 #include "common/status_file.h"
 #include "common/status_macros.h"
@@ -302,22 +303,12 @@ absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Open(const ReceiverOptions& 
   auto impl = std::make_unique<Impl>();
   impl->opt = options;
   impl->cfg = &options.config->proto;
-  impl->node = options.config->FindNode(options.node);
-  if (impl->node == nullptr || impl->node->role() != proto::BACKUP) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("node '", options.node, "' is not the backup node of ",
-                     options.config->path, "; the receiver runs on the backup"));
-  }
-  RDF_ASSIGN_OR_RETURN(impl->lock, ProcessLock::Acquire(config::LockDir(*impl->node), "receiver"));
-  events::EventLogOptions eo;
-  eo.dir = config::EventDir(*impl->node);
-  eo.node = impl->node->name();
-  eo.process = "receiver";
-  eo.fs = options.fs;
-  eo.clock = options.clock;
-  eo.segment_bytes = impl->cfg->trail().event_segment_bytes();
-  eo.segments_kept = impl->cfg->trail().event_segments_kept();
-  RDF_ASSIGN_OR_RETURN(impl->events, events::EventLog::Open(eo));
+  RDF_ASSIGN_OR_RETURN(ProcessBase base,
+                       StartProcess(*options.config, options.node, proto::BACKUP, "receiver",
+                                    options.fs, options.clock));
+  impl->node = base.node;
+  impl->lock = std::move(base.lock);
+  impl->events = std::move(base.events);
   RDF_ASSIGN_OR_RETURN(impl->trails, ImageTrails::Open(*options.config, *impl->node,
                                                        options.fs, options.clock));
   impl->next_seq = std::max<uint64_t>(1, impl->trails->save_point().next_seq());

@@ -18,6 +18,7 @@
 #include "common/lmdb_env.h"
 #include "common/pin_file.h"
 #include "common/process_lock.h"
+#include "common/process_main.h"
 #include "common/status_macros.h"
 #include "common/trail_reader.h"
 #include "common/trail_writer.h"
@@ -653,14 +654,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   RDF_ASSIGN_OR_RETURN(impl->process_lock,
                        ProcessLock::Acquire(config::LockDir(*impl->node), "tmf"));
   if (options.log_events) {
-    events::EventLogOptions eo;
-    eo.dir = config::EventDir(*impl->node);
-    eo.node = impl->node->name();
-    eo.process = "tmf";
-    eo.fs = options.fs;
-    eo.clock = options.clock;
-    eo.segment_bytes = impl->cfg->trail().event_segment_bytes();
-    eo.segments_kept = impl->cfg->trail().event_segments_kept();
+    events::EventLogOptions eo =
+        EventLogOptionsFor(*options.config, *impl->node, "tmf", options.fs, options.clock);
     RDF_ASSIGN_OR_RETURN(impl->events, events::EventLog::Open(eo));
   }
   impl->locks = std::make_unique<LockManager>(
