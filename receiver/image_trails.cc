@@ -6,6 +6,7 @@
 #include "audit.pb.h"
 #include "common/save_point.h"
 #include "common/status_macros.h"
+#include "common/trail_reader.h"
 
 namespace rdf::receiver {
 
@@ -14,6 +15,7 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Con
                                                                FileSystem* fs, Clock* clock) {
   std::unique_ptr<ImageTrails> t(new ImageTrails());
   t->dir_ = config::ImageTrailDir(node);
+  t->fs_ = fs;
   t->clock_ = clock;
   RDF_RETURN_IF_ERROR(fs->CreateDirs(t->dir_));
   std::vector<std::pair<std::string, std::string>> names = {{kMasterImageTrail, ""}};
@@ -199,9 +201,38 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq) {
   RDF_RETURN_IF_ERROR(mit->writer->Append(received_asn_, kSavePointRecordType,
                                           sp.SerializeAsString(), sp.time_us()));
   RDF_RETURN_IF_ERROR(mit->writer->Sync());
+  RDF_RETURN_IF_ERROR(RecordClosedSegments(save_point_, sp));
   save_point_ = std::move(sp);
   // 3. Tell the updaters (the durable copy is the MIT frame).
   return shm_->Write(save_point_.SerializeAsString());
+}
+
+absl::Status ImageTrails::RecordClosedSegments(const proto::SavePoint& previous,
+                                               const proto::SavePoint& current) {
+  // A transaction open when a segment closed was open at the previous save
+  // point or began after it: min(oldest open then, previous ASN + 1) is a
+  // lower bound of its first ASN.
+  uint64_t oldest = previous.asn() + 1;
+  if (previous.oldest_open_asn() != 0) oldest = std::min(oldest, previous.oldest_open_asn());
+  std::string lines;
+  for (const proto::TrailEnd& now : current.trails()) {
+    const proto::TrailEnd* before = FindTrailEnd(previous, now.trail());
+    uint64_t from = before != nullptr ? before->segment() : 1;
+    if (now.segment() <= from) continue;
+    RDF_ASSIGN_OR_RETURN(auto segs, trail::ListSegments(fs_, dir_, now.trail()));
+    for (size_t i = 0; i + 1 < segs.size(); ++i) {
+      if (segs[i].segment < from || segs[i].segment >= now.segment()) continue;
+      absl::StrAppend(&lines, now.trail(), " ", segs[i].segment, " ", segs[i].first_asn, " ",
+                      segs[i + 1].first_asn - 1, " ", oldest, "\n");
+    }
+  }
+  if (lines.empty()) return absl::OkStatus();
+  // Appended and synced: rare (once per rollover), and the purger relies on it.
+  RDF_ASSIGN_OR_RETURN(auto f, fs_->OpenWritable(JoinPath(dir_, "txinfo"), true));
+  RDF_ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(JoinPath(dir_, "txinfo")));
+  RDF_RETURN_IF_ERROR(f->Write(size, lines));
+  RDF_RETURN_IF_ERROR(f->Sync());
+  return f->Close();
 }
 
 uint64_t ImageTrails::fsyncs() const {

@@ -70,9 +70,13 @@ class ImageTrails {
   };
   ImageTrails() = default;
   absl::Status CutBackToSavePoint(const trail::Position& mit_end);
+  // Appends a txinfo line for every segment closed since `previous`.
+  absl::Status RecordClosedSegments(const proto::SavePoint& previous,
+                                    const proto::SavePoint& current);
   Trail* VolumeTrail(const std::string& volume) const;
 
   std::string dir_;
+  FileSystem* fs_ = nullptr;
   Clock* clock_ = nullptr;
   std::vector<std::unique_ptr<Trail>> trails_;  // [0] is the MIT
   absl::flat_hash_map<std::string, Trail*> by_volume_;  // "$DATA01" -> trail
