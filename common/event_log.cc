@@ -356,7 +356,11 @@ absl::StatusOr<std::unique_ptr<EventLog>> EventLog::Open(
   w.fs = options.fs;
   w.clock = options.clock;
   w.publisher = nullptr;
-  w.shared_end = false;
+  // On the real file system the shared end file gives Open the line between
+  // a torn tail (cut) and damage (refused): without it a crash mid-write
+  // that left a hole would stop the process from starting. (Its readers
+  // read to the physical end and need no end file.)
+  w.shared_end = options.fs == FileSystem::Default();
   w.first_asn = 1;
   RDF_ASSIGN_OR_RETURN(impl->writer, trail::TrailWriter::Open(w));
   {

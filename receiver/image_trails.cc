@@ -31,7 +31,6 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Con
     wo.segment_bytes = config.proto.trail().image_segment_bytes();
     wo.fs = fs;
     wo.clock = clock;
-    wo.shared_end = false;
     RDF_ASSIGN_OR_RETURN(trail->writer, trail::TrailWriter::Open(wo));
     if (!volume.empty()) t->by_volume_[volume] = trail.get();
     t->trails_.push_back(std::move(trail));
