@@ -34,10 +34,13 @@ class ShipSystem:
         self.ext_cfg = self.cfg
 
     def start(self, name, cfg=None):
-        binary = {"receiver": "rdf-receiver", "extractor": "rdf-extractor"}[name]
-        p = rdftest.Process([rdftest.binary(binary), "--config", cfg or (
-            self.ext_cfg if name == "extractor" else self.cfg)],
-            log_path=os.path.join(self.work, f"{name}.log"))
+        """Starts "receiver", "extractor" or "updater-$DATA01" (etc.)."""
+        args = [rdftest.binary({"receiver": "rdf-receiver", "extractor": "rdf-extractor"}.get(
+            name, "rdf-updater")), "--config",
+            cfg or (self.ext_cfg if name == "extractor" else self.cfg)]
+        if name.startswith("updater-"):
+            args += ["--volume", name[len("updater-"):]]
+        p = rdftest.Process(args, log_path=os.path.join(self.work, f"{name}.log"))
         self.procs[name] = p
         return p
 

@@ -1,0 +1,48 @@
+// The updater (backup node, one per protected volume): applies its volume's
+// image trail to the backup volume (REDO), never past the receiver's save
+// point, in batches: one LMDB write transaction holds a batch's changes and
+// the new restart point (image trail position and ASN), so every record is
+// applied exactly once across any crash.
+//
+// Status: this is the REDO core of the updaters issue. Takeover (UNDO), the
+// exception log and the RTD events are not built yet.
+#ifndef RDF_UPDATER_UPDATER_H_
+#define RDF_UPDATER_UPDATER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/file_system.h"
+
+namespace rdf::updater {
+
+struct UpdaterOptions {
+  const config::Config* config = nullptr;  // not owned
+  std::string node;                        // the BACKUP node
+  std::string volume;                      // "$DATA01"
+  FileSystem* fs = FileSystem::Default();
+  Clock* clock = Clock::Real();
+};
+
+class Updater {
+ public:
+  static absl::StatusOr<std::unique_ptr<Updater>> Open(const UpdaterOptions& options);
+  ~Updater();
+  // Applies until *stop; storage errors are retried from the restart point
+  // with backoff (state RETRYING), never skipped.
+  absl::Status Run(const std::atomic<bool>* stop);
+
+  struct Impl;
+
+ private:
+  explicit Updater(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rdf::updater
+
+#endif  // RDF_UPDATER_UPDATER_H_
