@@ -28,6 +28,14 @@ class ShipSystem:
         settings.update(extra or {})
         self.work, self.cfg = rdftest.fresh_system(settings, prefix="rdf-ship.")
         rdftest.write_test_keys(self.work)
+        # A port of its own, so tests can run in parallel (ctest -j).
+        self.audit_port = rdftest.free_port()
+        with open(self.cfg) as f:
+            text = f.read()
+        assert "audit_port: 17420" in text
+        with open(self.cfg, "w") as f:
+            f.write(text.replace("audit_port: 17420", f"audit_port: {self.audit_port}"))
+        self.endpoint = f"tcp://127.0.0.1:{self.audit_port}"
         self.primary = os.path.join(self.work, "primary")
         self.backup = os.path.join(self.work, "backup")
         self.procs = {}
@@ -70,8 +78,22 @@ class ShipSystem:
 
     def wait_drained(self, timeout=120):
         end = self.audit_end()
-        rdftest.wait_for(lambda: (rdftest.status(self.backup, "receiver") or {}).get(
-            "save_point_asn", 0) >= end, timeout, f"the save point to reach ASN {end}")
+        try:
+            rdftest.wait_for(lambda: (rdftest.status(self.backup, "receiver") or {}).get(
+                "save_point_asn", 0) >= end, timeout, f"the save point to reach ASN {end}")
+        except AssertionError:
+            self.diagnose()
+            raise
+
+    def diagnose(self):
+        """Prints what the processes said, for a failed wait."""
+        print("extractor status:", rdftest.status(self.primary, "extractor"))
+        print("receiver status:", rdftest.status(self.backup, "receiver"))
+        for name in ("extractor", "receiver"):
+            path = os.path.join(self.work, f"{name}.log")
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    print(f"--- {name}.log (tail)\n" + "".join(f.readlines()[-15:]))
 
     def cleanup(self):
         self.stop_all()
@@ -169,18 +191,16 @@ class ShipTest(unittest.TestCase):
         self.assertEqual(mit[-1]["frame_type"], 16)
 
     def test_cut_link_resumes_unaided(self):
-        port = rdftest.free_port()
-        proxy = FaultProxy(listen_port=0, target=("127.0.0.1", 17420))
+        proxy = FaultProxy(listen_port=0, target=("127.0.0.1", self.sys.audit_port))
         proxy.start()
         try:
-            # The extractor dials the proxy; the receiver listens on 17420.
+            # The extractor dials the proxy; the receiver listens on its port.
             with open(self.sys.cfg) as f:
                 text = f.read()
             self.sys.ext_cfg = os.path.join(self.sys.work, "extractor.textproto")
             with open(self.sys.ext_cfg, "w") as f:
-                f.write(rdftest.set_fields(text, {}).replace("audit_port: 17420",
-                                                              f"audit_port: {proxy.port}"))
-            del port
+                f.write(text.replace(f"audit_port: {self.sys.audit_port}",
+                                     f"audit_port: {proxy.port}"))
             self.sys.start("receiver")
             self.sys.start("extractor")
             load = self.sys.load(10_000_000, clients=2, extra=("--rate", "1000"))
@@ -245,7 +265,7 @@ class ShipTest(unittest.TestCase):
 
     def test_hostile_peers_are_refused_and_the_real_extractor_keeps_shipping(self):
         self.sys.start("receiver")
-        endpoint = "tcp://127.0.0.1:17420"
+        endpoint = self.sys.endpoint
         server_pub, _ = rdftest.read_key_file(os.path.join(self.sys.work, "keys", "backup.key"))
         ext_pub, ext_sec = rdftest.read_key_file(os.path.join(self.sys.work, "keys", "primary.key"))
         # 1. An unknown CURVE key.
