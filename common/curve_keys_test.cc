@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "common/config.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -54,14 +55,9 @@ volumes {
 class CurveKeysTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = (fs::path(::testing::TempDir()) / absl::StrCat("curve_keys_test.", getpid()) /
-            info->name())
-               .string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = ::rdf::testing::MakeTestDir("curve_keys_test");
   }
-  void TearDown() override { fs::remove_all(fs::path(dir_).parent_path()); }
+  void TearDown() override { ::rdf::testing::RemoveTestDir(dir_); }
 
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
   KeyPair NewKeys() {

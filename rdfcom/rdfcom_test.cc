@@ -15,6 +15,7 @@
 #include "common/curve_keys.h"
 #include "common/event_log.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rdfcom/events_cmd.h"
@@ -53,16 +54,11 @@ volumes { name: "$DATA01" }
 class RdfcomTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = (fs::path(::testing::TempDir()) / absl::StrCat("rdfcom_test.", getpid()) /
-            info->name())
-               .string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = ::rdf::testing::MakeTestDir("rdfcom_test");
     cfg_path_ = dir_ + "/rdf.textproto";
     std::ofstream(cfg_path_) << kConfig;
   }
-  void TearDown() override { fs::remove_all(fs::path(dir_).parent_path()); }
+  void TearDown() override { ::rdf::testing::RemoveTestDir(dir_); }
 
   config::Config Load() {
     absl::StatusOr<config::Config> c = config::Load(cfg_path_);

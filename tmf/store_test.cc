@@ -10,6 +10,7 @@
 #include "common/event_log.h"
 #include "common/pin_file.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/temp_dir.h"
 #include "common/trail_reader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -24,16 +25,10 @@ using ::testing::Optional;
 
 class StoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           absl::StrFormat("tmf_test_%d_%s", getpid(),
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = ::rdf::testing::MakeTestDir("tmf_test"); }
   void TearDown() override {
     store_.reset();
-    std::filesystem::remove_all(dir_);
+    ::rdf::testing::RemoveTestDir(dir_.string());
   }
 
   // Opens (or reopens) the primary with `extra` appended to the config.
