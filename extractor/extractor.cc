@@ -16,6 +16,7 @@
 #include "common/pin_file.h"
 #include "common/process_lock.h"
 #include "common/process_main.h"
+#include "common/rtd_watch.h"
 #include "common/socket_monitor.h"
 #include "common/status_file.h"
 #include "common/status_macros.h"
@@ -77,7 +78,7 @@ struct Extractor::Impl {
   int64_t last_status_us = 0, last_retry_us = 0, last_progress_us = 0;
   int64_t reconnect_at_us = 0;  // after a failed handshake (libzmq gives up)
   std::string last_error;
-  bool rtd_over = false;
+  std::unique_ptr<RtdWatch> rtd_watch;
   uint64_t batches = 0, records = 0, bytes = 0;
   absl::flat_hash_map<std::string, bool> protected_cache;
 
@@ -113,7 +114,6 @@ struct Extractor::Impl {
   bool FillAndSend();
   void SendHeartbeat();
   void MaybeWritePin();
-  void CheckRtd(int64_t rtd_ms);
   void PublishStatus();
   void Poll(int timeout_ms);
 };
@@ -357,17 +357,6 @@ void Extractor::Impl::MaybeWritePin() {
   }
 }
 
-void Extractor::Impl::CheckRtd(int64_t rtd_ms) {
-  int64_t threshold = cfg->extractor().rtd_warning_ms();
-  if (!rtd_over && rtd_ms > threshold) {
-    rtd_over = true;
-    Log(events::kRtdOverThreshold, {{"rtd_ms", absl::StrCat(rtd_ms)}, {"threshold_ms", absl::StrCat(threshold)}});
-  } else if (rtd_over && rtd_ms <= threshold) {
-    rtd_over = false;
-    Log(events::kRtdUnderThreshold, {{"rtd_ms", absl::StrCat(rtd_ms)}, {"threshold_ms", absl::StrCat(threshold)}});
-  }
-}
-
 void Extractor::Impl::PublishStatus() {
   proto::ProcessStatus st;
   st.set_version(1);
@@ -401,7 +390,7 @@ void Extractor::Impl::PublishStatus() {
   st.set_records(records);
   st.set_bytes(bytes);
   WriteStatus(node->data_dir(), st).IgnoreError();
-  if (rtd_ms >= 0) CheckRtd(rtd_ms);
+  rtd_watch->Observe(rtd_ms);
 }
 
 void Extractor::Impl::Poll(int timeout_ms) {
@@ -427,6 +416,8 @@ absl::StatusOr<std::unique_ptr<Extractor>> Extractor::Open(const ExtractorOption
   impl->node = base.node;
   impl->lock = std::move(base.lock);
   impl->events = std::move(base.events);
+  impl->rtd_watch = std::make_unique<RtdWatch>(impl->cfg->extractor().rtd_warning_ms(),
+                                               impl->events.get());
   impl->audit_dir = config::AuditDir(*impl->node);
   RDF_RETURN_IF_ERROR(impl->Connect());
   return std::unique_ptr<Extractor>(new Extractor(std::move(impl)));

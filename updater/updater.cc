@@ -10,6 +10,7 @@
 #include "common/event_catalog.h"
 #include "common/lmdb_env.h"
 #include "common/process_main.h"
+#include "common/rtd_watch.h"
 #include "common/save_point.h"
 #include "common/shared_blob.h"
 #include "common/status_file.h"
@@ -77,6 +78,7 @@ struct Updater::Impl {
   int64_t applied_time_us = 0;
   int64_t last_progress_us = 0, last_status_us = 0;
   uint64_t records = 0, batches = 0, skipped = 0;
+  std::unique_ptr<RtdWatch> rtd_watch;
 
   void Log(uint32_t number, events::EventFields fields = {}) {
     base.events->Log(number, fields);
@@ -214,6 +216,7 @@ void Updater::Impl::PublishStatus() {
                                   : std::max<int64_t>(0, (sp.audit_end_time_us() - applied_time_us) / 1000);
   }
   st.set_rtd_ms(rtd_ms);
+  rtd_watch->Observe(rtd_ms);
   if (end.pos.segment == restart.segment && end.pos.offset >= restart.offset) {
     st.set_backlog_bytes(end.pos.offset - restart.offset);
   }
@@ -238,6 +241,8 @@ absl::StatusOr<std::unique_ptr<Updater>> Updater::Open(const UpdaterOptions& opt
   RDF_ASSIGN_OR_RETURN(impl->base, StartProcess(*options.config, options.node, proto::BACKUP,
                                                 impl->process, options.fs, options.clock));
   impl->trail_dir = config::ImageTrailDir(*impl->base.node);
+  impl->rtd_watch = std::make_unique<RtdWatch>(impl->cfg->updater().rtd_warning_ms(),
+                                               impl->base.events.get());
   RDF_ASSIGN_OR_RETURN(impl->env,
                        lmdb::Env::Open(config::VolumeDir(*impl->base.node, options.volume),
                                        vol->map_bytes(), impl->cfg->lmdb().max_dbs()));
