@@ -67,13 +67,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   const tmf::RecoveryReport& rec = (*store)->recovery();
-  std::fprintf(stderr,
-               "rdf-load: primary %s opened: audit %llu..%llu, %llu transactions "
-               "redone, %llu backed out\n",
-               so.node.c_str(), (unsigned long long)rec.start_asn,
-               (unsigned long long)rec.end_asn,
-               (unsigned long long)rec.redone_transactions,
-               (unsigned long long)rec.backed_out_transactions);
+  if (rec.start_asn > rec.end_asn) {
+    std::fprintf(stderr, "rdf-load: primary %s opened: nothing to recover (audit end %llu)\n",
+                 so.node.c_str(), (unsigned long long)rec.end_asn);
+  } else {
+    std::fprintf(stderr,
+                 "rdf-load: primary %s opened: audit %llu..%llu scanned, %llu transactions "
+                 "redone, %llu backed out\n",
+                 so.node.c_str(), (unsigned long long)rec.start_asn,
+                 (unsigned long long)rec.end_asn,
+                 (unsigned long long)rec.redone_transactions,
+                 (unsigned long long)rec.backed_out_transactions);
+  }
   if (txns == 0 && seconds <= 0) {
     std::printf("%s\n", tmf::LoadResultJson({}).c_str());
     return 0;
