@@ -78,17 +78,6 @@ absl::StatusOr<std::vector<proto::Event>> EventFollower::Next() {
   return fresh;
 }
 
-absl::StatusOr<std::vector<const proto::NodeConfig*>> EventNodes(const config::Config& config,
-                                                                  const std::string& node) {
-  if (!node.empty()) {
-    RDF_ASSIGN_OR_RETURN(const proto::NodeConfig* n,
-                         config::SelectNode(config, node, proto::NODE_ROLE_UNSPECIFIED));
-    return std::vector<const proto::NodeConfig*>{n};
-  }
-  std::vector<const proto::NodeConfig*> nodes;
-  for (const proto::NodeConfig& n : config.proto.nodes()) nodes.push_back(&n);
-  return nodes;
-}
 
 absl::Status RunEvents(const EventsOptions& options, std::ostream& out, FileSystem* fs) {
   std::vector<std::string> dirs;

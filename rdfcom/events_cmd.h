@@ -66,10 +66,6 @@ struct EventsOptions {
 absl::Status RunEvents(const EventsOptions& options, std::ostream& out,
                        FileSystem* fs = FileSystem::Default());
 
-// The nodes `rdfcom events` reads: the node named `node`, or every node of
-// the configuration when `node` is empty (kNotFound for an unknown name).
-absl::StatusOr<std::vector<const proto::NodeConfig*>> EventNodes(const config::Config& config,
-                                                                  const std::string& node);
 
 }  // namespace rdf::rdfcom
 

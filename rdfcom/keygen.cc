@@ -1,4 +1,5 @@
 #include "rdfcom/keygen.h"
+#include "rdfcom/nodes.h"
 
 #include <unistd.h>
 
@@ -13,18 +14,6 @@
 
 namespace rdf::rdfcom {
 namespace {
-
-absl::StatusOr<std::vector<const proto::NodeConfig*>> SelectedNodes(
-    const config::Config& config, const std::string& node) {
-  if (!node.empty()) {
-    RDF_ASSIGN_OR_RETURN(const proto::NodeConfig* n,
-                         config::SelectNode(config, node, proto::NODE_ROLE_UNSPECIFIED));
-    return std::vector<const proto::NodeConfig*>{n};
-  }
-  std::vector<const proto::NodeConfig*> nodes;
-  for (const proto::NodeConfig& n : config.proto.nodes()) nodes.push_back(&n);
-  return nodes;
-}
 
 // Without --force, refuses before writing anything when a key file exists.
 absl::Status CheckNoKeyFiles(const std::vector<const proto::NodeConfig*>& nodes) {

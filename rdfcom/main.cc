@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "common/event_log.h"
 #include "rdfcom/events_cmd.h"
+#include "rdfcom/nodes.h"
 #include "rdfcom/keygen.h"
 
 namespace {
@@ -82,7 +83,7 @@ int Events(const Args& a, rdf::cli::Parser& p) {
   absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
   if (!cfg.ok()) return Fail(cfg.status());
   absl::StatusOr<std::vector<const rdf::proto::NodeConfig*>> nodes =
-      rdf::rdfcom::EventNodes(*cfg, a.node);
+      rdf::rdfcom::SelectedNodes(*cfg, a.node);
   if (!nodes.ok()) return Fail(nodes.status());
   o.nodes = *nodes;
   if (a.follow) {

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "rdfcom/events_cmd.h"
 #include "rdfcom/keygen.h"
+#include "rdfcom/nodes.h"
 
 namespace rdf::rdfcom {
 namespace {
@@ -159,7 +160,7 @@ TEST_F(RdfcomTest, EventsOfBothNodesAreMergedByTime) {
   LogEvents(*c.FindNode("primary"), "extractor", 1000, {"p1", "p2"});
   LogEvents(*c.FindNode("backup"), "receiver", 1005, {"b1"});  // between p1 and p2
   EventsOptions o;
-  ASSERT_OK_AND_ASSIGN(o.nodes, EventNodes(c, ""));
+  ASSERT_OK_AND_ASSIGN(o.nodes, SelectedNodes(c, ""));
   std::ostringstream out;
   ASSERT_OK(RunEvents(o, out));
   std::vector<std::string> lines = absl::StrSplit(out.str(), '\n', absl::SkipEmpty());
@@ -174,13 +175,13 @@ TEST_F(RdfcomTest, EventsOfOneNodeAsJson) {
   LogEvents(*c.FindNode("primary"), "extractor", 1000, {"p1"});
   LogEvents(*c.FindNode("backup"), "receiver", 1000, {"b1"});
   EventsOptions o;
-  ASSERT_OK_AND_ASSIGN(o.nodes, EventNodes(c, "backup"));
+  ASSERT_OK_AND_ASSIGN(o.nodes, SelectedNodes(c, "backup"));
   o.json = true;
   std::ostringstream out;
   ASSERT_OK(RunEvents(o, out));
   EXPECT_THAT(out.str(), AllOf(HasSubstr("\"node\":\"backup\""), HasSubstr("\"text\":\"b1\""),
                                ::testing::Not(HasSubstr("p1"))));
-  EXPECT_THAT(EventNodes(c, "tertiary").status(),
+  EXPECT_THAT(SelectedNodes(c, "tertiary").status(),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("tertiary")));
 }
 
@@ -204,7 +205,7 @@ TEST_F(RdfcomTest, FollowStopsWhenAsked) {
   config::Config c = Load();
   LogEvents(*c.FindNode("primary"), "a", 1000, {"x"});
   EventsOptions o;
-  ASSERT_OK_AND_ASSIGN(o.nodes, EventNodes(c, ""));
+  ASSERT_OK_AND_ASSIGN(o.nodes, SelectedNodes(c, ""));
   o.poll_interval = absl::Milliseconds(10);
   int polls = 0;
   o.keep_following = [&] { return ++polls < 5; };
