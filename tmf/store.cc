@@ -704,6 +704,7 @@ StoreStats Store::stats() {
   {
     absl::MutexLock l(&impl_->audit_mu);
     s.applied_asn = impl_->applied_through;
+    s.pending_commits = impl_->queue.size();
   }
   s.audit_bytes = impl_->audit_bytes;
   s.audit_segments = impl_->audit_segments;

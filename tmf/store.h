@@ -66,6 +66,9 @@ struct StoreStats {
   uint64_t applied_asn = 0;      // lowest applied ASN over volumes with work
   uint64_t audit_bytes = 0;      // disk used by audit segments
   uint64_t audit_segments = 0;
+  // Committed transactions waiting for the volumes (at most twice
+  // tmf.apply_batch_txns: commits wait beyond that).
+  uint64_t pending_commits = 0;
 };
 
 class Store;

@@ -275,6 +275,17 @@ TEST_F(StoreTest, AuditSegmentsAreRemovedWhenUnneededButKeptForThePin) {
   EXPECT_EQ(Get("1999"), std::string(100, 'x'));
 }
 
+TEST_F(StoreTest, CommittedChangesWaitingForTheVolumesStayBounded) {
+  // A batch of 4 and an applier that would otherwise wait a minute: the
+  // back-pressure both bounds the backlog and hurries the applier.
+  Open("tmf { apply_batch_txns: 4 apply_interval_ms: 60000 }");
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_OK(Put(absl::StrCat(i), "v"));
+    ASSERT_LE(store_->stats().pending_commits, 8u);
+  }
+  EXPECT_EQ(Get("199"), "v");
+}
+
 TEST_F(StoreTest, FullLmdbMapIsGrownAndNothingIsLost) {
   Open("lmdb { map_bytes: 1048576 }");
   for (int i = 0; i < 40; ++i) {
