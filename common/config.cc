@@ -831,6 +831,7 @@ std::string AuditDir(const proto::NodeConfig& node) { return SubDir(node, "audit
 std::string ImageTrailDir(const proto::NodeConfig& node) { return SubDir(node, "imagetrails"); }
 std::string TakeoverDir(const proto::NodeConfig& node) { return SubDir(node, "takeover"); }
 std::string EventDir(const proto::NodeConfig& node) { return SubDir(node, "events"); }
+std::string ExceptionDir(const proto::NodeConfig& node) { return SubDir(node, "exceptions"); }
 std::string LockDir(const proto::NodeConfig& node) { return SubDir(node, "locks"); }
 
 }  // namespace rdf::config

@@ -124,6 +124,8 @@ std::string AuditDir(const proto::NodeConfig& node);
 std::string ImageTrailDir(const proto::NodeConfig& node);
 // <data_dir>/takeover: takeover epoch and report.
 std::string TakeoverDir(const proto::NodeConfig& node);
+// <data_dir>/exceptions: the updaters' exception logs (<VOLUME>.jsonl).
+std::string ExceptionDir(const proto::NodeConfig& node);
 // <data_dir>/events: the node's per-process event trails.
 std::string EventDir(const proto::NodeConfig& node);
 // <data_dir>/locks: one flock file per process.

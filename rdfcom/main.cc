@@ -13,6 +13,10 @@
 #include "rdfcom/events_cmd.h"
 #include "rdfcom/nodes.h"
 #include "rdfcom/keygen.h"
+#include "rdfcom/takeover.h"
+#include "common/status_file.h"
+#include "common/subprocess.h"
+#include <unistd.h>
 
 namespace {
 
@@ -31,13 +35,18 @@ constexpr char kDescription[] =
     "                            print the EMS events of --node, or of every node,\n"
     "                            merged by time; --follow keeps printing new ones\n"
     "                            until interrupted (Ctrl-C)\n"
+    "  takeover [--yes] [--json]  on the backup: refuse the old primary, apply\n"
+    "                            everything received, undo the transactions whose\n"
+    "                            outcome never arrived and print the report of what\n"
+    "                            was lost (takeover/report.json, report.txt);\n"
+    "                            asks for confirmation unless --yes; restartable\n"
     "\n"
     "Exit status: 0 done, 1 the command failed, 2 bad command line.";
 
 struct Args {
   std::string config, node, since, min_severity, process;
   uint64_t number = 0;
-  bool force = false, json = false, follow = false;
+  bool force = false, json = false, follow = false, yes = false;
 };
 
 int Fail(const absl::Status& s) {
@@ -95,6 +104,39 @@ int Events(const Args& a, rdf::cli::Parser& p) {
   return s.ok() ? 0 : Fail(s);
 }
 
+int Takeover(const Args& a, rdf::cli::Parser& p) {
+  if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
+      a.follow || a.force) {
+    p.Fail("takeover takes only --yes and --json (and --config, --node)");
+  }
+  absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
+  if (!cfg.ok()) return Fail(cfg.status());
+  if (!a.yes) {
+    if (!isatty(STDIN_FILENO)) {
+      p.Fail("takeover needs --yes when not run from a terminal");
+    }
+    std::cout << "Take over on the backup? The old primary will be refused from now on,\n"
+                 "and transactions whose outcome did not reach the backup are undone.\n"
+                 "Type yes to continue: "
+              << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "yes") {
+      std::cerr << "rdfcom: takeover not started" << std::endl;
+      return 1;
+    }
+  }
+  rdf::rdfcom::TakeoverOptions o;
+  o.config = &*cfg;
+  o.node = a.node;
+  o.bin_dir = rdf::ExecutableDir();
+  o.progress = &std::cerr;
+  absl::StatusOr<rdf::proto::TakeoverReport> r = rdf::rdfcom::RunTakeover(o);
+  if (!r.ok()) return Fail(r.status());
+  std::cout << (a.json ? rdf::ProtoToJson(*r) + "\n" : rdf::rdfcom::TakeoverReportText(*r));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,13 +151,15 @@ int main(int argc, char** argv) {
               "events: INFO, WARNING, ERROR or CRITICAL (default INFO)");
   p.AddUint("number", &a.number, "events: only this event number");
   p.AddString("process", &a.process, "events: only this process (e.g. updater-DATA01)");
-  p.AddBool("json", &a.json, "events: one JSON object per line");
+  p.AddBool("json", &a.json, "events: one JSON object per line; takeover: the report as JSON");
+  p.AddBool("yes", &a.yes, "takeover: do not ask for confirmation");
   p.AddBool("follow", &a.follow, "events: keep printing new events until interrupted");
   p.Require("config");
   std::vector<std::string> words = p.Parse(argc, argv);
-  if (words.empty()) p.Fail("missing command (keygen, events)");
+  if (words.empty()) p.Fail("missing command (keygen, events, takeover)");
   if (words.size() > 1) p.Fail(absl::StrCat("unexpected argument '", words[1], "'"));
   if (words[0] == "keygen") return Keygen(a, p);
   if (words[0] == "events") return Events(a, p);
+  if (words[0] == "takeover") return Takeover(a, p);
   p.Fail(absl::StrCat("unknown command '", words[0], "'"));
 }

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "audit.pb.h"
+#include "common/audit_record.h"
 #include "common/save_point.h"
 #include "common/status_macros.h"
 #include "common/trail_reader.h"
@@ -43,6 +44,8 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Con
   t->received_asn_ = t->save_point_.asn();
   t->audit_end_asn_ = t->save_point_.audit_end_asn();
   t->audit_end_time_us_ = t->save_point_.audit_end_time_us();
+  t->last_record_time_us_ = t->save_point_.asn_time_us();
+  t->max_txid_ = t->save_point_.max_txid();
   for (const proto::OpenTransaction& o : t->save_point_.open()) {
     t->open_[o.txid()] = {o.first_asn(), o.records()};
   }
@@ -135,8 +138,15 @@ absl::Status ImageTrails::Append(const proto::Batch& b) {
     } else if (r.type() == proto::COMMIT || r.type() == proto::ABORT) {
       open_.erase(r.txid());
     }
+    max_txid_ = std::max(max_txid_, r.txid());
     ++records_;
     bytes_ += r.payload().size();
+  }
+  if (!b.records().empty()) {
+    // The primary's time of the newest record (the header scan copies
+    // nothing; a bad payload was refused by Validate's caller already).
+    absl::StatusOr<AuditHeader> h = ScanAuditHeader(b.records().rbegin()->payload());
+    if (h.ok()) last_record_time_us_ = std::max(last_record_time_us_, h->time_us);
   }
   received_asn_ = std::max(received_asn_, b.read_through_asn());
   NoteAuditEnd(b.audit_end_asn(), b.audit_end_time_us());
@@ -154,7 +164,7 @@ void ImageTrails::NoteReadThrough(uint64_t asn) {
   received_asn_ = std::max(received_asn_, asn);
 }
 
-absl::Status ImageTrails::SavePoint(uint64_t next_seq) {
+absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) {
   // 1. The trails' data, then 2. the save point that describes them.
   // The volume trails are synced in parallel (each fdatasync waits on the
   // device; together they overlap), the MIT with the save point after.
@@ -178,6 +188,9 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq) {
   sp.set_audit_end_asn(audit_end_asn_);
   sp.set_audit_end_time_us(audit_end_time_us_);
   sp.set_next_seq(next_seq);
+  sp.set_asn_time_us(last_record_time_us_);
+  sp.set_max_txid(max_txid_);
+  sp.set_takeover_epoch(takeover_epoch);
   for (auto& t : trails_) {
     trail::End e = t->writer->appended_end();
     proto::TrailEnd* te = sp.add_trails();

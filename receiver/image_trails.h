@@ -50,9 +50,10 @@ class ImageTrails {
   // Whether anything was received since the last save point.
   bool pending() const { return received_asn_ > save_point_.asn(); }
   // Syncs and records a save point at received_asn(); `next_seq` is stored
-  // with it. On failure (disk full, ...) nothing is published and a later
-  // call retries.
-  absl::Status SavePoint(uint64_t next_seq);
+  // with it. A non-zero `takeover_epoch` marks it as the final save point of
+  // a takeover. On failure (disk full, ...) nothing is published and a
+  // later call retries.
+  absl::Status SavePoint(uint64_t next_seq, uint64_t takeover_epoch = 0);
 
   uint64_t received_asn() const { return received_asn_; }
   const proto::SavePoint& save_point() const { return save_point_; }
@@ -83,7 +84,8 @@ class ImageTrails {
   std::unique_ptr<SharedBlob> shm_;
   proto::SavePoint save_point_;
   uint64_t received_asn_ = 0;
-  int64_t received_time_us_ = 0;
+  int64_t last_record_time_us_ = 0;  // primary time of the newest record
+  uint64_t max_txid_ = 0;
   uint64_t audit_end_asn_ = 0;
   int64_t audit_end_time_us_ = 0;
   // Transactions with DATA and no outcome yet: txid -> (first ASN, records).

@@ -14,15 +14,12 @@
 #include "common/socket_monitor.h"
 #include "common/status_file.h"
 #include "common/status_macros.h"
+#include "common/takeover_state.h"
 #include "common/wire.h"
 #include "common/zap_handler.h"
 #include "receiver/image_trails.h"
 
 namespace rdf::receiver {
-
-std::string TakeoverEpochPath(const proto::NodeConfig& node) {
-  return JoinPath(config::TakeoverDir(node), "epoch");
-}
 
 struct Receiver::Impl {
   ReceiverOptions opt;
@@ -42,6 +39,8 @@ struct Receiver::Impl {
   uint64_t next_seq = 1;
   std::string peer;          // routing id of the extractor to acknowledge
   bool fenced = false;
+  uint64_t epoch = 0;           // takeover epoch once fenced
+  bool final_pending = false;   // the final save point is still to be written
   bool disk_full = false;
   int64_t last_message_us = 0;
   int64_t last_save_point_us = 0;
@@ -229,9 +228,14 @@ void Receiver::Impl::HandleHeartbeat(const std::string& from, const proto::Heart
 }
 
 void Receiver::Impl::TakeSavePoint() {
-  absl::Status s = trails->SavePoint(next_seq);
+  absl::Status s = trails->SavePoint(next_seq, final_pending ? epoch : 0);
   if (s.ok()) {
     last_save_point_us = Now();
+    if (final_pending) {
+      final_pending = false;
+      Log(events::kSavePoint, {{"asn", absl::StrCat(trails->save_point().asn())},
+                               {"takeover_epoch", absl::StrCat(epoch)}, {"final", "true"}});
+    }
     if (disk_full) {
       disk_full = false;
       Log(events::kDiskFullResumed);
@@ -252,7 +256,14 @@ void Receiver::Impl::TakeSavePoint() {
 
 void Receiver::Impl::CheckFence() {
   last_fence_check_us = Now();
-  if (!fenced && opt.fs->Exists(TakeoverEpochPath(*node))) fenced = true;
+  if (fenced || !opt.fs->Exists(TakeoverEpochPath(*node))) return;
+  absl::StatusOr<std::optional<TakeoverEpoch>> e = ReadTakeoverEpoch(opt.fs, *node);
+  if (!e.ok() || !e->has_value()) return;  // half-written: checked again soon
+  fenced = true;
+  epoch = (*e)->number;
+  // Everything received so far goes into one last save point that carries
+  // the epoch; takeover waits for it. Nothing is accepted after it.
+  final_pending = trails->save_point().takeover_epoch() != epoch;
 }
 
 void Receiver::Impl::PublishStatus() {
@@ -284,7 +295,8 @@ void Receiver::Impl::PublishStatus() {
 
 void Receiver::Impl::Housekeeping() {
   int64_t now = Now();
-  if (now - last_fence_check_us >= 1'000'000) CheckFence();
+  if (now - last_fence_check_us >= 200'000) CheckFence();
+  if (final_pending && !disk_full) TakeSavePoint();
   if (disk_full && now - last_save_point_us >= 1'000'000) {
     last_save_point_us = now;
     TakeSavePoint();  // retry after a disk-full or write error
@@ -314,8 +326,15 @@ absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Open(const ReceiverOptions& 
   impl->next_seq = std::max<uint64_t>(1, impl->trails->save_point().next_seq());
   impl->max_bytes = impl->cfg->receiver().max_message_bytes();
   impl->endpoint = wire::Endpoint(impl->node->host(), impl->node->audit_port());
-  RDF_RETURN_IF_ERROR(impl->Bind());
   impl->CheckFence();
+  if (options.finalize_only) {
+    if (!impl->fenced) {
+      return absl::FailedPreconditionError(
+          "no takeover has been issued on this node (no takeover/epoch): nothing to finalize");
+    }
+  } else {
+    RDF_RETURN_IF_ERROR(impl->Bind());
+  }
   impl->Log(events::kSavePoint, {{"asn", absl::StrCat(impl->trails->save_point().asn())},
              {"next_seq", absl::StrCat(impl->next_seq)},
              {"endpoint", impl->endpoint}});
@@ -332,6 +351,15 @@ Receiver::~Receiver() {
 
 absl::Status Receiver::Run(const std::atomic<bool>* stop) {
   Impl& s = *impl_;
+  if (s.opt.finalize_only) {
+    if (s.final_pending) s.TakeSavePoint();
+    s.PublishStatus();
+    s.events->Flush().IgnoreError();
+    if (s.final_pending) {
+      return absl::UnavailableError("could not write the final save point; see the events");
+    }
+    return absl::OkStatus();
+  }
   constexpr size_t kDrainBytes = 16u << 20;
   while (!stop->load()) {
     zmq::pollitem_t items[] = {{s.router->handle(), 0, ZMQ_POLLIN, 0}};

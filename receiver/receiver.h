@@ -21,6 +21,10 @@ struct ReceiverOptions {
   std::string node;                        // a BACKUP node
   FileSystem* fs = FileSystem::Default();
   Clock* clock = Clock::Real();
+  // Takeover: open (cutting the trails back to the last save point), fix the
+  // final save point for the takeover epoch, and return from Run without
+  // listening. Refused when no takeover epoch exists.
+  bool finalize_only = false;
 };
 
 class Receiver {
@@ -30,6 +34,8 @@ class Receiver {
   static absl::StatusOr<std::unique_ptr<Receiver>> Open(const ReceiverOptions& options);
   ~Receiver();
   // Serves until *stop becomes true (SIGTERM), then takes a last save point.
+  // Once a takeover epoch exists (common/takeover_state.h) it refuses the
+  // old primary and records its final save point, carrying the epoch.
   absl::Status Run(const std::atomic<bool>* stop);
 
   struct Impl;
@@ -38,10 +44,6 @@ class Receiver {
   explicit Receiver(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// The takeover epoch file; once it exists the receiver refuses audit from
-// the old primary (fencing).
-std::string TakeoverEpochPath(const proto::NodeConfig& node);
 
 }  // namespace rdf::receiver
 

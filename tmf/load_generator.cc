@@ -57,12 +57,18 @@ absl::Status RunOps(Shared& sh, Transaction* t, std::mt19937_64& rng) {
   const LoadOptions& o = *sh.opt;
   const auto& vols = *sh.volumes;
   const uint64_t k = o.rows_per_txn;
+  // An application's work between its operations: the transaction stays
+  // open meanwhile, as real ones do.
+  auto think = [&o] {
+    if (o.think_us > 0) absl::SleepFor(absl::Microseconds(o.think_us));
+  };
   switch (o.mode) {
     case LoadMode::kInsert:
       for (uint64_t i = 0; i < k; ++i) {
         const std::string& vol = vols[(t->id() + i) % vols.size()];
         RDF_RETURN_IF_ERROR(t->Insert(vol, kLoadFile, absl::StrCat(t->id(), ":", i),
                                       Value(t->id(), k, o.value_bytes, rng)));
+        think();
       }
       return absl::OkStatus();
     case LoadMode::kUpsert: {
@@ -77,6 +83,7 @@ absl::Status RunOps(Shared& sh, Transaction* t, std::mt19937_64& rng) {
         RDF_RETURN_IF_ERROR(t->Upsert(vols[key % vols.size()], kLoadFile,
                                       absl::StrFormat("%010d", key),
                                       Value(t->id(), k, o.value_bytes, rng)));
+        think();
       }
       return absl::OkStatus();
     }
@@ -94,6 +101,7 @@ absl::Status RunOps(Shared& sh, Transaction* t, std::mt19937_64& rng) {
         } else {
           RDF_RETURN_IF_ERROR(t->Delete(vol, kLoadFile, name));
         }
+        think();
       }
       return absl::OkStatus();
   }

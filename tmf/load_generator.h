@@ -40,6 +40,7 @@ struct LoadOptions {
   uint64_t keys = 1'000'000;
   double abort_percent = 0;
   double rate = 0;              // transactions per second over all clients; 0: as fast as possible
+  uint64_t think_us = 0;        // pause after each operation (the transaction stays open)
   uint64_t seed = 1;
   std::string commit_log;       // append each committed txid, once Commit returned
   bool progress = true;         // a line on stderr each second

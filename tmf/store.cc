@@ -23,6 +23,7 @@
 #include "common/trail_reader.h"
 #include "common/trail_writer.h"
 #include "tmf/lock_manager.h"
+#include "common/takeover_state.h"
 
 namespace rdf::tmf {
 
@@ -34,7 +35,7 @@ constexpr char kAuditTrail[] = "MAT";
 // Bookkeeping keys in each volume's __meta database.
 constexpr char kAppliedAsn[] = "applied_asn";
 constexpr char kRecoveryAsn[] = "recovery_asn";
-constexpr char kMaxTxid[] = "max_txid";
+constexpr const char* kMaxTxid = kMetaMaxTxid;  // holds the next transaction id to use
 
 uint8_t TypeByte(proto::RecordType t) { return static_cast<uint8_t>(t); }
 
@@ -650,6 +651,14 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   if (impl->node == nullptr) {
     return absl::NotFoundError(absl::StrCat("no node named '", options.node,
                                             "' in ", options.config->path));
+  }
+  if (impl->node->role() == proto::BACKUP &&
+      !options.fs->Exists(TakeoverReportPath(*impl->node, "json"))) {
+    // Writing to a backup's volumes behind the updaters would make the
+    // copies differ; after a completed takeover the backup is a primary.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "node '", options.node, "' is a backup; tmf opens it only after a completed "
+        "takeover (rdfcom takeover)"));
   }
   RDF_ASSIGN_OR_RETURN(impl->process_lock,
                        ProcessLock::Acquire(config::LockDir(*impl->node), "tmf"));

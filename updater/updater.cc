@@ -2,8 +2,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "audit.pb.h"
 #include "common/audit_record.h"
@@ -15,7 +22,9 @@
 #include "common/shared_blob.h"
 #include "common/status_file.h"
 #include "common/status_macros.h"
+#include "common/takeover_state.h"
 #include "common/trail_reader.h"
+#include "takeover.pb.h"
 
 namespace rdf::updater {
 namespace {
@@ -24,6 +33,10 @@ namespace {
 constexpr char kRestartSegment[] = "updater_restart_segment";
 constexpr char kRestartOffset[] = "updater_restart_offset";
 constexpr char kAppliedAsn[] = "updater_applied_asn";
+
+// Records looked at per undo transaction at most (bounds the time between
+// two durable undo cursors when the lost transactions' records are sparse).
+constexpr size_t kUndoScanPerTxn = 1 << 20;
 
 // The receiver's save point as a reader limit for one image trail.
 class SavePointLimit : public trail::EndSource {
@@ -39,9 +52,7 @@ class SavePointLimit : public trail::EndSource {
         gen_ = gen;
       }
     }
-    const proto::TrailEnd* e = FindTrailEnd(sp_, trail_);
-    if (e == nullptr) return {};
-    return trail::End{sp_.asn(), {e->segment(), e->offset()}, sp_.audit_end_time_us()};
+    return EndOf(sp_, trail_);
   }
   void WaitBeyond(uint64_t asn, absl::Duration timeout) override {
     if (Get().asn > asn) return;
@@ -49,12 +60,46 @@ class SavePointLimit : public trail::EndSource {
   }
   const proto::SavePoint& save_point() const { return sp_; }
 
+  static trail::End EndOf(const proto::SavePoint& sp, const std::string& trail) {
+    const proto::TrailEnd* e = FindTrailEnd(sp, trail);
+    if (e == nullptr) return {};
+    return trail::End{sp.asn(), {e->segment(), e->offset()}, sp.audit_end_time_us()};
+  }
+
  private:
   SharedBlob* blob_;
   std::string trail_;
   uint64_t gen_ = 0;
   proto::SavePoint sp_;
 };
+
+// Takeover: the receiver's final save point, which never moves.
+class FinalSavePointLimit : public trail::EndSource {
+ public:
+  FinalSavePointLimit(proto::SavePoint sp, const std::string& trail)
+      : sp_(std::move(sp)), end_(SavePointLimit::EndOf(sp_, trail)) {}
+  trail::End Get() override { return end_; }
+  void WaitBeyond(uint64_t, absl::Duration) override {}
+  const proto::SavePoint& save_point() const { return sp_; }
+
+ private:
+  proto::SavePoint sp_;
+  trail::End end_;
+};
+
+// Test hook (process tests only): RDF_TEST_UPDATER_KILL_AFTER_COMMITS=N makes
+// the updater SIGKILL itself right after its N-th LMDB commit, to show that
+// a crash between the commit and anything after it applies nothing twice;
+// with RDF_TEST_UPDATER_KILL_PHASE=undo only takeover's undo commits count.
+int64_t KillAfterCommitsFromEnv() {
+  const char* v = std::getenv("RDF_TEST_UPDATER_KILL_AFTER_COMMITS");
+  int64_t n = 0;
+  return v != nullptr && absl::SimpleAtoi(v, &n) && n > 0 ? n : 0;
+}
+bool KillInUndoOnlyFromEnv() {
+  const char* v = std::getenv("RDF_TEST_UPDATER_KILL_PHASE");
+  return v != nullptr && std::string(v) == "undo";
+}
 
 }  // namespace
 
@@ -69,7 +114,10 @@ struct Updater::Impl {
   MDB_dbi meta = 0;
   std::unique_ptr<SharedBlob> blob;
   std::unique_ptr<SavePointLimit> limit;
+  std::unique_ptr<FinalSavePointLimit> final_limit;  // takeover only
   std::unique_ptr<trail::TrailReader> reader;
+  std::unique_ptr<WritableFile> exceptions;
+  uint64_t exceptions_size = 0;
 
   std::string state = "STARTING";
   std::string last_error;
@@ -77,21 +125,52 @@ struct Updater::Impl {
   uint64_t applied_asn = 0;
   int64_t applied_time_us = 0;
   int64_t last_progress_us = 0, last_status_us = 0;
-  uint64_t records = 0, batches = 0, skipped = 0;
+  uint64_t records = 0, batches = 0, skipped = 0, commits = 0;
+  int64_t kill_after_commits = 0;
+  bool kill_in_undo_only = false;
   std::unique_ptr<RtdWatch> rtd_watch;
 
   void Log(uint32_t number, events::EventFields fields = {}) {
     base.events->Log(number, fields);
   }
   int64_t Now() { return opt.clock->MonotonicMicros(); }
+  trail::EndSource* Limit() {
+    return final_limit ? static_cast<trail::EndSource*>(final_limit.get()) : limit.get();
+  }
+  const proto::SavePoint& CurrentSavePoint() {
+    static const proto::SavePoint kNone;
+    if (final_limit) return final_limit->save_point();
+    return limit ? limit->save_point() : kNone;
+  }
 
+  absl::Status OpenEnv();
   absl::Status LoadRestartPoint();
   bool OpenSources();
+  // Reads one batch (waiting up to 100 ms for its first record) and applies
+  // it. Returns the records applied; 0 when none were there.
+  absl::StatusOr<size_t> Step();
+  // Applies until *stop; with `until_caught_up`, returns once the limit is
+  // reached (takeover). Storage errors are retried with backoff.
+  absl::Status Redo(const std::atomic<bool>* stop, bool until_caught_up);
   absl::Status ApplyBatch(const std::vector<trail::Record>& batch);
-  absl::Status ApplyDdl(const proto::AuditRecord& r);
+  absl::Status ApplyDdl(const trail::Record& rec, const proto::AuditRecord& r);
   absl::Status SaveRestart(lmdb::WriteTxn* txn, const trail::Position& next, uint64_t asn);
+  absl::Status Commit(lmdb::WriteTxn* txn, bool undo = false);
+  // Error 10/11: event, exception log; kFailedPrecondition under policy STOP.
+  absl::Status Exception(const proto::AuditRecord& r, uint32_t error);
+  absl::Status Undo(const std::atomic<bool>* stop, const TakeoverEpoch& epoch,
+                    uint64_t* undone);
   void PublishStatus();
 };
+
+absl::Status Updater::Impl::OpenEnv() {
+  const proto::VolumeConfig* vol = opt.config->FindVolume(opt.volume);
+  env.reset();
+  RDF_ASSIGN_OR_RETURN(env, lmdb::Env::Open(config::VolumeDir(*base.node, opt.volume),
+                                            vol->map_bytes(), cfg->lmdb().max_dbs()));
+  RDF_ASSIGN_OR_RETURN(meta, env->OpenDb(lmdb::kMetaDb, true));
+  return absl::OkStatus();
+}
 
 absl::Status Updater::Impl::LoadRestartPoint() {
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(env.get()));
@@ -104,14 +183,14 @@ absl::Status Updater::Impl::LoadRestartPoint() {
 }
 
 bool Updater::Impl::OpenSources() {
-  if (!blob) {
+  if (!final_limit && !blob) {
     auto b = SharedBlob::OpenReadOnly(SavePointShmPath(trail_dir));
     if (!b.ok()) return false;  // no receiver has run yet
     blob = *std::move(b);
     limit = std::make_unique<SavePointLimit>(blob.get(), trail_name);
   }
   if (!reader) {
-    auto r = trail::TrailReader::Open({trail_dir, trail_name, opt.fs, limit.get()});
+    auto r = trail::TrailReader::Open({trail_dir, trail_name, opt.fs, Limit()});
     if (!r.ok()) return false;
     reader = *std::move(r);
     if (restart.segment != 0) {
@@ -135,10 +214,73 @@ absl::Status Updater::Impl::SaveRestart(lmdb::WriteTxn* txn, const trail::Positi
   return lmdb::PutU64(txn, meta, kAppliedAsn, asn);
 }
 
-absl::Status Updater::Impl::ApplyDdl(const proto::AuditRecord& r) {
-  if (r.ddl() == proto::CREATE_FILE) return env->OpenDb(r.file(), true).status();
-  absl::Status s = env->DropDb(r.file());
-  return absl::IsNotFound(s) ? absl::OkStatus() : s;
+absl::Status Updater::Impl::Commit(lmdb::WriteTxn* txn, bool undo) {
+  RDF_RETURN_IF_ERROR(txn->Commit());
+  if (!kill_in_undo_only || undo) ++commits;
+  if (kill_after_commits != 0 && static_cast<int64_t>(commits) >= kill_after_commits) {
+    base.events->Flush().IgnoreError();
+    std::raise(SIGKILL);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Updater::Impl::Exception(const proto::AuditRecord& r, uint32_t error) {
+  bool stop = (error == 10 ? cfg->updater().duplicate_key() : cfg->updater().missing_key()) ==
+              proto::UpdaterConfig::STOP;
+  ++skipped;
+  events::EventFields fields = {{"asn", absl::StrCat(r.asn())}, {"file", r.file()},
+                                {"txid", absl::StrCat(r.txid())},
+                                {"key", absl::CHexEscape(r.key())}};
+  Log(error == 10 ? events::kDuplicateKeySkipped : events::kMissingKeySkipped, fields);
+  proto::ExceptionRecord e;
+  e.set_time_us(opt.clock->NowMicros());
+  e.set_asn(r.asn());
+  e.set_primary_time_us(r.time_us());
+  e.set_txid(r.txid());
+  e.set_volume(opt.volume);
+  e.set_file(r.file());
+  e.set_op(proto::DataOp_Name(r.op()));
+  e.set_error(error);
+  e.set_key(absl::CHexEscape(r.key()));
+  e.set_action(stop ? "stopped" : "skipped");
+  // The line is written (and synced) before the batch commits: after a
+  // crash in between, the batch is applied again and the line repeats.
+  const proto::NodeConfig& node = *base.node;
+  if (!exceptions) {
+    RDF_RETURN_IF_ERROR(opt.fs->CreateDirs(config::ExceptionDir(node)));
+    std::string path = JoinPath(config::ExceptionDir(node),
+                                absl::StrCat(trail_name, ".jsonl"));
+    RDF_ASSIGN_OR_RETURN(exceptions, opt.fs->OpenWritable(path, true));
+    RDF_ASSIGN_OR_RETURN(exceptions_size, opt.fs->FileSize(path));
+  }
+  std::string line = absl::StrCat(ProtoToJson(e), "\n");
+  RDF_RETURN_IF_ERROR(exceptions->Write(exceptions_size, line));
+  RDF_RETURN_IF_ERROR(exceptions->Sync());
+  exceptions_size += line.size();
+  if (stop) {
+    Log(events::kUpdaterStoppedOnError, fields);
+    return absl::FailedPreconditionError(
+        absl::StrCat("error ", error, " at ASN ", r.asn(), " (", r.file(), " key ",
+                     absl::CHexEscape(r.key()), ") under policy STOP"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Updater::Impl::ApplyDdl(const trail::Record& rec, const proto::AuditRecord& r) {
+  absl::Status s = r.ddl() == proto::CREATE_FILE ? env->OpenDb(r.file(), true).status()
+                                                 : env->DropDb(r.file());
+  if (!s.ok() && !absl::IsNotFound(s)) return s;
+  Log(events::kDdlApplied, {{"file", r.file()}, {"op", proto::DdlOp_Name(r.ddl())},
+                            {"asn", absl::StrCat(r.asn())}});
+  RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
+  RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), rec.next, rec.asn));
+  RDF_RETURN_IF_ERROR(Commit(txn.get()));
+  restart = rec.next;
+  applied_asn = rec.asn;
+  applied_time_us = r.time_us();
+  records += 1;
+  last_progress_us = Now();
+  return absl::OkStatus();
 }
 
 // One LMDB transaction: the batch's changes and the restart point after it.
@@ -146,30 +288,37 @@ absl::Status Updater::Impl::ApplyBatch(const std::vector<trail::Record>& batch) 
   std::vector<proto::AuditRecord> recs;
   recs.reserve(batch.size());
   absl::flat_hash_map<std::string, MDB_dbi> dbis;
+  std::vector<std::pair<MDB_dbi, size_t>> order;
+  order.reserve(batch.size());
   for (const trail::Record& rec : batch) {
     RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(rec));
-    if (r.type() == proto::DATA && !dbis.contains(r.file())) {
+    auto it = dbis.find(r.file());
+    if (it == dbis.end()) {
       absl::StatusOr<MDB_dbi> d = env->OpenDb(r.file(), false);
       if (!d.ok()) return Annotate(d.status(), "open file for apply");
-      dbis[r.file()] = *d;
+      it = dbis.emplace(r.file(), *d).first;
     }
+    order.push_back({it->second, recs.size()});
     recs.push_back(std::move(r));
   }
+  // Key order makes LMDB touch each page once; a stable sort keeps the
+  // changes of one key in trail order, which is all that order matters for
+  // (2PL: no two open transactions change one key).
+  std::stable_sort(order.begin(), order.end(), [&recs](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first < b.first;
+    return recs[a.second].key() < recs[b.second].key();
+  });
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
-  for (const proto::AuditRecord& r : recs) {
-    MDB_dbi dbi = dbis[r.file()];
+  for (const auto& [dbi, i] : order) {
+    const proto::AuditRecord& r = recs[i];
     RDF_ASSIGN_OR_RETURN(std::optional<std::string> cur, txn->Get(dbi, r.key()));
     bool insert = r.op() == proto::INSERT, remove = r.op() == proto::DELETE;
     if (insert && cur.has_value()) {
-      ++skipped;
-      Log(events::kDuplicateKeySkipped, {{"asn", absl::StrCat(r.asn())}, {"file", r.file()},
-                                         {"txid", absl::StrCat(r.txid())}});
+      RDF_RETURN_IF_ERROR(Exception(r, 10));
       continue;
     }
     if (!insert && !cur.has_value()) {
-      ++skipped;
-      Log(events::kMissingKeySkipped, {{"asn", absl::StrCat(r.asn())}, {"file", r.file()},
-                                       {"txid", absl::StrCat(r.txid())}});
+      RDF_RETURN_IF_ERROR(Exception(r, 11));
       continue;
     }
     if (remove) {
@@ -179,13 +328,204 @@ absl::Status Updater::Impl::ApplyBatch(const std::vector<trail::Record>& batch) 
     }
   }
   RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), batch.back().next, batch.back().asn));
-  RDF_RETURN_IF_ERROR(txn->Commit());
+  RDF_RETURN_IF_ERROR(Commit(txn.get()));
   restart = batch.back().next;
   applied_asn = batch.back().asn;
   applied_time_us = recs.back().time_us();
   records += batch.size();
   ++batches;
   last_progress_us = Now();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> Updater::Impl::Step() {
+  const size_t max_batch = cfg->updater().batch_records();
+  std::vector<trail::Record> batch;
+  while (batch.size() < max_batch) {
+    RDF_ASSIGN_OR_RETURN(std::optional<trail::Record> rec,
+                         batch.empty() ? reader->NextWait(absl::Milliseconds(100))
+                                       : reader->Next());
+    if (!rec.has_value()) break;
+    if (rec->type == proto::DDL) {
+      // DDL is applied on its own, in order with the data around it.
+      if (!batch.empty()) {
+        RDF_RETURN_IF_ERROR(reader->SeekToPosition(rec->pos));
+        break;
+      }
+      RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
+      RDF_RETURN_IF_ERROR(ApplyDdl(*rec, r));
+      return 1;
+    }
+    batch.push_back(*std::move(rec));
+  }
+  if (batch.empty()) return 0;
+  absl::Status s = ApplyBatch(batch);
+  if (absl::IsResourceExhausted(s) && absl::StrContains(s.message(), "MDB_MAP_FULL")) {
+    RDF_RETURN_IF_ERROR(env->Grow());
+    Log(events::kVolumeMapGrown, {{"map_bytes", absl::StrCat(env->map_bytes())}});
+    return absl::UnavailableError("map grown; retrying");
+  }
+  RDF_RETURN_IF_ERROR(s);
+  return batch.size();
+}
+
+absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caught_up) {
+  const std::string running = until_caught_up ? "TAKEOVER_REDO" : "RUNNING";
+  int64_t backoff_us = 100'000;
+  while (!stop->load()) {
+    if (Now() - last_status_us >= 1'000'000) {
+      last_status_us = Now();
+      PublishStatus();
+    }
+    if (state == "STOPPED") {  // error 10/11 under policy STOP: until restarted
+      opt.clock->SleepMicros(200'000);
+      continue;
+    }
+    if (!OpenSources()) {
+      state = "WAITING";
+      opt.clock->SleepMicros(200'000);
+      continue;
+    }
+    absl::StatusOr<size_t> n = Step();
+    if (n.ok()) {
+      if (state == "RETRYING") Log(events::kStorageErrorCleared);
+      state = running;
+      last_error.clear();
+      backoff_us = 100'000;
+      if (until_caught_up && *n == 0) return absl::OkStatus();
+      continue;
+    }
+    // Nothing is skipped: go back to the restart point.
+    last_error = std::string(n.status().message());
+    reader.reset();
+    if (absl::IsFailedPrecondition(n.status())) {
+      state = "STOPPED";
+      if (until_caught_up) return n.status();
+      PublishStatus();
+      continue;
+    }
+    if (state != "RETRYING") {
+      Log(absl::IsDataLoss(n.status()) ? events::kTrailDamaged : events::kStorageError,
+          {{"error", last_error}, {"position", trail::ToString(restart)},
+           {"retry_in_ms", absl::StrCat(backoff_us / 1000)}});
+    }
+    state = "RETRYING";
+    PublishStatus();
+    opt.clock->SleepMicros(backoff_us);
+    backoff_us = std::min<int64_t>(backoff_us * 2, 10'000'000);
+    // A failed write can leave LMDB's environment unusable (MDB_PANIC):
+    // start again from the durable state, as after a crash.
+    absl::Status reopened = OpenEnv();
+    if (reopened.ok()) reopened = LoadRestartPoint();
+    if (!reopened.ok()) last_error = std::string(reopened.message());
+  }
+  return absl::CancelledError("stopped");
+}
+
+// Undoes, newest first, the records of the final save point's open
+// transactions, reading the trail backwards from the save point. Each LMDB
+// transaction holds a batch of undos and the cursor after them, so a crash
+// redoes nothing and skips nothing.
+absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEpoch& epoch,
+                                 uint64_t* undone) {
+  const proto::SavePoint& sp = final_limit->save_point();
+  absl::flat_hash_set<uint64_t> lost;
+  uint64_t from_asn = UINT64_MAX;
+  for (const proto::OpenTransaction& o : sp.open()) {
+    lost.insert(o.txid());
+    from_asn = std::min(from_asn, o.first_asn());
+  }
+  trail::End end = final_limit->Get();
+  trail::Position cursor = end.pos;
+  *undone = 0;
+  {
+    RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(env.get()));
+    RDF_ASSIGN_OR_RETURN(auto e, lmdb::GetU64(txn.get(), meta, kMetaUndoEpoch));
+    RDF_ASSIGN_OR_RETURN(auto seg, lmdb::GetU64(txn.get(), meta, kMetaUndoSegment));
+    RDF_ASSIGN_OR_RETURN(auto off, lmdb::GetU64(txn.get(), meta, kMetaUndoOffset));
+    RDF_ASSIGN_OR_RETURN(auto n, lmdb::GetU64(txn.get(), meta, kMetaUndoneRecords));
+    if (e == epoch.number && seg.has_value() && off.has_value()) {
+      cursor = {*seg, *off};  // resuming an interrupted pass
+      *undone = n.value_or(0);
+    }
+  }
+  int64_t started = Now();
+  Log(events::kUndoPass, {{"volume", opt.volume}, {"transactions", absl::StrCat(lost.size())},
+                          {"from_asn", absl::StrCat(sp.asn())},
+                          {"position", trail::ToString(cursor)}});
+  state = "TAKEOVER_UNDO";
+  PublishStatus();
+  bool done = lost.empty() || end.pos.segment == 0;
+  std::unique_ptr<trail::TrailReader> back;
+  if (!done) {
+    RDF_ASSIGN_OR_RETURN(back,
+                         trail::TrailReader::Open({trail_dir, trail_name, opt.fs, Limit()}));
+    RDF_RETURN_IF_ERROR(back->SeekToPosition(cursor));
+  }
+  const size_t max_batch = cfg->updater().batch_records();
+  absl::flat_hash_map<std::string, MDB_dbi> dbis;
+  for (;;) {
+    if (stop->load()) return absl::CancelledError("stopped during the undo pass");
+    std::vector<proto::AuditRecord> undo;
+    size_t scanned = 0;
+    while (!done && undo.size() < max_batch && scanned < kUndoScanPerTxn) {
+      RDF_ASSIGN_OR_RETURN(std::optional<trail::Record> rec, back->Prev());
+      if (!rec.has_value() || rec->asn < from_asn) {
+        done = true;  // every record of a lost transaction has ASN >= its first
+        break;
+      }
+      ++scanned;
+      if (rec->type != proto::DATA) continue;
+      RDF_ASSIGN_OR_RETURN(AuditHeader h, ScanAuditHeader(rec->payload));
+      if (!lost.contains(h.txid)) continue;
+      RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
+      undo.push_back(std::move(r));
+    }
+    if (!done) cursor = back->position();
+    for (const proto::AuditRecord& r : undo) {  // (handles open outside a write txn)
+      if (dbis.contains(r.file())) continue;
+      absl::StatusOr<MDB_dbi> d = env->OpenDb(r.file(), false);
+      if (!d.ok() && !absl::IsNotFound(d.status())) return d.status();
+      if (d.ok()) dbis.emplace(r.file(), *d);
+    }
+    RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
+    for (const proto::AuditRecord& r : undo) {
+      auto it = dbis.find(r.file());
+      if (it == dbis.end()) continue;  // the file was purged by a later DDL
+      // The before image, or no key when there was none (an insert).
+      if (r.has_before()) {
+        RDF_RETURN_IF_ERROR(txn->Put(it->second, r.key(), r.before()));
+      } else {
+        absl::Status s = txn->Delete(it->second, r.key());
+        if (!s.ok() && !absl::IsNotFound(s)) return s;
+      }
+    }
+    *undone += undo.size();
+    RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoEpoch, epoch.number));
+    RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoSegment, cursor.segment));
+    RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoOffset, cursor.offset));
+    RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoneRecords, *undone));
+    if (done) {
+      // A tmf opened here as the new primary starts transaction ids above
+      // every id the backup has seen (tmf keeps the next id under this key).
+      RDF_ASSIGN_OR_RETURN(std::optional<uint64_t> have,
+                           lmdb::GetU64(txn.get(), meta, kMetaMaxTxid));
+      uint64_t next = std::max(sp.max_txid() + 1, have.value_or(0));
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaMaxTxid, next));
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaDoneEpoch, epoch.number));
+    }
+    RDF_RETURN_IF_ERROR(Commit(txn.get(), true));
+    last_progress_us = Now();
+    if (Now() - last_status_us >= 1'000'000) {
+      last_status_us = Now();
+      PublishStatus();
+    }
+    if (done) break;
+  }
+  Log(events::kUndoPassComplete,
+      {{"volume", opt.volume}, {"transactions", absl::StrCat(lost.size())},
+       {"undone_records", absl::StrCat(*undone)},
+       {"duration_ms", absl::StrCat((Now() - started) / 1000)}});
   return absl::OkStatus();
 }
 
@@ -201,10 +541,11 @@ void Updater::Impl::PublishStatus() {
   st.mutable_position()->set_segment(restart.segment);
   st.mutable_position()->set_offset(restart.offset);
   st.mutable_position()->set_asn(applied_asn);
-  proto::SavePoint sp = limit ? limit->save_point() : proto::SavePoint();
-  trail::End end = limit ? limit->Get() : trail::End{};
+  trail::EndSource* lim = Limit();
+  trail::End end = lim != nullptr ? lim->Get() : trail::End{};
+  const proto::SavePoint& sp = CurrentSavePoint();
   // Caught up with the save point: applied through it.
-  bool caught_up = limit && end.pos == restart;
+  bool caught_up = lim != nullptr && end.pos == restart;
   uint64_t applied = caught_up ? std::max(applied_asn, sp.asn()) : applied_asn;
   st.set_applied_asn(applied);
   st.set_save_point_asn(sp.asn());
@@ -243,10 +584,9 @@ absl::StatusOr<std::unique_ptr<Updater>> Updater::Open(const UpdaterOptions& opt
   impl->trail_dir = config::ImageTrailDir(*impl->base.node);
   impl->rtd_watch = std::make_unique<RtdWatch>(impl->cfg->updater().rtd_warning_ms(),
                                                impl->base.events.get());
-  RDF_ASSIGN_OR_RETURN(impl->env,
-                       lmdb::Env::Open(config::VolumeDir(*impl->base.node, options.volume),
-                                       vol->map_bytes(), impl->cfg->lmdb().max_dbs()));
-  RDF_ASSIGN_OR_RETURN(impl->meta, impl->env->OpenDb(lmdb::kMetaDb, true));
+  impl->kill_after_commits = KillAfterCommitsFromEnv();
+  impl->kill_in_undo_only = KillInUndoOnlyFromEnv();
+  RDF_RETURN_IF_ERROR(impl->OpenEnv());
   RDF_RETURN_IF_ERROR(impl->LoadRestartPoint());
   return std::unique_ptr<Updater>(new Updater(std::move(impl)));
 }
@@ -256,96 +596,62 @@ Updater::~Updater() = default;
 
 absl::Status Updater::Run(const std::atomic<bool>* stop) {
   Impl& s = *impl_;
-  const size_t max_batch = s.cfg->updater().batch_records();
-  int64_t backoff_us = 100'000;
-  std::vector<trail::Record> batch;
-  while (!stop->load()) {
-    if (s.Now() - s.last_status_us >= 1'000'000) {
-      s.last_status_us = s.Now();
-      s.PublishStatus();
-    }
-    if (!s.OpenSources()) {
-      s.state = "WAITING";
-      s.opt.clock->SleepMicros(200'000);
-      continue;
-    }
-    batch.clear();
-    absl::Status st = absl::OkStatus();
-    std::optional<proto::AuditRecord> ddl;
-    while (batch.size() < max_batch) {
-      absl::StatusOr<std::optional<trail::Record>> rec =
-          batch.empty() ? s.reader->NextWait(absl::Milliseconds(100)) : s.reader->Next();
-      if (!rec.ok()) {
-        st = rec.status();
-        break;
-      }
-      if (!rec->has_value()) break;
-      if ((*rec)->type == proto::DDL) {
-        // DDL is applied on its own, in order with the data around it.
-        if (!batch.empty()) {
-          RDF_RETURN_IF_ERROR(s.reader->SeekToPosition((*rec)->pos));
-          break;
-        }
-        absl::StatusOr<proto::AuditRecord> r = DecodeAuditRecord(**rec);
-        if (!r.ok()) {
-          st = r.status();
-          break;
-        }
-        ddl = *r;
-        batch.push_back(**std::move(rec));
-        break;
-      }
-      batch.push_back(**std::move(rec));
-    }
-    if (st.ok() && ddl.has_value()) {
-      st = s.ApplyDdl(*ddl);
-      if (st.ok()) {
-        s.Log(events::kDdlApplied, {{"file", ddl->file()}, {"op", proto::DdlOp_Name(ddl->ddl())},
-                                    {"asn", absl::StrCat(ddl->asn())}});
-        auto txn = lmdb::WriteTxn::Begin(s.env.get());
-        st = txn.ok() ? s.SaveRestart(txn->get(), batch.back().next, batch.back().asn) : txn.status();
-        if (st.ok()) st = (*txn)->Commit();
-        if (st.ok()) {
-          s.restart = batch.back().next;
-          s.applied_asn = batch.back().asn;
-        }
-      }
-    } else if (st.ok() && !batch.empty()) {
-      st = s.ApplyBatch(batch);
-      if (!st.ok() && absl::IsResourceExhausted(st) &&
-          absl::StrContains(st.message(), "MDB_MAP_FULL")) {
-        st = s.env->Grow();
-        if (st.ok()) {
-          s.Log(events::kVolumeMapGrown, {{"map_bytes", absl::StrCat(s.env->map_bytes())}});
-          st = absl::UnavailableError("map grown; retrying");
-        }
-      }
-    }
-    if (st.ok()) {
-      if (s.state != "RUNNING" && s.state != "WAITING") {
-        s.Log(events::kStorageErrorCleared);
-      }
-      s.state = "RUNNING";
-      s.last_error.clear();
-      backoff_us = 100'000;
-      continue;
-    }
-    // Nothing is skipped: go back to the restart point and retry.
-    s.last_error = std::string(st.message());
-    if (s.state != "RETRYING") {
-      s.Log(absl::IsDataLoss(st) ? events::kTrailDamaged : events::kStorageError,
-            {{"error", s.last_error}, {"position", trail::ToString(s.restart)},
-             {"retry_in_ms", absl::StrCat(backoff_us / 1000)}});
-    }
-    s.state = "RETRYING";
-    s.reader.reset();
-    s.PublishStatus();
-    s.opt.clock->SleepMicros(backoff_us);
-    backoff_us = std::min<int64_t>(backoff_us * 2, 10'000'000);
-  }
+  absl::Status st = s.Redo(stop, false);
   s.PublishStatus();
   s.base.events->Flush().IgnoreError();
-  return absl::OkStatus();
+  return absl::IsCancelled(st) ? absl::OkStatus() : st;
+}
+
+absl::StatusOr<proto::VolumeTakeoverResult> Updater::Takeover(const std::atomic<bool>* stop) {
+  Impl& s = *impl_;
+  int64_t started = s.Now();
+  const proto::NodeConfig& node = *s.base.node;
+  RDF_ASSIGN_OR_RETURN(std::optional<TakeoverEpoch> epoch, ReadTakeoverEpoch(s.opt.fs, node));
+  if (!epoch.has_value()) {
+    return absl::FailedPreconditionError("no takeover has been issued on this node");
+  }
+  RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp,
+                       ReadLastSavePoint(s.opt.fs, s.trail_dir));
+  if (!sp.has_value() || sp->takeover_epoch() != epoch->number) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the receiver has not fixed its final save point for takeover epoch ", epoch->number,
+        " (run rdfcom takeover, which does)"));
+  }
+  s.final_limit = std::make_unique<FinalSavePointLimit>(*std::move(sp), s.trail_name);
+  proto::VolumeTakeoverResult result;
+  result.set_version(1);
+  result.set_volume(s.opt.volume);
+  result.set_epoch(epoch->number);
+  RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(s.env.get()));
+  RDF_ASSIGN_OR_RETURN(auto done, lmdb::GetU64(txn.get(), s.meta, kMetaDoneEpoch));
+  RDF_ASSIGN_OR_RETURN(auto undone, lmdb::GetU64(txn.get(), s.meta, kMetaUndoneRecords));
+  txn.reset();
+  if (done != epoch->number) {
+    uint64_t before = s.records;
+    absl::Status redo = s.Redo(stop, true);
+    result.set_redo_records(s.records - before);
+    if (!redo.ok()) {
+      s.PublishStatus();
+      return Annotate(redo, "takeover REDO");
+    }
+    uint64_t n = 0;
+    absl::Status u = s.Undo(stop, *epoch, &n);
+    if (!u.ok()) {
+      s.last_error = std::string(u.message());
+      s.PublishStatus();
+      return Annotate(u, "takeover UNDO");
+    }
+    result.set_undone_records(n);
+  } else {
+    result.set_undone_records(undone.value_or(0));
+  }
+  result.set_duration_ms((s.Now() - started) / 1000);
+  s.state = "TAKEOVER_COMPLETE";
+  s.PublishStatus();
+  RDF_RETURN_IF_ERROR(WriteFileAtomically(
+      s.opt.fs, TakeoverVolumeResultPath(node, s.opt.volume), ProtoToJson(result) + "\n"));
+  s.base.events->Flush().IgnoreError();
+  return result;
 }
 
 }  // namespace rdf::updater

@@ -4,8 +4,13 @@
 // the new restart point (image trail position and ASN), so every record is
 // applied exactly once across any crash.
 //
-// Status: this is the REDO core of the updaters issue. Takeover (UNDO), the
-// exception log and the RTD events are not built yet.
+// An insert of an existing key (error 10) or an update or delete of a
+// missing key (error 11) is handled by the configured policy (skip, or
+// stop) with an event and a line in <data_dir>/exceptions/<VOLUME>.jsonl.
+//
+// Takeover (docs/takeover.md): REDO up to the receiver's final save point,
+// then UNDO of the transactions without an outcome, newest first, reading
+// the trail backwards; restartable.
 #ifndef RDF_UPDATER_UPDATER_H_
 #define RDF_UPDATER_UPDATER_H_
 
@@ -17,6 +22,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/file_system.h"
+#include "takeover.pb.h"
 
 namespace rdf::updater {
 
@@ -35,6 +41,13 @@ class Updater {
   // Applies until *stop; storage errors are retried from the restart point
   // with backoff (state RETRYING), never skipped.
   absl::Status Run(const std::atomic<bool>* stop);
+  // Takeover: applies everything up to the receiver's final save point,
+  // undoes the records of its open transactions, records the volume as done
+  // for the epoch and writes takeover/<VOLUME>.json. Already done for this
+  // epoch: only rewrites the result. kFailedPrecondition when no takeover
+  // was issued or the final save point is not fixed yet; kCancelled on
+  // *stop (a later call resumes).
+  absl::StatusOr<proto::VolumeTakeoverResult> Takeover(const std::atomic<bool>* stop);
 
   struct Impl;
 
