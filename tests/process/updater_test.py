@@ -2,10 +2,15 @@
 """Updaters (REDO) with the real binaries on loopback: after a mixed load
 with aborts drains, every protected file on the backup equals the
 primary's, compared with LMDB's own mdb_dump (bookkeeping databases
-excluded), also when updaters are killed with SIGKILL during the load."""
+excluded), also when updaters are killed with SIGKILL during the load or
+right after an LMDB commit; errors 10/11 follow the configured policy and
+reach the exception log; a full disk under a backup volume makes the updater
+wait in RETRYING and then finish with nothing lost."""
 
+import json
 import os
 import random
+import subprocess
 import time
 import unittest
 
@@ -17,7 +22,9 @@ VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
 
 class UpdaterTest(unittest.TestCase):
     def setUp(self):
-        self.sys = ShipSystem()
+        # Small batches where a test needs many LMDB transactions.
+        small = "commit" in self._testMethodName or "exception" in self._testMethodName
+        self.sys = ShipSystem(extra={"updater.batch_records": 32} if small else None)
         for name in ["receiver", "extractor"] + [f"updater-{v}" for v in VOLUMES]:
             self.sys.start(name)
 
@@ -74,6 +81,132 @@ class UpdaterTest(unittest.TestCase):
         skipped = [e for e in rdftest.events(self.sys.cfg, "backup")
                    if e["number"] in (961, 962)]
         self.assertEqual(skipped, [])
+
+    def insert_load(self, txns, commit_log=None):
+        extra = ["--mode", "insert"] + (["--commit-log", commit_log] if commit_log else [])
+        self.assertEqual(self.sys.load(txns, extra=extra).wait(300), 0)
+
+    def updater(self, volume, env_extra=None):
+        env = dict(os.environ)
+        env.update(env_extra or {})
+        return rdftest.Process([rdftest.binary("rdf-updater"), "--config", self.sys.cfg,
+                                "--volume", volume],
+                               log_path=os.path.join(self.sys.work, f"updater-{volume}.log"),
+                               env=env)
+
+    def test_kill_right_after_an_lmdb_commit_applies_nothing_twice(self):
+        self.sys.kill("updater-$DATA01")
+        self.insert_load(1500)
+        self.sys.wait_drained()
+        for _ in range(20):
+            # Dies by its own SIGKILL right after its first commit.
+            p = self.updater("$DATA01", {"RDF_TEST_UPDATER_KILL_AFTER_COMMITS": "1"})
+            self.assertEqual(p.wait(60), -9)
+        self.sys.start("updater-$DATA01")
+        self.wait_applied()
+        self.assertBackupEqualsPrimary()
+        skipped = [e for e in rdftest.events(self.sys.cfg, "backup") if e["number"] in (961, 962)]
+        self.assertEqual(skipped, [], "an insert applied twice would be error 10")
+        restarts = [e for e in rdftest.events(self.sys.cfg, "backup", 837)
+                    if e["process"] == "updater-DATA01"]
+        self.assertGreaterEqual(len(restarts), 21)
+
+    def set_policy(self, policy):
+        with open(self.sys.cfg) as f:
+            text = f.read()
+        with open(self.sys.cfg, "w") as f:
+            f.write(rdftest.set_fields(text, {"updater.duplicate_key": policy}))
+
+    def test_duplicate_keys_follow_the_policy_and_reach_the_exception_log(self):
+        commits = os.path.join(self.sys.work, "commits.log")
+        self.insert_load(40, commits)
+        self.wait_applied()
+        self.sys.kill("updater-$DATA01")
+        # Keys the next transactions will insert, put on the backup behind
+        # rdf's back.
+        last = max(rdftest.read_commit_log(commits))
+        planted = [f"{t}:{i}" for t in range(last + 1, last + 80) for i in range(5)]
+        vol = rdftest.volume_dirs(self.sys.backup)["$DATA01"]
+        text = "".join(f"{k}\nplanted\n" for k in planted)
+        subprocess.run(["mdb_load", "-T", "-s", "LOAD", vol], input=text.encode(), check=True)
+        self.insert_load(40, commits)
+        self.sys.wait_drained()
+        primary = rdftest.dump(rdftest.volume_dirs(self.sys.primary)["$DATA01"], "LOAD")
+        clashes = {k for k in planted if k.encode() in primary}
+        self.assertTrue(clashes)
+        log = os.path.join(self.sys.backup, "exceptions", "DATA01.jsonl")
+
+        # Policy STOP: the updater stops at the first clash, applies nothing
+        # past it and says so.
+        self.set_policy("STOP")
+        self.sys.start("updater-$DATA01")
+        st = rdftest.wait_for(lambda: (lambda s: s if s and s["state"] == "STOPPED" else None)(
+            rdftest.status(self.sys.backup, "updater-DATA01")), 30, "state STOPPED")
+        self.assertIn("error 10", st["last_error"])
+        rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 963), 10, "event 963")
+        with open(log) as f:
+            lines = [json.loads(l) for l in f]
+        self.assertEqual(lines[-1]["action"], "stopped")
+        self.sys.kill("updater-$DATA01")
+
+        # Policy SKIP (the default): each clash is skipped, logged and reported.
+        self.set_policy("SKIP")
+        os.remove(log)
+        self.sys.start("updater-$DATA01")
+        self.wait_applied()
+        with open(log) as f:
+            lines = [json.loads(l) for l in f]
+        self.assertEqual({l["key"] for l in lines}, clashes)
+        for l in lines:
+            self.assertEqual((l["error"], l["action"], l["op"], l["volume"], l["file"]),
+                             (10, "skipped", "INSERT", "$DATA01", "LOAD"))
+            self.assertGreater(l["asn"], 0)
+        # Events are rate-limited, never lost: each written one counts the
+        # repeats dropped before it, and stopping reports those still pending.
+        self.sys.procs.pop("updater-$DATA01").stop()
+        mine = [e for e in rdftest.events(self.sys.cfg, "backup")
+                if e["process"] == "updater-DATA01"]
+        reported = sum(1 + e.get("suppressed", 0) for e in mine if e["number"] == 961)
+        reported += sum(e.get("suppressed", 0) for e in mine
+                        if e["number"] == 992 and e["fields"].get("number") == "961")
+        self.assertGreaterEqual(reported, len(clashes))
+        # The backup keeps its planted values: the copies differ, as reported.
+        backup = rdftest.dump(vol, "LOAD")
+        for k in clashes:
+            self.assertEqual(backup[k.encode()], b"planted")
+
+    def test_disk_full_under_a_backup_volume_waits_then_finishes(self):
+        self.assertEqual(os.geteuid(), 0, "this test mounts a small tmpfs: run it as root")
+        vol = os.path.join(self.sys.backup, "volumes", "DATA01")
+        rdftest.wait_for(lambda: os.path.exists(os.path.join(vol, "data.mdb")), 30,
+                         "the updater to create its volume")
+        self.sys.kill("updater-$DATA01")
+        saved = vol + ".saved"
+        os.rename(vol, saved)
+        os.makedirs(vol)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", vol], check=True)
+        try:
+            for name in os.listdir(saved):
+                with open(os.path.join(saved, name), "rb") as src, \
+                        open(os.path.join(vol, name), "wb") as dst:
+                    dst.write(src.read())
+            self.insert_load(4000)
+            self.sys.wait_drained()
+            self.sys.start("updater-$DATA01")
+            st = rdftest.wait_for(lambda: (lambda s: s if s and s["state"] == "RETRYING" else None)(
+                rdftest.status(self.sys.backup, "updater-DATA01")), 60, "state RETRYING")
+            # LMDB reports a short write on a full disk as EIO.
+            self.assertRegex(st["last_error"], "space|Input/output error")
+            rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 739), 10, "event 739")
+            time.sleep(2)  # still waiting, nothing skipped
+            self.assertEqual(rdftest.status(self.sys.backup, "updater-DATA01")["state"], "RETRYING")
+            subprocess.run(["mount", "-o", "remount,size=64m", vol], check=True)
+            self.wait_applied()
+            self.assertBackupEqualsPrimary()
+            rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 960), 10, "event 960")
+        finally:
+            self.sys.stop_all()
+            subprocess.run(["umount", "-l", vol])
 
 
 if __name__ == "__main__":
