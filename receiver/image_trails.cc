@@ -46,6 +46,12 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Con
   t->audit_end_time_us_ = t->save_point_.audit_end_time_us();
   t->last_record_time_us_ = t->save_point_.asn_time_us();
   t->max_txid_ = t->save_point_.max_txid();
+  for (auto& trail : t->trails_) {
+    if (const proto::TrailEnd* e = FindTrailEnd(t->save_point_, trail->name)) {
+      trail->records = e->records();
+      trail->bytes = e->bytes();
+    }
+  }
   for (const proto::OpenTransaction& o : t->save_point_.open()) {
     t->open_[o.txid()] = {o.first_asn(), o.records()};
   }
@@ -121,17 +127,11 @@ absl::Status ImageTrails::Validate(const proto::Batch& b) const {
 
 absl::Status ImageTrails::Append(const proto::Batch& b) {
   for (const proto::WireRecord& r : b.records()) {
-    uint8_t type = static_cast<uint8_t>(r.type());
     Trail* mit = trails_[0].get();
     if (r.type() == proto::DATA || r.type() == proto::DDL) {
-      Trail* t = VolumeTrail(r.volume());
-      RDF_RETURN_IF_ERROR(t->writer->Append(r.asn(), type, r.payload(), 0));
-      t->dirty = true;
+      RDF_RETURN_IF_ERROR(AppendTo(VolumeTrail(r.volume()), r));
     }
-    if (r.type() != proto::DATA) {
-      RDF_RETURN_IF_ERROR(mit->writer->Append(r.asn(), type, r.payload(), 0));
-      mit->dirty = true;
-    }
+    if (r.type() != proto::DATA) RDF_RETURN_IF_ERROR(AppendTo(mit, r));
     if (r.type() == proto::DATA) {
       auto [it, inserted] = open_.try_emplace(r.txid(), r.asn(), 0);
       ++it->second.second;
@@ -150,6 +150,15 @@ absl::Status ImageTrails::Append(const proto::Batch& b) {
   }
   received_asn_ = std::max(received_asn_, b.read_through_asn());
   NoteAuditEnd(b.audit_end_asn(), b.audit_end_time_us());
+  return absl::OkStatus();
+}
+
+absl::Status ImageTrails::AppendTo(Trail* t, const proto::WireRecord& r) {
+  RDF_RETURN_IF_ERROR(
+      t->writer->Append(r.asn(), static_cast<uint8_t>(r.type()), r.payload(), 0));
+  t->dirty = true;
+  ++t->records;
+  t->bytes += r.payload().size();
   return absl::OkStatus();
 }
 
@@ -198,6 +207,8 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) 
     te->set_segment(e.pos.segment);
     te->set_offset(e.pos.offset);
     te->set_asn(e.asn);
+    te->set_records(t->records);
+    te->set_bytes(t->bytes);
   }
   for (const auto& [txid, info] : open_) {
     proto::OpenTransaction* o = sp.add_open();

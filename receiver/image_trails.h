@@ -68,6 +68,8 @@ class ImageTrails {
     std::string name;
     std::unique_ptr<trail::TrailWriter> writer;
     bool dirty = false;
+    uint64_t records = 0;  // ever appended (TrailEnd.records)
+    uint64_t bytes = 0;
   };
   ImageTrails() = default;
   absl::Status CutBackToSavePoint(const trail::Position& mit_end);
@@ -75,6 +77,7 @@ class ImageTrails {
   absl::Status RecordClosedSegments(const proto::SavePoint& previous,
                                     const proto::SavePoint& current);
   Trail* VolumeTrail(const std::string& volume) const;
+  static absl::Status AppendTo(Trail* t, const proto::WireRecord& r);
 
   std::string dir_;
   FileSystem* fs_ = nullptr;

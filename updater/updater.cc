@@ -33,6 +33,12 @@ namespace {
 constexpr char kRestartSegment[] = "updater_restart_segment";
 constexpr char kRestartOffset[] = "updater_restart_offset";
 constexpr char kAppliedAsn[] = "updater_applied_asn";
+// Trail records and payload bytes up to the restart point, counted as the
+// receiver counts them (TrailEnd.records/bytes), and the primary time of the
+// last record applied: backlog and RTD survive a restart.
+constexpr char kAppliedRecords[] = "updater_applied_records";
+constexpr char kAppliedBytes[] = "updater_applied_bytes";
+constexpr char kAppliedTime[] = "updater_applied_time_us";
 
 // Records looked at per undo transaction at most (bounds the time between
 // two durable undo cursors when the lost transactions' records are sparse).
@@ -124,6 +130,7 @@ struct Updater::Impl {
   trail::Position restart;
   uint64_t applied_asn = 0;
   int64_t applied_time_us = 0;
+  uint64_t applied_records = 0, applied_bytes = 0;  // see kAppliedRecords
   int64_t last_progress_us = 0, last_status_us = 0;
   uint64_t records = 0, batches = 0, skipped = 0, commits = 0;
   int64_t kill_after_commits = 0;
@@ -154,7 +161,11 @@ struct Updater::Impl {
   absl::Status Redo(const std::atomic<bool>* stop, bool until_caught_up);
   absl::Status ApplyBatch(const std::vector<trail::Record>& batch);
   absl::Status ApplyDdl(const trail::Record& rec, const proto::AuditRecord& r);
-  absl::Status SaveRestart(lmdb::WriteTxn* txn, const trail::Position& next, uint64_t asn);
+  // Stores the restart point after `batch` (and its counters) in `txn`;
+  // Advance() takes it over once the transaction committed.
+  absl::Status SaveRestart(lmdb::WriteTxn* txn, const std::vector<trail::Record>& batch,
+                           int64_t time_us);
+  void Advance(const std::vector<trail::Record>& batch, int64_t time_us);
   absl::Status Commit(lmdb::WriteTxn* txn, bool undo = false);
   // Error 10/11: event, exception log; kFailedPrecondition under policy STOP.
   absl::Status Exception(const proto::AuditRecord& r, uint32_t error);
@@ -177,8 +188,14 @@ absl::Status Updater::Impl::LoadRestartPoint() {
   RDF_ASSIGN_OR_RETURN(auto seg, lmdb::GetU64(txn.get(), meta, kRestartSegment));
   RDF_ASSIGN_OR_RETURN(auto off, lmdb::GetU64(txn.get(), meta, kRestartOffset));
   RDF_ASSIGN_OR_RETURN(auto asn, lmdb::GetU64(txn.get(), meta, kAppliedAsn));
+  RDF_ASSIGN_OR_RETURN(auto n, lmdb::GetU64(txn.get(), meta, kAppliedRecords));
+  RDF_ASSIGN_OR_RETURN(auto bytes, lmdb::GetU64(txn.get(), meta, kAppliedBytes));
+  RDF_ASSIGN_OR_RETURN(auto time, lmdb::GetU64(txn.get(), meta, kAppliedTime));
   if (seg.has_value() && off.has_value()) restart = {*seg, *off};
   applied_asn = asn.value_or(0);
+  applied_records = n.value_or(0);
+  applied_bytes = bytes.value_or(0);
+  applied_time_us = static_cast<int64_t>(time.value_or(0));
   return absl::OkStatus();
 }
 
@@ -207,11 +224,28 @@ bool Updater::Impl::OpenSources() {
   return true;
 }
 
-absl::Status Updater::Impl::SaveRestart(lmdb::WriteTxn* txn, const trail::Position& next,
-                                        uint64_t asn) {
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartSegment, next.segment));
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartOffset, next.offset));
-  return lmdb::PutU64(txn, meta, kAppliedAsn, asn);
+absl::Status Updater::Impl::SaveRestart(lmdb::WriteTxn* txn,
+                                        const std::vector<trail::Record>& batch,
+                                        int64_t time_us) {
+  uint64_t bytes = applied_bytes;
+  for (const trail::Record& r : batch) bytes += r.payload.size();
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartSegment, batch.back().next.segment));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartOffset, batch.back().next.offset));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedRecords, applied_records + batch.size()));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedBytes, bytes));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedTime, static_cast<uint64_t>(time_us)));
+  return lmdb::PutU64(txn, meta, kAppliedAsn, batch.back().asn);
+}
+
+void Updater::Impl::Advance(const std::vector<trail::Record>& batch, int64_t time_us) {
+  restart = batch.back().next;
+  applied_asn = batch.back().asn;
+  applied_time_us = time_us;
+  applied_records += batch.size();
+  for (const trail::Record& r : batch) applied_bytes += r.payload.size();
+  records += batch.size();
+  ++batches;
+  last_progress_us = Now();
 }
 
 absl::Status Updater::Impl::Commit(lmdb::WriteTxn* txn, bool undo) {
@@ -272,14 +306,11 @@ absl::Status Updater::Impl::ApplyDdl(const trail::Record& rec, const proto::Audi
   if (!s.ok() && !absl::IsNotFound(s)) return s;
   Log(events::kDdlApplied, {{"file", r.file()}, {"op", proto::DdlOp_Name(r.ddl())},
                             {"asn", absl::StrCat(r.asn())}});
+  std::vector<trail::Record> one = {rec};
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
-  RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), rec.next, rec.asn));
+  RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), one, r.time_us()));
   RDF_RETURN_IF_ERROR(Commit(txn.get()));
-  restart = rec.next;
-  applied_asn = rec.asn;
-  applied_time_us = r.time_us();
-  records += 1;
-  last_progress_us = Now();
+  Advance(one, r.time_us());
   return absl::OkStatus();
 }
 
@@ -327,14 +358,9 @@ absl::Status Updater::Impl::ApplyBatch(const std::vector<trail::Record>& batch) 
       RDF_RETURN_IF_ERROR(txn->Put(dbi, r.key(), r.after()));
     }
   }
-  RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), batch.back().next, batch.back().asn));
+  RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), batch, recs.back().time_us()));
   RDF_RETURN_IF_ERROR(Commit(txn.get()));
-  restart = batch.back().next;
-  applied_asn = batch.back().asn;
-  applied_time_us = recs.back().time_us();
-  records += batch.size();
-  ++batches;
-  last_progress_us = Now();
+  Advance(batch, recs.back().time_us());
   return absl::OkStatus();
 }
 
@@ -558,8 +584,10 @@ void Updater::Impl::PublishStatus() {
   }
   st.set_rtd_ms(rtd_ms);
   rtd_watch->Observe(rtd_ms);
-  if (end.pos.segment == restart.segment && end.pos.offset >= restart.offset) {
-    st.set_backlog_bytes(end.pos.offset - restart.offset);
+  // Records and payload bytes between the restart point and the save point.
+  if (const proto::TrailEnd* te = FindTrailEnd(sp, trail_name)) {
+    st.set_backlog_records(te->records() > applied_records ? te->records() - applied_records : 0);
+    st.set_backlog_bytes(te->bytes() > applied_bytes ? te->bytes() - applied_bytes : 0);
   }
   st.set_last_progress_age_ms(last_progress_us == 0 ? -1 : (Now() - last_progress_us) / 1000);
   st.set_last_error(last_error);

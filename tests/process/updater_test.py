@@ -64,6 +64,7 @@ class UpdaterTest(unittest.TestCase):
         st = rdftest.status(self.sys.backup, "updater-DATA01")
         self.assertEqual(st["state"], "RUNNING")
         self.assertEqual(st["rtd_ms"], 0)
+        self.assertEqual((st["backlog_records"], st["backlog_bytes"]), (0, 0))
 
     def test_sigkill_of_updaters_20_times_still_equal_after_draining(self):
         rng = random.Random(11)
@@ -143,6 +144,12 @@ class UpdaterTest(unittest.TestCase):
         st = rdftest.wait_for(lambda: (lambda s: s if s and s["state"] == "STOPPED" else None)(
             rdftest.status(self.sys.backup, "updater-DATA01")), 30, "state STOPPED")
         self.assertIn("error 10", st["last_error"])
+        # A stopped updater never looks caught up.
+        st = rdftest.wait_for(lambda: (lambda s: s if s and s["backlog_records"] > 0 else None)(
+            rdftest.status(self.sys.backup, "updater-DATA01")), 10, "a backlog in status")
+        self.assertGreater(st["backlog_bytes"], 0)
+        self.assertGreater(st["rtd_ms"], 0)
+        self.assertLess(st["applied_asn"], st["save_point_asn"])
         rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 963), 10, "event 963")
         with open(log) as f:
             lines = [json.loads(l) for l in f]
