@@ -262,9 +262,10 @@ absl::Status Updater::Impl::Exception(const proto::AuditRecord& r, uint32_t erro
   bool stop = (error == 10 ? cfg->updater().duplicate_key() : cfg->updater().missing_key()) ==
               proto::UpdaterConfig::STOP;
   ++skipped;
-  events::EventFields fields = {{"asn", absl::StrCat(r.asn())}, {"file", r.file()},
-                                {"txid", absl::StrCat(r.txid())},
-                                {"key", absl::CHexEscape(r.key())}};
+  events::EventFields fields = {{"volume", opt.volume}, {"asn", absl::StrCat(r.asn())},
+                                {"file", r.file()}, {"txid", absl::StrCat(r.txid())},
+                                {"key", absl::CHexEscape(r.key())},
+                                {"error", absl::StrCat(error)}};
   Log(error == 10 ? events::kDuplicateKeySkipped : events::kMissingKeySkipped, fields);
   proto::ExceptionRecord e;
   e.set_time_us(opt.clock->NowMicros());
