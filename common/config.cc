@@ -616,6 +616,23 @@ class Validator {
             "lower extractor.batch_bytes or raise receiver.max_message_bytes");
     }
 
+    if (c_.updater().batch_records() > kMaxUpdaterBatchRecords) {
+      Error({{"updater"}, {"batch_records"}},
+            absl::StrCat("batch_records ", c_.updater().batch_records(), " exceeds the maximum ",
+                         kMaxUpdaterBatchRecords),
+            absl::StrCat("set batch_records to at most ", kMaxUpdaterBatchRecords,
+                         ", or remove it for the default (", kDefaultUpdaterBatchRecords, ")"));
+    }
+    uint32_t batch_bytes = c_.updater().batch_bytes();
+    if (batch_bytes != 0 && batch_bytes < kMinUpdaterBatchBytes) {
+      Error({{"updater"}, {"batch_bytes"}},
+            absl::StrCat("batch_bytes ", batch_bytes, " is below the minimum ",
+                         kMinUpdaterBatchBytes),
+            absl::StrCat("set batch_bytes to ", kMinUpdaterBatchBytes,
+                         " or more, or remove it for the default (", kDefaultUpdaterBatchBytes,
+                         ")"));
+    }
+
     const pb::EnumDescriptor* policy = proto::UpdaterConfig::ErrorPolicy_descriptor();
     KnownEnum({{"updater"}, {"duplicate_key"}}, policy, c_.updater().duplicate_key());
     KnownEnum({{"updater"}, {"missing_key"}}, policy, c_.updater().missing_key());
@@ -676,6 +693,7 @@ void FillDefaults(proto::SystemConfig& c) {
   RDF_CONFIG_DEFAULT_(r, save_point_max_wait_ms, kDefaultSavePointMaxWaitMs);
   auto& u = *c.mutable_updater();
   RDF_CONFIG_DEFAULT_(u, batch_records, kDefaultUpdaterBatchRecords);
+  RDF_CONFIG_DEFAULT_(u, batch_bytes, kDefaultUpdaterBatchBytes);
   RDF_CONFIG_DEFAULT_(u, rtd_warning_ms, kDefaultRtdWarningMs);
   auto& p = *c.mutable_purger();
   RDF_CONFIG_DEFAULT_(p, interval_ms, kDefaultPurgerIntervalMs);

@@ -187,7 +187,8 @@ TEST_F(ConfigTest, ZeroFieldsTakeDocumentedDefaults) {
   EXPECT_EQ(p.extractor().rtd_warning_ms(), 60000u);
   EXPECT_EQ(p.receiver().max_message_bytes(), 4u << 20);
   EXPECT_EQ(p.receiver().save_point_max_wait_ms(), 20u);
-  EXPECT_EQ(p.updater().batch_records(), 4096u);
+  EXPECT_EQ(p.updater().batch_records(), 32768u);
+  EXPECT_EQ(p.updater().batch_bytes(), 4u << 20);
   EXPECT_EQ(p.updater().rtd_warning_ms(), 60000u);
   EXPECT_EQ(p.updater().duplicate_key(), proto::UpdaterConfig::SKIP);
   EXPECT_EQ(p.purger().interval_ms(), 10000u);

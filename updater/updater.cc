@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cmath>
 #include <cstdlib>
 
 #include "absl/container/flat_hash_map.h"
@@ -39,6 +40,11 @@ constexpr char kAppliedAsn[] = "updater_applied_asn";
 constexpr char kAppliedRecords[] = "updater_applied_records";
 constexpr char kAppliedBytes[] = "updater_applied_bytes";
 constexpr char kAppliedTime[] = "updater_applied_time_us";
+
+// LMDB keeps a write transaction's dirty pages in memory: a batch is cut so
+// that the pages it is expected to touch stay within this many (32 MiB of
+// 4 KiB pages), whatever the size of the volume.
+constexpr double kDirtyPageBudget = 8192;
 
 // Records looked at per undo transaction at most (bounds the time between
 // two durable undo cursors when the lost transactions' records are sparse).
@@ -133,6 +139,13 @@ struct Updater::Impl {
   uint64_t applied_records = 0, applied_bytes = 0;  // see kAppliedRecords
   int64_t last_progress_us = 0, last_status_us = 0;
   uint64_t records = 0, batches = 0, skipped = 0, commits = 0;
+  // Leaf pages of the files written (refreshed now and then) and the batch
+  // size that keeps the expected dirty pages within kDirtyPageBudget.
+  absl::flat_hash_map<std::string, MDB_dbi> files;
+  uint64_t leaf_pages = 0;
+  size_t budget_records = SIZE_MAX;
+  int64_t leaf_pages_at_us = 0;
+  void RefreshPageBudget();
   int64_t kill_after_commits = 0;
   bool kill_in_undo_only = false;
   std::unique_ptr<RtdWatch> rtd_watch;
@@ -159,13 +172,26 @@ struct Updater::Impl {
   // Applies until *stop; with `until_caught_up`, returns once the limit is
   // reached (takeover). Storage errors are retried with backoff.
   absl::Status Redo(const std::atomic<bool>* stop, bool until_caught_up);
-  absl::Status ApplyBatch(const std::vector<trail::Record>& batch);
-  absl::Status ApplyDdl(const trail::Record& rec, const proto::AuditRecord& r);
+  // A batch as applied: decoded records only (the trail payloads are not
+  // kept), and where it ends.
+  struct Batch {
+    std::vector<proto::AuditRecord> recs;
+    trail::Position next;  // the restart point after it
+    uint64_t asn = 0;      // its last record
+    uint64_t bytes = 0;    // payload bytes, as the receiver counts them
+    void Add(const trail::Record& rec, proto::AuditRecord r) {
+      next = rec.next;
+      asn = rec.asn;
+      bytes += rec.payload.size();
+      recs.push_back(std::move(r));
+    }
+  };
+  absl::Status ApplyBatch(const Batch& batch);
+  absl::Status ApplyDdl(const Batch& one);
   // Stores the restart point after `batch` (and its counters) in `txn`;
   // Advance() takes it over once the transaction committed.
-  absl::Status SaveRestart(lmdb::WriteTxn* txn, const std::vector<trail::Record>& batch,
-                           int64_t time_us);
-  void Advance(const std::vector<trail::Record>& batch, int64_t time_us);
+  absl::Status SaveRestart(lmdb::WriteTxn* txn, const Batch& batch);
+  void Advance(const Batch& batch);
   absl::Status Commit(lmdb::WriteTxn* txn, bool undo = false);
   // Error 10/11: event, exception log; kFailedPrecondition under policy STOP.
   absl::Status Exception(const proto::AuditRecord& r, uint32_t error);
@@ -176,6 +202,7 @@ struct Updater::Impl {
 
 absl::Status Updater::Impl::OpenEnv() {
   const proto::VolumeConfig* vol = opt.config->FindVolume(opt.volume);
+  files.clear();
   env.reset();
   RDF_ASSIGN_OR_RETURN(env, lmdb::Env::Open(config::VolumeDir(*base.node, opt.volume),
                                             vol->map_bytes(), cfg->lmdb().max_dbs()));
@@ -224,28 +251,45 @@ bool Updater::Impl::OpenSources() {
   return true;
 }
 
-absl::Status Updater::Impl::SaveRestart(lmdb::WriteTxn* txn,
-                                        const std::vector<trail::Record>& batch,
-                                        int64_t time_us) {
-  uint64_t bytes = applied_bytes;
-  for (const trail::Record& r : batch) bytes += r.payload.size();
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartSegment, batch.back().next.segment));
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartOffset, batch.back().next.offset));
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedRecords, applied_records + batch.size()));
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedBytes, bytes));
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedTime, static_cast<uint64_t>(time_us)));
-  return lmdb::PutU64(txn, meta, kAppliedAsn, batch.back().asn);
+absl::Status Updater::Impl::SaveRestart(lmdb::WriteTxn* txn, const Batch& batch) {
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartSegment, batch.next.segment));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartOffset, batch.next.offset));
+  RDF_RETURN_IF_ERROR(
+      lmdb::PutU64(txn, meta, kAppliedRecords, applied_records + batch.recs.size()));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedBytes, applied_bytes + batch.bytes));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedTime,
+                                   static_cast<uint64_t>(batch.recs.back().time_us())));
+  return lmdb::PutU64(txn, meta, kAppliedAsn, batch.asn);
 }
 
-void Updater::Impl::Advance(const std::vector<trail::Record>& batch, int64_t time_us) {
-  restart = batch.back().next;
-  applied_asn = batch.back().asn;
-  applied_time_us = time_us;
-  applied_records += batch.size();
-  for (const trail::Record& r : batch) applied_bytes += r.payload.size();
-  records += batch.size();
+void Updater::Impl::Advance(const Batch& batch) {
+  restart = batch.next;
+  applied_asn = batch.asn;
+  applied_time_us = batch.recs.back().time_us();
+  applied_records += batch.recs.size();
+  applied_bytes += batch.bytes;
+  records += batch.recs.size();
   ++batches;
   last_progress_us = Now();
+}
+
+void Updater::Impl::RefreshPageBudget() {
+  if (leaf_pages_at_us != 0 && Now() - leaf_pages_at_us < 5'000'000) return;
+  leaf_pages_at_us = Now();
+  auto txn = lmdb::ReadTxn::Begin(env.get());
+  if (!txn.ok()) return;
+  uint64_t leaves = 0;
+  for (const auto& [name, dbi] : files) {
+    MDB_stat st;
+    if (mdb_stat((*txn)->txn(), dbi, &st) == 0) leaves += st.ms_leaf_pages;
+  }
+  leaf_pages = leaves;
+  // n random keys over L leaves touch L(1 - (1 - 1/L)^n) of them on average.
+  double l = static_cast<double>(leaves);
+  budget_records = l <= kDirtyPageBudget
+                       ? SIZE_MAX
+                       : static_cast<size_t>(std::log(1 - kDirtyPageBudget / l) /
+                                             std::log(1 - 1 / l));
 }
 
 absl::Status Updater::Impl::Commit(lmdb::WriteTxn* txn, bool undo) {
@@ -301,37 +345,36 @@ absl::Status Updater::Impl::Exception(const proto::AuditRecord& r, uint32_t erro
   return absl::OkStatus();
 }
 
-absl::Status Updater::Impl::ApplyDdl(const trail::Record& rec, const proto::AuditRecord& r) {
+absl::Status Updater::Impl::ApplyDdl(const Batch& one) {
+  const proto::AuditRecord& r = one.recs.front();
+  files.erase(r.file());  // a purged file's handle is no longer valid
   absl::Status s = r.ddl() == proto::CREATE_FILE ? env->OpenDb(r.file(), true).status()
                                                  : env->DropDb(r.file());
   if (!s.ok() && !absl::IsNotFound(s)) return s;
   Log(events::kDdlApplied, {{"file", r.file()}, {"op", proto::DdlOp_Name(r.ddl())},
                             {"asn", absl::StrCat(r.asn())}});
-  std::vector<trail::Record> one = {rec};
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
-  RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), one, r.time_us()));
+  RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), one));
   RDF_RETURN_IF_ERROR(Commit(txn.get()));
-  Advance(one, r.time_us());
+  Advance(one);
   return absl::OkStatus();
 }
 
 // One LMDB transaction: the batch's changes and the restart point after it.
-absl::Status Updater::Impl::ApplyBatch(const std::vector<trail::Record>& batch) {
-  std::vector<proto::AuditRecord> recs;
-  recs.reserve(batch.size());
-  absl::flat_hash_map<std::string, MDB_dbi> dbis;
+absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
+  const std::vector<proto::AuditRecord>& recs = batch.recs;
   std::vector<std::pair<MDB_dbi, size_t>> order;
-  order.reserve(batch.size());
-  for (const trail::Record& rec : batch) {
-    RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(rec));
-    auto it = dbis.find(r.file());
-    if (it == dbis.end()) {
+  order.reserve(recs.size());
+  for (size_t i = 0; i < recs.size(); ++i) {
+    const proto::AuditRecord& r = recs[i];
+    auto it = files.find(r.file());
+    if (it == files.end()) {
       absl::StatusOr<MDB_dbi> d = env->OpenDb(r.file(), false);
       if (!d.ok()) return Annotate(d.status(), "open file for apply");
-      it = dbis.emplace(r.file(), *d).first;
+      it = files.emplace(r.file(), *d).first;
+      leaf_pages_at_us = 0;  // a new file: count its pages again
     }
-    order.push_back({it->second, recs.size()});
-    recs.push_back(std::move(r));
+    order.push_back({it->second, i});
   }
   // Key order makes LMDB touch each page once; a stable sort keeps the
   // changes of one key in trail order, which is all that order matters for
@@ -341,51 +384,76 @@ absl::Status Updater::Impl::ApplyBatch(const std::vector<trail::Record>& batch) 
     return recs[a.second].key() < recs[b.second].key();
   });
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
+  // One cursor per file: in key order LMDB finds the next key within the
+  // cursor's current page without descending from the root, and an
+  // existing key is replaced in place (MDB_CURRENT). (Cursors of a write
+  // transaction are freed with it on every error path.)
+  MDB_cursor* cursor = nullptr;
+  MDB_dbi cursor_dbi = 0;
   for (const auto& [dbi, i] : order) {
     const proto::AuditRecord& r = recs[i];
-    RDF_ASSIGN_OR_RETURN(std::optional<std::string> cur, txn->Get(dbi, r.key()));
+    if (cursor == nullptr || dbi != cursor_dbi) {
+      if (cursor != nullptr) mdb_cursor_close(cursor);
+      int rc = mdb_cursor_open(txn->txn(), dbi, &cursor);
+      if (rc != 0) return lmdb::MdbError(rc, "mdb_cursor_open");
+      cursor_dbi = dbi;
+    }
+    MDB_val key = lmdb::Val(r.key()), found;
+    int rc = mdb_cursor_get(cursor, &key, &found, MDB_SET);
+    if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::MdbError(rc, "apply: look up key");
+    bool exists = rc == 0;
     bool insert = r.op() == proto::INSERT, remove = r.op() == proto::DELETE;
-    if (insert && cur.has_value()) {
+    if (insert && exists) {
       RDF_RETURN_IF_ERROR(Exception(r, 10));
       continue;
     }
-    if (!insert && !cur.has_value()) {
+    if (!insert && !exists) {
       RDF_RETURN_IF_ERROR(Exception(r, 11));
       continue;
     }
     if (remove) {
-      RDF_RETURN_IF_ERROR(txn->Delete(dbi, r.key()));
+      rc = mdb_cursor_del(cursor, 0);
     } else {
-      RDF_RETURN_IF_ERROR(txn->Put(dbi, r.key(), r.after()));
+      MDB_val data = lmdb::Val(r.after());
+      key = lmdb::Val(r.key());
+      rc = mdb_cursor_put(cursor, &key, &data, exists ? MDB_CURRENT : 0);
     }
+    if (rc != 0) return lmdb::MdbError(rc, "apply");
   }
-  RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), batch, recs.back().time_us()));
+  if (cursor != nullptr) mdb_cursor_close(cursor);
+  RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), batch));
   RDF_RETURN_IF_ERROR(Commit(txn.get()));
-  Advance(batch, recs.back().time_us());
+  Advance(batch);
   return absl::OkStatus();
 }
 
 absl::StatusOr<size_t> Updater::Impl::Step() {
-  const size_t max_batch = cfg->updater().batch_records();
-  std::vector<trail::Record> batch;
-  while (batch.size() < max_batch) {
+  RefreshPageBudget();
+  const size_t max_batch =
+      std::max<size_t>(1, std::min<size_t>(cfg->updater().batch_records(), budget_records));
+  const uint64_t max_bytes = cfg->updater().batch_bytes();
+  Batch batch;
+  batch.recs.reserve(std::min<size_t>(max_batch, 4096));
+  while (batch.recs.size() < max_batch && batch.bytes < max_bytes) {
     RDF_ASSIGN_OR_RETURN(std::optional<trail::Record> rec,
-                         batch.empty() ? reader->NextWait(absl::Milliseconds(100))
-                                       : reader->Next());
+                         batch.recs.empty() ? reader->NextWait(absl::Milliseconds(100))
+                                            : reader->Next());
     if (!rec.has_value()) break;
-    if (rec->type == proto::DDL) {
+    if (rec->type == proto::DDL && !batch.recs.empty()) {
       // DDL is applied on its own, in order with the data around it.
-      if (!batch.empty()) {
-        RDF_RETURN_IF_ERROR(reader->SeekToPosition(rec->pos));
-        break;
-      }
-      RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
-      RDF_RETURN_IF_ERROR(ApplyDdl(*rec, r));
+      RDF_RETURN_IF_ERROR(reader->SeekToPosition(rec->pos));
+      break;
+    }
+    RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
+    r.clear_before();  // REDO needs only the after image
+    bool ddl = rec->type == proto::DDL;
+    batch.Add(*rec, std::move(r));
+    if (ddl) {
+      RDF_RETURN_IF_ERROR(ApplyDdl(batch));
       return 1;
     }
-    batch.push_back(*std::move(rec));
   }
-  if (batch.empty()) return 0;
+  if (batch.recs.empty()) return 0;
   absl::Status s = ApplyBatch(batch);
   if (absl::IsResourceExhausted(s) && absl::StrContains(s.message(), "MDB_MAP_FULL")) {
     RDF_RETURN_IF_ERROR(env->Grow());
@@ -393,7 +461,7 @@ absl::StatusOr<size_t> Updater::Impl::Step() {
     return absl::UnavailableError("map grown; retrying");
   }
   RDF_RETURN_IF_ERROR(s);
-  return batch.size();
+  return batch.recs.size();
 }
 
 absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caught_up) {
@@ -495,7 +563,9 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
     if (stop->load()) return absl::CancelledError("stopped during the undo pass");
     std::vector<proto::AuditRecord> undo;
     size_t scanned = 0;
-    while (!done && undo.size() < max_batch && scanned < kUndoScanPerTxn) {
+    uint64_t bytes = 0;
+    while (!done && undo.size() < max_batch && bytes < cfg->updater().batch_bytes() &&
+           scanned < kUndoScanPerTxn) {
       RDF_ASSIGN_OR_RETURN(std::optional<trail::Record> rec, back->Prev());
       if (!rec.has_value() || rec->asn < from_asn) {
         done = true;  // every record of a lost transaction has ASN >= its first
@@ -506,6 +576,7 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
       RDF_ASSIGN_OR_RETURN(AuditHeader h, ScanAuditHeader(rec->payload));
       if (!lost.contains(h.txid)) continue;
       RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
+      bytes += rec->payload.size();
       undo.push_back(std::move(r));
     }
     if (!done) cursor = back->position();
