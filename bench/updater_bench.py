@@ -11,8 +11,10 @@ move (LMDB read transactions every 1 ms); RssAnon of each updater is sampled
 throughout (peak reported).
 
 Phase 2 (end to end): tmf's maximum commit rate with 8 clients is measured
-alone, then the whole pipeline runs while rdf-load offers half of it from 8
-clients. For every transaction, latency = the time the last volume holding
+alone and with the whole pipeline running on the same machine (the rate it
+can sustain here); then rdf-load offers half of the latter from 8 clients,
+once with insert-mode keys and once with random upserts over 1,000,000 keys
+(each upsert rewrites a random LMDB page on both nodes). For every transaction, latency = the time the last volume holding
 its records applied them (seen by the watcher) minus its COMMIT's time
 (both this machine's clock); p50/p99/max are reported.
 
@@ -25,7 +27,8 @@ duration, lost transactions and undone records are reported.
   bench/updater_bench.py [--records 2000000] [--seconds 20]
                          [--takeover-records 100000] [--takeover-clients 1000]
                          [--phases apply,e2e,takeover]
-                         (apply = apply_insert,apply_upsert)
+                         (apply = apply_insert,apply_upsert;
+                          e2e = e2e_insert,e2e_upsert)
 """
 
 import argparse
@@ -143,27 +146,45 @@ def apply_rate(mode, records):
         rdftest.remove(work)
 
 
-def end_to_end(seconds):
+def end_to_end(seconds, mode):
     work, cfg = system()
     try:
-        alone = load(work, cfg, "--seconds", "5", "--clients", "8", "--mode", "upsert")
-        rate = alone["txn_per_s"] / 2
-        log(f"tmf alone: {alone['txn_per_s']:.0f} txn/s with 8 clients; offering {rate:.0f}")
+        alone = load(work, cfg, "--seconds", "5", "--clients", "8", "--mode", mode)
+    finally:
+        rdftest.remove(work)
+    work, cfg = system()
+    try:
         procs = [start(work, cfg, "rdf-receiver"), start(work, cfg, "rdf-extractor")]
         procs += [start(work, cfg, "rdf-updater", "--volume", v) for v in VOLUMES]
-        watch = Watch(work, cfg)
         time.sleep(1.5)
-        result = load(work, cfg, "--seconds", str(seconds), "--clients", "8", "--mode", "upsert",
-                      "--rate", str(rate))
+        # tmf's maximum with the pipeline sharing the machine, then half of it.
+        full = load(work, cfg, "--seconds", "5", "--clients", "8", "--mode", mode)
+        rate = full["txn_per_s"] / 2
+        log(f"tmf: {alone['txn_per_s']:.0f} txn/s alone, {full['txn_per_s']:.0f} with the "
+            f"pipeline running (8 clients); offering {rate:.0f}")
+        rdftest.wait_for(lambda: all(
+            (rdftest.status(os.path.join(work, "backup"), f"updater-{v.lstrip('$')}") or {})
+            .get("backlog_records", 1) == 0 for v in VOLUMES), 300, "the backlog to drain")
+        watch = Watch(work, cfg)
+        time.sleep(0.5)
+        commits = os.path.join(work, "commits.log")
+        result = load(work, cfg, "--seconds", str(seconds), "--clients", "8", "--mode", mode,
+                      "--rate", str(rate), "--commit-log", commits)
         time.sleep(3)
         for p in procs:
             p.stop()
         series = watch.stop()
+        measured = rdftest.read_commit_log(commits)
         backup = os.path.join(work, "backup")
-        commit_time = {}
+        commit_time, saved, pending = {}, [], []
         for r in rdftest.image_records(backup, "MIT"):
-            if r.get("type") == "COMMIT":
+            if r.get("type") == "COMMIT" and r["txid"] in measured:
                 commit_time[r["txid"]] = r["time_us"]
+                pending.append(r["time_us"])
+            elif r.get("frame_type") == 16:
+                saved += [r["savepoint"]["time_us"] - c for c in pending]
+                pending = []
+        saved.sort()
         applied = {}  # txid -> time its last volume applied it
         for v in VOLUMES:
             asns, times = series[v]
@@ -175,11 +196,15 @@ def end_to_end(seconds):
                     continue  # not applied when the watch stopped
                 applied[r["txid"]] = max(applied.get(r["txid"], 0), times[i])
         lat = sorted(applied[t] - commit_time[t] for t in applied)
-        pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] / 1000, 2)
-        return {"tmf_alone_txn_per_s": round(alone["txn_per_s"]),
+        pick = lambda q, l=lat: round(l[min(len(l) - 1, int(q * len(l)))] / 1000, 2)
+        return {"mode": mode, "tmf_alone_txn_per_s": round(alone["txn_per_s"]),
+                "tmf_with_pipeline_txn_per_s": round(full["txn_per_s"]),
                 "offered_txn_per_s": round(rate), "committed_txn_per_s": round(result["txn_per_s"]),
-                "transactions": len(lat), "commit_to_apply_p50_ms": pick(0.5),
-                "commit_to_apply_p99_ms": pick(0.99), "commit_to_apply_max_ms": pick(1.0)}
+                "transactions": len(lat), "not_applied": len(commit_time) - len(applied),
+                "commit_to_apply_p50_ms": pick(0.5), "commit_to_apply_p99_ms": pick(0.99),
+                "commit_to_apply_max_ms": pick(1.0),
+                "commit_to_save_point_p50_ms": pick(0.5, saved),
+                "commit_to_save_point_p99_ms": pick(0.99, saved)}
     finally:
         rdftest.remove(work)
 
@@ -241,9 +266,10 @@ def main():
         if "apply" in phases or f"apply_{mode}" in phases:
             out[f"apply_{mode}"] = apply_rate(mode, a.records)
             log(json.dumps(out[f"apply_{mode}"]))
-    if "e2e" in phases:
-        out["end_to_end"] = end_to_end(a.seconds)
-        log(json.dumps(out["end_to_end"]))
+    for mode in ("insert", "upsert"):
+        if "e2e" in phases or f"e2e_{mode}" in phases:
+            out[f"end_to_end_{mode}"] = end_to_end(a.seconds, mode)
+            log(json.dumps(out[f"end_to_end_{mode}"]))
     if "takeover" in phases:
         out["takeover"] = takeover(a.takeover_records, a.takeover_clients)
     print(json.dumps(out))
