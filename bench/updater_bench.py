@@ -112,6 +112,7 @@ class Watch:
 
 def apply_rate(mode, records):
     work, cfg = system()
+    ups = {}
     try:
         t0 = time.time()
         extra = ["--mode", mode] + (["--keys", "1000000"] if mode == "upsert" else [])
@@ -123,7 +124,7 @@ def apply_rate(mode, records):
         watch = Watch(work, cfg)
         time.sleep(0.3)
         t0 = time.time()
-        ups = {v: start(work, cfg, "rdf-updater", "--volume", v) for v in VOLUMES}
+        ups.update({v: start(work, cfg, "rdf-updater", "--volume", v) for v in VOLUMES})
         peak = {v: 0 for v in VOLUMES}
         backup = os.path.join(work, "backup")
 
@@ -143,6 +144,8 @@ def apply_rate(mode, records):
                 "records_per_s": round(trail_records / secs),
                 "updater_rss_anon_mib_max": round(max(peak.values()) / 1024, 1)}
     finally:
+        for p in ups.values():
+            p.stop()
         rdftest.remove(work)
 
 
@@ -153,8 +156,9 @@ def end_to_end(seconds, mode):
     finally:
         rdftest.remove(work)
     work, cfg = system()
+    procs = []
     try:
-        procs = [start(work, cfg, "rdf-receiver"), start(work, cfg, "rdf-extractor")]
+        procs += [start(work, cfg, "rdf-receiver"), start(work, cfg, "rdf-extractor")]
         procs += [start(work, cfg, "rdf-updater", "--volume", v) for v in VOLUMES]
         time.sleep(1.5)
         # tmf's maximum with the pipeline sharing the machine, then half of it.
@@ -206,17 +210,20 @@ def end_to_end(seconds, mode):
                 "commit_to_save_point_p50_ms": pick(0.5, saved),
                 "commit_to_save_point_p99_ms": pick(0.99, saved)}
     finally:
+        for p in procs:
+            p.stop()
         rdftest.remove(work)
 
 
 def takeover(records, clients):
     work, cfg = system()
+    procs = []
     try:
         backup = os.path.join(work, "backup")
-        procs = [start(work, cfg, "rdf-receiver"), start(work, cfg, "rdf-extractor")]
+        procs += [start(work, cfg, "rdf-receiver"), start(work, cfg, "rdf-extractor")]
         time.sleep(1)
         ld = rdftest.Process([rdftest.binary("rdf-load"), "--config", cfg, "--seconds", "600",
-                              "--clients", str(clients), "--think-us", "2000", "--quiet"],
+                              "--clients", str(clients), "--think-us", "5000", "--quiet"],
                              log_path=os.path.join(work, "load.log"))
 
         def backlog():
@@ -226,12 +233,25 @@ def takeover(records, clients):
         ld.kill()
         procs[1].kill()  # the primary's process set is gone
         t0 = time.time()
-        r = subprocess.run([rdftest.binary("rdfcom"), "--config", cfg, "takeover", "--yes",
-                            "--json"], capture_output=True, text=True, timeout=600)
+        tk = subprocess.Popen([rdftest.binary("rdfcom"), "--config", cfg, "takeover", "--yes",
+                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+        peak = 0
+        while tk.poll() is None:  # RssAnon of the takeover's updaters
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        cmd = f.read()
+                except OSError:
+                    continue
+                if b"--takeover" in cmd and cfg.encode() in cmd:
+                    peak = max(peak, rss_anon_kb(int(pid)))
+            time.sleep(0.01)
+        out, err = tk.communicate()
         wall = time.time() - t0
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr)
-        report = json.loads(r.stdout)
+        if tk.returncode != 0:
+            raise RuntimeError(err)
+        report = json.loads(out)
         procs[0].stop()
         received = sum(t.get("records", 0)
                        for t in rdftest.read_trail(os.path.join(backup, "imagetrails"), "MIT",
@@ -241,8 +261,11 @@ def takeover(records, clients):
                 "lost_transactions": len(report["lost_transactions"]),
                 "undone_records": report["undone_records"],
                 "report_duration_ms": report["duration_ms"],
-                "rdfcom_wall_ms": round(wall * 1000)}
+                "rdfcom_wall_ms": round(wall * 1000),
+                "updater_rss_anon_mib_max": round(peak / 1024, 1)}
     finally:
+        for p in procs:
+            p.stop()
         rdftest.remove(work)
 
 
@@ -252,7 +275,7 @@ def main():
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--takeover-records", type=int, default=100_000)
-    ap.add_argument("--takeover-clients", type=int, default=1000)
+    ap.add_argument("--takeover-clients", type=int, default=1024)
     ap.add_argument("--phases", default="apply,e2e,takeover")
     ap.add_argument("--set", action="append", default=[], metavar="BLOCK.FIELD=VALUE",
                     help="configuration setting for every phase (repeatable)")
