@@ -5,6 +5,7 @@
 #ifndef RDF_COMMON_SAVE_POINT_H_
 #define RDF_COMMON_SAVE_POINT_H_
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -24,11 +25,25 @@ inline constexpr char kMasterImageTrail[] = "MIT";
 std::string SavePointShmPath(const std::string& image_trail_dir);
 
 // The newest save point stored in the MIT (reading it backwards, tolerant of
-// a torn tail), or nullopt when there is none.
-// `frame_end` (if not null) receives the position just past its frame.
+// a torn tail) that `acceptable` accepts (null: any), or nullopt when there
+// is none. `frame_end` (if not null) receives the position just past its
+// frame.
+//
+// The receiver appends a save point's frame to the MIT and then syncs the
+// MIT and the volume trails together, so after a crash the newest frame in
+// the MIT may describe trail ends that did not all become durable: the
+// receiver accepts only a save point whose every trail end lies within what
+// its trails hold after repair. Other readers use the published save point
+// (ReadPublishedSavePoint), which is written only once all is durable.
 absl::StatusOr<std::optional<proto::SavePoint>> ReadLastSavePoint(
     FileSystem* fs, const std::string& image_trail_dir,
-    trail::Position* frame_end = nullptr);
+    trail::Position* frame_end = nullptr,
+    const std::function<bool(const proto::SavePoint&)>& acceptable = nullptr);
+
+// The save point the receiver last published to the updaters
+// (savepoint.shm), or nullopt when none was ever published.
+absl::StatusOr<std::optional<proto::SavePoint>> ReadPublishedSavePoint(
+    const std::string& image_trail_dir);
 
 // The end of trail `name` in `sp`, or nullptr.
 const proto::TrailEnd* FindTrailEnd(const proto::SavePoint& sp, absl::string_view name);

@@ -28,7 +28,7 @@ namespace {
 constexpr char kAuditTrail[] = "MAT";
 constexpr int64_t kAckTimeoutUs = 5'000'000;
 constexpr int64_t kHelloIntervalUs = 1'000'000;
-constexpr int64_t kPinIntervalUs = 200'000;
+constexpr int64_t kPinIntervalUs = 1'000'000;
 
 // The extractor's states, as shown in status. A state machine: transitions
 // are in Run() and the Handle* functions.

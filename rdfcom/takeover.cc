@@ -79,7 +79,7 @@ class Run {
 absl::StatusOr<proto::SavePoint> Run::FixFinalSavePoint() {
   std::string trail_dir = config::ImageTrailDir(*node_);
   auto fixed = [&]() -> absl::StatusOr<std::optional<proto::SavePoint>> {
-    RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp, ReadLastSavePoint(fs_, trail_dir));
+    RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp, ReadPublishedSavePoint(trail_dir));
     if (sp.has_value() && sp->takeover_epoch() == epoch_.number) return sp;
     return std::nullopt;
   };
@@ -208,7 +208,7 @@ absl::StatusOr<proto::TakeoverReport> Run::Go() {
                                  "write the takeover epoch"));
   }
   absl::StatusOr<std::optional<proto::SavePoint>> before =
-      ReadLastSavePoint(fs_, config::ImageTrailDir(*node_));
+      ReadPublishedSavePoint(config::ImageTrailDir(*node_));
   uint64_t before_asn = before.ok() && before->has_value() ? (*before)->asn() : 0;
   Log(events::kTakeoverStarted,
       {{"epoch", absl::StrCat(epoch_.number)}, {"save_point_asn", absl::StrCat(before_asn)}});

@@ -36,9 +36,24 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Con
     if (!volume.empty()) t->by_volume_[volume] = trail.get();
     t->trails_.push_back(std::move(trail));
   }
+  // The newest save point whose every trail end survived (see SavePoint:
+  // its frame is written before the trails are synced).
+  auto survived = [&t](const proto::SavePoint& sp) {
+    for (const proto::TrailEnd& te : sp.trails()) {
+      const Trail* trail = nullptr;
+      for (const auto& x : t->trails_) {
+        if (x->name == te.trail()) trail = x.get();
+      }
+      if (trail == nullptr) continue;  // a volume no longer protected
+      if (trail->writer->appended_end().pos < trail::Position{te.segment(), te.offset()}) {
+        return false;
+      }
+    }
+    return true;
+  };
   trail::Position mit_end;
   RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp,
-                       ReadLastSavePoint(fs, t->dir_, &mit_end));
+                       ReadLastSavePoint(fs, t->dir_, &mit_end, survived));
   if (sp.has_value()) t->save_point_ = *std::move(sp);
   RDF_RETURN_IF_ERROR(t->CutBackToSavePoint(mit_end));
   t->received_asn_ = t->save_point_.asn();
@@ -174,22 +189,13 @@ void ImageTrails::NoteReadThrough(uint64_t asn) {
 }
 
 absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) {
-  // 1. The trails' data, then 2. the save point that describes them.
-  // The volume trails are synced in parallel (each fdatasync waits on the
-  // device; together they overlap), the MIT with the save point after.
-  std::vector<std::future<absl::Status>> syncs;
-  for (auto& t : trails_) {
-    if (!t->dirty) continue;
-    trail::TrailWriter* w = t->writer.get();
-    syncs.push_back(std::async(std::launch::async, [w] { return w->Sync(); }));
-  }
-  absl::Status synced = absl::OkStatus();
-  for (auto& f : syncs) {
-    absl::Status s = f.get();
-    if (synced.ok()) synced = s;
-  }
-  RDF_RETURN_IF_ERROR(synced);
-  for (auto& t : trails_) t->dirty = false;
+  // One phase: the save point's frame goes to the MIT first, then the MIT
+  // and every dirty volume trail are synced together (each fdatasync waits
+  // on the device; together they overlap), and only then is the save point
+  // published and acknowledged. A crash in between can leave a frame whose
+  // trails did not all become durable: Open skips such a save point (every
+  // trail end it names must be there after repair) and cuts back to the one
+  // before, which was complete before this one began.
   proto::SavePoint sp;
   sp.set_version(kSavePointVersion);
   sp.set_asn(received_asn_);
@@ -223,10 +229,27 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) 
   // The frame carries the save point's ASN: no MIT record is above it.
   RDF_RETURN_IF_ERROR(mit->writer->Append(received_asn_, kSavePointRecordType,
                                           sp.SerializeAsString(), sp.time_us()));
-  RDF_RETURN_IF_ERROR(mit->writer->Sync());
+  mit->dirty = true;
+  std::vector<std::future<absl::Status>> syncs;
+  absl::Status synced = absl::OkStatus();
+  for (auto& t : trails_) {
+    if (!t->dirty) continue;
+    trail::TrailWriter* w = t->writer.get();
+    if (t.get() == mit) continue;  // synced on this thread, below
+    syncs.push_back(std::async(std::launch::async, [w] { return w->Sync(); }));
+  }
+  synced = mit->writer->Sync();
+  for (auto& f : syncs) {
+    absl::Status s = f.get();
+    if (synced.ok()) synced = s;
+  }
+  // On failure the trails stay dirty and the next call syncs them again;
+  // this save point is not published (Open would judge its frame).
+  RDF_RETURN_IF_ERROR(synced);
+  for (auto& t : trails_) t->dirty = false;
   RDF_RETURN_IF_ERROR(RecordClosedSegments(save_point_, sp));
   save_point_ = std::move(sp);
-  // 3. Tell the updaters (the durable copy is the MIT frame).
+  // Tell the updaters (the durable copy is the MIT frame).
   return shm_->Write(save_point_.SerializeAsString());
 }
 

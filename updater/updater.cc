@@ -711,7 +711,7 @@ absl::StatusOr<proto::VolumeTakeoverResult> Updater::Takeover(const std::atomic<
     return absl::FailedPreconditionError("no takeover has been issued on this node");
   }
   RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp,
-                       ReadLastSavePoint(s.opt.fs, s.trail_dir));
+                       ReadPublishedSavePoint(s.trail_dir));
   if (!sp.has_value() || sp->takeover_epoch() != epoch->number) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the receiver has not fixed its final save point for takeover epoch ", epoch->number,
