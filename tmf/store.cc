@@ -684,6 +684,12 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
              {"end_asn", absl::StrCat(r.end_asn)},
              {"redone", absl::StrCat(r.redone_transactions)},
              {"backed_out", absl::StrCat(r.backed_out_transactions)}});
+  if (impl->node->role() == proto::BACKUP) {
+    // A promoted backup: takeover left the next id above every id received.
+    impl->Log(events::kTxidFloorRaised,
+              {{"first_txid", absl::StrCat(r.next_txid)},
+               {"highest_seen_txid", absl::StrCat(r.next_txid - 1)}});
+  }
   Impl* p = impl.get();
   impl->applier = std::thread([p] { p->ApplierLoop(); });
   return std::unique_ptr<Store>(new Store(std::move(impl)));

@@ -139,6 +139,7 @@ class TakeoverTest(unittest.TestCase):
         new = rdftest.read_commit_log(new_log)
         self.assertEqual(len(new), 20)
         self.assertGreater(min(new), report["max_txid"])
+        self.assertTrue(rdftest.events(self.sys.cfg, "backup", 936))
         self.assertGreaterEqual(report["max_txid"], max(present))
 
     def test_takeover_killed_midway_and_reissued_gives_the_same_result(self):
