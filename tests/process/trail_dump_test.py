@@ -224,7 +224,8 @@ class TrailDumpTest(unittest.TestCase):
         s = recs[1]["savepoint"]
         self.assertEqual((s["asn"], s["time_us"], s["audit_end_asn"], s["next_seq"]),
                          (10, 123, 12, 3))
-        self.assertEqual(s["trails"], [{"trail": "MIT", "segment": 1, "offset": 4096, "asn": 10}])
+        self.assertEqual(s["trails"], [{"trail": "MIT", "segment": 1, "offset": 4096, "asn": 10,
+                                       "records": 0, "bytes": 0}])
         self.assertEqual(s["open"], [{"txid": 9, "first_asn": 5, "records": 2}])
         self.assertEqual(s["oldest_open_asn"], 5)
         self.assertEqual(recs[2]["type"], "FRAME")
