@@ -41,23 +41,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "process"))
 import rdftest  # noqa: E402
-from ship_bench import rss_anon_kb  # noqa: E402
+from ship_bench import EXTRA, rss_anon_kb, system  # noqa: E402
 
 VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
-EXTRA = {}
 
 
 def log(msg):
     print(f"updater_bench: {msg}", file=sys.stderr, flush=True)
-
-
-def system():
-    settings = {"trail.audit_segment_bytes": 64 << 20, "trail.image_segment_bytes": 64 << 20,
-                "tmf.retain_count": 100000}
-    settings.update(EXTRA)
-    work, cfg = rdftest.fresh_system(settings, prefix="rdf-bench.")
-    rdftest.write_test_keys(work)
-    return work, cfg
 
 
 def start(work, cfg, name, *args):
