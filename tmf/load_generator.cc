@@ -115,6 +115,9 @@ void Client(Shared& sh, uint64_t index) {
   std::vector<int64_t> lat;
   const double interval_us = o.rate > 0 ? 1e6 * o.clients / o.rate : 0;
   int64_t next_us = clock->MonotonicMicros();
+  // A long-running transaction (--hold-us): client 0's first one waits
+  // before its commit while the others go on.
+  int64_t hold_us = index == 0 ? static_cast<int64_t>(o.hold_us) : 0;
   while (!sh.stop.load()) {
     if (o.seconds <= 0 && sh.started.fetch_add(1) >= o.txns) break;
     if (interval_us > 0) {
@@ -132,6 +135,11 @@ void Client(Shared& sh, uint64_t index) {
         if (s.ok()) sh.aborted.fetch_add(1);
         if (s.ok()) break;
       }
+      for (int64_t until = clock->MonotonicMicros() + hold_us;
+           s.ok() && hold_us > 0 && !sh.stop.load() && clock->MonotonicMicros() < until;) {
+        clock->SleepMicros(std::min<int64_t>(100'000, until - clock->MonotonicMicros()));
+      }
+      hold_us = 0;
       if (s.ok()) {
         int64_t c0 = clock->MonotonicMicros();
         s = (*t)->Commit();

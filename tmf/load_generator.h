@@ -41,6 +41,7 @@ struct LoadOptions {
   double abort_percent = 0;
   double rate = 0;              // transactions per second over all clients; 0: as fast as possible
   uint64_t think_us = 0;        // pause after each operation (the transaction stays open)
+  uint64_t hold_us = 0;         // client 0 keeps its first transaction open this long
   uint64_t seed = 1;
   std::string commit_log;       // append each committed txid, once Commit returned
   bool progress = true;         // a line on stderr each second

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   using namespace rdf;
   std::string config_path, node, mode = "insert", commit_log;
   uint64_t txns = 1000, rows = 5, value_bytes = 100, clients = 1,
-           keys = 1'000'000, seed = 1, think_us = 0;
+           keys = 1'000'000, seed = 1, think_us = 0, hold_us = 0;
   double abort_percent = 0, rate = 0, seconds = 0;
   bool quiet = false;
   cli::Parser p(
@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   p.AddDouble("abort-percent", &abort_percent, "share of transactions aborted on purpose");
   p.AddDouble("rate", &rate, "transactions per second over all clients (0: unlimited)");
   p.AddUint("seed", &seed, "random seed");
+  p.AddUint("hold-us", &hold_us,
+            "client 0 keeps its first transaction open this long (microseconds)");
   p.AddUint("think-us", &think_us,
             "pause after each operation, microseconds (transactions stay open longer)");
   p.AddString("commit-log", &commit_log, "append each committed transaction id to this file");
@@ -99,6 +101,7 @@ int main(int argc, char** argv) {
   lo.rate = rate;
   lo.seed = seed;
   lo.think_us = think_us;
+  lo.hold_us = hold_us;
   lo.commit_log = commit_log;
   lo.progress = !quiet;
   absl::StatusOr<tmf::LoadResult> r = tmf::RunLoad(store->get(), volumes, lo);

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""The purger with the real binaries on loopback: a long open transaction
+keeps segments on every image trail until it ends, and the next pass purges
+them; purge passes racing with updater restarts (SIGKILL at random moments)
+remove nothing an updater or takeover's undo pass needs: the backup drains
+to equal volumes, and a takeover after the primary is killed leaves every
+transaction whole with every saved COMMIT present."""
+
+import os
+import random
+import time
+import unittest
+
+import rdftest
+from ship_test import K, ShipSystem
+
+VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
+TRAILS = ["MIT"] + [v.lstrip("$") for v in VOLUMES]
+SMALL = 64 << 10  # image segments of 64 KiB: many of them
+
+
+class PurgerTest(unittest.TestCase):
+    def setUp(self):
+        self.sys = ShipSystem(extra={"trail.image_segment_bytes": SMALL,
+                                     "purger.interval_ms": 300, "purger.retain_count": 2})
+
+    def tearDown(self):
+        self.sys.cleanup()
+
+    def start_all(self):
+        for name in ["receiver", "extractor", "purger"] + [f"updater-{v}" for v in VOLUMES]:
+            self.start(name)
+
+    def start(self, name):
+        if name != "purger":
+            return self.sys.start(name)
+        p = rdftest.Process([rdftest.binary("rdf-purger"), "--config", self.sys.cfg],
+                            log_path=os.path.join(self.sys.work, "purger.log"))
+        self.sys.procs[name] = p
+        return p
+
+    def segments(self, trail):
+        return rdftest.trail_segments(os.path.join(self.sys.backup, "imagetrails"), trail)
+
+    def purger(self):
+        return rdftest.status(self.sys.backup, "purger") or {}
+
+    def test_a_long_open_transaction_keeps_segments_on_every_trail_until_it_ends(self):
+        self.start_all()
+        # Client 0's first transaction stays open 8 s while 3 others commit.
+        load = self.sys.load(10**9, clients=4, extra=["--seconds", "12", "--rate", "1500",
+                                                      "--hold-us", "8000000"])
+        time.sleep(6)
+        sp = rdftest.image_records(self.sys.backup, "MIT", backwards=True, limit=2)
+        sp = next(r["savepoint"] for r in sp if r.get("type") == "SAVEPOINT")
+        oldest = sp["oldest_open_asn"]
+        holder = next(o["txid"] for o in sp["open"] if o["first_asn"] == oldest)
+        # While it is open: every trail keeps its segments from there on.
+        st = rdftest.wait_for(lambda: (lambda s: s if len(s.get("trails", [])) == 5 and all(
+            t["held_by"] == f"transaction {holder}" for t in s["trails"]) else None)(
+                self.purger()), 10, f"every trail held by transaction {holder}")
+        for t in st["trails"]:
+            self.assertGreater(t["segments"], 4, t)
+        for trail in TRAILS:
+            segs = self.segments(trail)
+            self.assertLessEqual(segs[0]["first_asn"], oldest, trail)
+        for e in rdftest.events(self.sys.cfg, "backup", 760):
+            self.assertLess(int(e["fields"]["last_asn"]), oldest, e)
+        self.assertTrue(rdftest.events(self.sys.cfg, "backup", 975))
+        self.assertEqual(load.wait(120), 0)
+        # Once it ended, the next passes purge them.
+        self.sys.wait_drained()
+        rdftest.wait_for(lambda: all(len(self.segments(t)) <= 3 for t in TRAILS), 30,
+                         "the segments to be purged")
+        st = self.purger()
+        self.assertGreater(st["purged_segments"], 20)
+        for t in st["trails"]:
+            self.assertNotIn("transaction", t["held_by"], t)
+
+    def test_purge_racing_with_updater_restarts_removes_nothing_needed(self):
+        rng = random.Random(int(os.environ.get("RDF_SEED", "7")))
+        self.start_all()
+        commits = os.path.join(self.sys.work, "commits.log")
+        load = self.sys.load(10**9, clients=8, extra=["--seconds", "20", "--mode", "insert",
+                                                      "--think-us", "300",
+                                                      "--commit-log", commits])
+        deadline = time.time() + 14
+        kills = 0
+        while time.time() < deadline:
+            time.sleep(rng.uniform(0.1, 0.6))
+            victim = rng.choice([f"updater-{v}" for v in VOLUMES] + ["purger"])
+            self.sys.kill(victim)
+            time.sleep(rng.uniform(0.0, 0.3))
+            self.start(victim)
+            kills += 1
+        self.assertGreater(kills, 10)
+        # The primary dies mid-load; the backup takes over.
+        time.sleep(rng.uniform(0.5, 2.0))
+        load.kill()
+        self.sys.kill("extractor")
+        self.assertGreater(len(rdftest.events(self.sys.cfg, "backup", 760)), 20)
+        import json
+        import subprocess
+        r = subprocess.run([rdftest.binary("rdfcom"), "--config", self.sys.cfg, "takeover",
+                            "--yes", "--json"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        report = json.loads(r.stdout)
+        present, problems = rdftest.check_insert_transactions(self.sys.backup, K)
+        self.assertEqual(problems, [], "every transaction whole")
+        lost = {t["txid"] for t in report["lost_transactions"]}
+        self.assertFalse(lost & present)
+        committed = rdftest.read_commit_log(commits)
+        # Commits the backup saved (the MIT's newest segments hold the last
+        # ones; older ones were purged): every logged commit up to the
+        # oldest retained COMMIT's txid is present.
+        mit = rdftest.image_records(self.sys.backup, "MIT")
+        saved = {x["txid"] for x in mit if x.get("type") == "COMMIT" and x["asn"] <= report["last_asn"]}
+        self.assertTrue(saved)
+        self.assertEqual(saved - present, set())
+        first_saved = min(saved)
+        self.assertEqual({t for t in committed if t < first_saved} - present, set(),
+                         "every commit older than the retained MIT is on the backup")
+        numbers = {e["number"] for e in rdftest.events(self.sys.cfg, "backup")}
+        self.assertNotIn(739, numbers, "no updater found its trail purged under it")
+
+
+if __name__ == "__main__":
+    unittest.main()
