@@ -10,6 +10,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "audit.pb.h"
 #include "common/audit_record.h"
@@ -126,6 +129,14 @@ struct Store::Impl {
   // Applier-thread state for retention.
   int64_t last_housekeeping_us = 0;
   bool retention_warned = false;
+  // At the retention bound under REFUSE_COMMITS: commits fail until the
+  // pin advances (931, then 932).
+  std::atomic<bool> refusing_commits{false};
+  absl::Mutex refusal_mu;
+  std::string refusal ABSL_GUARDED_BY(refusal_mu);  // the error commits get
+  // Under RELEASE_PIN, pins at or below this ASN are ignored
+  // (<audit dir>/pin.released; 933).
+  uint64_t pin_released_to = 0;
   uint64_t audit_bytes = 0;
   uint64_t audit_segments = 0;
 
@@ -437,7 +448,23 @@ void Store::Impl::EnforceRetention() {
     bound = std::min(bound, v->stored_recovery_asn);
   }
   absl::StatusOr<std::optional<uint64_t>> pin = ReadPin(opt.fs, audit_dir);
-  if (pin.ok() && pin->has_value()) bound = std::min(bound, **pin + 1);
+  std::string released_path = JoinPath(audit_dir, "pin.released");
+  if (pin_released_to == 0 && opt.fs->Exists(released_path)) {
+    absl::StatusOr<std::string> text = ReadFileToString(opt.fs, released_path);
+    if (text.ok()) absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pin_released_to);
+  }
+  bool pinned = false;
+  uint64_t pin_asn = 0;
+  if (!pin.ok()) {
+    // An unreadable pin holds everything: deleting audit the backup may
+    // still need is the one thing retention must never do.
+    Log(events::kFileSystemError, {{"op", "read pin"}, {"error", std::string(pin.status().message())}});
+    pinned = true;
+  } else if (pin->has_value() && (pin_released_to == 0 || **pin > pin_released_to)) {
+    pinned = true;
+    pin_asn = **pin;
+  }
+  if (pinned) bound = std::min(bound, pin_asn + 1);
   absl::StatusOr<std::vector<trail::SegmentInfo>> segs =
       trail::ListSegments(opt.fs, audit_dir, kAuditTrail);
   if (!segs.ok()) return;
@@ -470,16 +497,55 @@ void Store::Impl::EnforceRetention() {
   audit_bytes = bytes;
   audit_segments = count;
   const uint64_t limit = cfg->tmf().audit_retention_bytes();
-  bool pinned = pin.ok() && pin->has_value();
+  events::EventFields fields = {{"held_bytes", absl::StrCat(bytes)},
+                                {"bound_bytes", absl::StrCat(limit)},
+                                {"pin_asn", absl::StrCat(pin_asn)}};
+  if (pinned && bytes >= limit) {
+    if (cfg->tmf().retention_policy() == proto::TmfConfig::RELEASE_PIN) {
+      // Stop holding audit for the backup: it will need a new initial copy.
+      uint64_t to;
+      {
+        absl::MutexLock l(&audit_mu);
+        to = writer->durable_end().asn;
+      }
+      absl::Status w = WriteFileAtomically(opt.fs, released_path, absl::StrCat(to, "\n"));
+      if (!w.ok()) {
+        Log(events::kFileSystemError, {{"op", "release pin"}, {"error", std::string(w.message())}});
+        return;
+      }
+      pin_released_to = to;
+      Log(events::kAuditPinReleased, {{"held_bytes", absl::StrCat(bytes)},
+                                      {"bound_bytes", absl::StrCat(limit)},
+                                      {"pin_asn", absl::StrCat(pin_asn)},
+                                      {"released_to_asn", absl::StrCat(to)}});
+      retention_warned = false;
+      return;  // the next pass removes the segments
+    }
+    if (!refusing_commits.load()) {
+      absl::MutexLock l(&refusal_mu);
+      refusal = absl::StrCat(
+          "audit retention bound reached: ", bytes, " bytes of audit are held for the backup (",
+          "tmf.audit_retention_bytes ", limit, "), which has acknowledged only through ASN ",
+          pin_asn, "; commits are refused until shipping catches up "
+          "(tmf.retention_policy REFUSE_COMMITS)");
+      refusing_commits = true;
+      Log(events::kAuditRetentionBoundReached, fields);
+    }
+  }
   if (pinned && bytes >= limit / 10 * 8) {
     if (!retention_warned) {
       Log(events::kAuditRetentionWarning, {{"bytes", absl::StrCat(bytes)},
            {"bound", absl::StrCat(limit)},
-           {"pin_asn", absl::StrCat(**pin)}});
+           {"pin_asn", absl::StrCat(pin_asn)}});
       retention_warned = true;
     }
-  } else if (bytes < limit / 10 * 7) {
+  } else if (bytes < limit / 10 * 8) {
+    if (retention_warned || refusing_commits.load()) {
+      Log(events::kAuditRetentionRecovered, {{"held_bytes", absl::StrCat(bytes)},
+                                             {"bound_bytes", absl::StrCat(limit)}});
+    }
     retention_warned = false;
+    refusing_commits = false;
   }
 }
 
@@ -962,6 +1028,11 @@ absl::Status Transaction::Commit() {
     Release(s);
     st->commits.fetch_add(1);
     return absl::OkStatus();
+  }
+  if (st->refusing_commits.load()) {
+    // The transaction stays open: the caller aborts it or tries again.
+    absl::MutexLock l(&st->refusal_mu);
+    return absl::ResourceExhaustedError(st->refusal);
   }
   proto::AuditRecord r;
   r.set_type(proto::COMMIT);

@@ -24,7 +24,7 @@ using ::testing::HasSubstr;
 using ::testing::Optional;
 
 class StoreTest : public ::testing::Test {
- protected:
+ public:
   void SetUp() override { dir_ = ::rdf::testing::MakeTestDir("tmf_test"); }
   void TearDown() override {
     store_.reset();
@@ -318,6 +318,74 @@ TEST_F(StoreTest, AuditHeldByThePinWarnsAt80PercentOfTheBound) {
   ASSERT_EQ(warned.size(), 1u);
   EXPECT_EQ(warned[0].severity(), proto::WARNING);
   EXPECT_EQ(warned[0].fields().at("pin_asn"), "0");
+}
+
+// Commits until one fails (bounded); returns that status.
+absl::Status PutUntilRefused(StoreTest* t, int max) {
+  for (int i = 0; i < max; ++i) {
+    absl::Status s = t->Put(absl::StrCat("r", i), std::string(100, 'x'));
+    if (!s.ok()) return s;
+    if (i % 100 == 99) absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<proto::Event> EventsNumbered(const std::filesystem::path& dir, uint32_t number) {
+  events::EventFilter f;
+  f.number = number;
+  return *events::ReadEvents(FileSystem::Default(), (dir / "p" / "events").string(), f);
+}
+
+TEST_F(StoreTest, AtTheRetentionBoundCommitsAreRefusedUntilThePinAdvances) {
+  Open("trail { audit_segment_bytes: 65536 } tmf { audit_retention_bytes: 262144 }");
+  std::string audit = (dir_ / "p" / "audit").string();
+  ASSERT_OK(WritePin(FileSystem::Default(), audit, 0));
+  absl::Status refused = PutUntilRefused(this, 20000);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("retention bound reached"));
+  std::vector<proto::Event> e = EventsNumbered(dir_, events::kAuditRetentionBoundReached);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].severity(), proto::CRITICAL);
+  // Nothing was deleted: the pinned audit is all there.
+  EXPECT_EQ(trail::ListSegments(FileSystem::Default(), audit, "MAT")->front().segment, 1u);
+  // The backup catches up: the pin moves past everything and commits resume.
+  ASSERT_OK(WritePin(FileSystem::Default(), audit, store_->stats().durable_asn));
+  absl::Status s = absl::UnavailableError("not tried");
+  for (int i = 0; i < 60 && !s.ok(); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    s = Put("after", "v");
+  }
+  ASSERT_OK(s);
+  std::vector<proto::Event> recovered;
+  for (int i = 0; i < 50 && recovered.empty(); ++i) {  // INFO events are written in groups
+    absl::SleepFor(absl::Milliseconds(100));
+    recovered = EventsNumbered(dir_, events::kAuditRetentionRecovered);
+  }
+  EXPECT_EQ(recovered.size(), 1u);
+  EXPECT_EQ(Get("after"), "v");
+}
+
+TEST_F(StoreTest, AtTheRetentionBoundReleasePinDropsThePinAndKeepsCommitting) {
+  Open("trail { audit_segment_bytes: 65536 } "
+       "tmf { audit_retention_bytes: 262144 retention_policy: RELEASE_PIN }");
+  std::string audit = (dir_ / "p" / "audit").string();
+  ASSERT_OK(WritePin(FileSystem::Default(), audit, 0));
+  std::vector<proto::Event> released;
+  for (int i = 0; i < 100 && released.empty(); ++i) {
+    for (int j = 0; j < 100; ++j) ASSERT_OK(Put(absl::StrCat(i, ":", j), std::string(100, 'x')));
+    released = EventsNumbered(dir_, events::kAuditPinReleased);
+  }
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(released[0].severity(), proto::CRITICAL);
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "p" / "audit" / "pin.released"));
+  // The stale pin no longer holds audit: old segments go.
+  ASSERT_OK(Put("more", "x"));
+  auto list = [&] { return trail::ListSegments(FileSystem::Default(), audit, "MAT"); };
+  for (int i = 0; i < 50 && list()->front().segment == 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_GT(list()->front().segment, 1u);
+  EXPECT_TRUE(EventsNumbered(dir_, events::kAuditRetentionBoundReached).empty());
 }
 
 }  // namespace
