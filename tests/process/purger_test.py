@@ -123,6 +123,44 @@ class PurgerTest(unittest.TestCase):
         numbers = {e["number"] for e in rdftest.events(self.sys.cfg, "backup")}
         self.assertNotIn(739, numbers, "no updater found its trail purged under it")
 
+    def test_image_trail_disk_full_loses_nothing_and_resumes_unaided(self):
+        self.assertEqual(os.geteuid(), 0, "this test mounts a small tmpfs: run it as root")
+        import subprocess
+        trails = os.path.join(self.sys.backup, "imagetrails")
+        os.makedirs(trails)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", trails], check=True)
+        try:
+            for name in ["receiver", "extractor"] + [f"updater-{v}" for v in VOLUMES]:
+                self.start(name)  # no purger: only more space can help
+            commits = os.path.join(self.sys.work, "commits.log")
+            load = self.sys.load(3000, extra=["--mode", "insert", "--commit-log", commits])
+            st = rdftest.wait_for(lambda: (lambda s: s if s and s["state"] == "DISK_FULL" else None)(
+                rdftest.status(self.sys.backup, "receiver")), 60, "the receiver to report DISK_FULL")
+            self.assertIn("full", st["last_error"])
+            rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 954), 10, "event 954")
+            self.assertEqual(load.wait(120), 0)  # the primary keeps committing
+            held = rdftest.status(self.sys.backup, "receiver")["save_point_asn"]
+            time.sleep(2)
+            self.assertEqual(rdftest.status(self.sys.backup, "receiver")["save_point_asn"], held)
+            subprocess.run(["mount", "-o", "remount,size=256m", trails], check=True)
+            self.sys.wait_drained(120)
+            rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 955), 10, "event 955")
+            for v in VOLUMES:
+                trail = v.lstrip("$")
+                rdftest.wait_for(lambda: (rdftest.status(self.sys.backup, f"updater-{trail}") or {})
+                                 .get("backlog_records", 1) == 0, 60, f"updater {v} to catch up")
+            self.sys.stop_all()
+            prim = rdftest.volume_dirs(self.sys.primary)
+            back = rdftest.volume_dirs(self.sys.backup)
+            for v in VOLUMES:
+                self.assertEqual(rdftest.user_files(prim[v]), rdftest.user_files(back[v]), v)
+            present, problems = rdftest.check_insert_transactions(self.sys.backup, K)
+            self.assertEqual(problems, [])
+            self.assertEqual(rdftest.read_commit_log(commits) - present, set())
+        finally:
+            self.sys.stop_all()
+            subprocess.run(["umount", "-l", trails])
+
 
 if __name__ == "__main__":
     unittest.main()
