@@ -11,6 +11,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/lmdb_env.h"
+#include "common/volume_meta.h"
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
@@ -68,7 +69,7 @@ int main(int argc, char** argv) {
         v.env.reset();  // e.g. the map grew: reopen
         continue;
       }
-      auto asn = rdf::lmdb::GetU64(txn->get(), v.meta, "updater_applied_asn");
+      auto asn = rdf::lmdb::GetU64(txn->get(), v.meta, rdf::kMetaAppliedAsn);
       if (asn.ok() && asn->has_value() && **asn != v.last) {
         v.last = **asn;
         std::printf("%lld %s %llu\n", (long long)absl::ToUnixMicros(absl::Now()), name.c_str(),

@@ -13,14 +13,10 @@
 #include "common/status_file.h"
 #include "common/status_macros.h"
 #include "common/trail_reader.h"
+#include "common/volume_meta.h"
 
 namespace rdf::purger {
 namespace {
-
-// The updater's restart point in its volume's __meta (see updater.cc).
-constexpr char kRestartSegment[] = "updater_restart_segment";
-constexpr char kRestartOffset[] = "updater_restart_offset";
-constexpr char kAppliedAsn[] = "updater_applied_asn";
 
 // What one volume's updater has passed.
 struct UpdaterPosition {
@@ -65,9 +61,9 @@ absl::StatusOr<UpdaterPosition> Purger::Impl::ReadPosition(const std::string& vo
   if (absl::IsNotFound(meta.status())) return UpdaterPosition{};
   if (!meta.ok()) return meta.status();
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(env.get()));
-  RDF_ASSIGN_OR_RETURN(auto seg, lmdb::GetU64(txn.get(), *meta, kRestartSegment));
-  RDF_ASSIGN_OR_RETURN(auto off, lmdb::GetU64(txn.get(), *meta, kRestartOffset));
-  RDF_ASSIGN_OR_RETURN(auto asn, lmdb::GetU64(txn.get(), *meta, kAppliedAsn));
+  RDF_ASSIGN_OR_RETURN(auto seg, lmdb::GetU64(txn.get(), *meta, kMetaRestartSegment));
+  RDF_ASSIGN_OR_RETURN(auto off, lmdb::GetU64(txn.get(), *meta, kMetaRestartOffset));
+  RDF_ASSIGN_OR_RETURN(auto asn, lmdb::GetU64(txn.get(), *meta, kMetaAppliedAsn));
   UpdaterPosition p;
   if (!seg.has_value() || !off.has_value()) return p;
   p.known = true;

@@ -25,21 +25,11 @@
 #include "common/status_macros.h"
 #include "common/takeover_state.h"
 #include "common/trail_reader.h"
+#include "common/volume_meta.h"
 #include "takeover.pb.h"
 
 namespace rdf::updater {
 namespace {
-
-// Bookkeeping keys in the volume's __meta database (the restart point).
-constexpr char kRestartSegment[] = "updater_restart_segment";
-constexpr char kRestartOffset[] = "updater_restart_offset";
-constexpr char kAppliedAsn[] = "updater_applied_asn";
-// Trail records and payload bytes up to the restart point, counted as the
-// receiver counts them (TrailEnd.records/bytes), and the primary time of the
-// last record applied: backlog and RTD survive a restart.
-constexpr char kAppliedRecords[] = "updater_applied_records";
-constexpr char kAppliedBytes[] = "updater_applied_bytes";
-constexpr char kAppliedTime[] = "updater_applied_time_us";
 
 // LMDB keeps a write transaction's dirty pages in memory: a batch is cut so
 // that the pages it is expected to touch stay within this many (32 MiB of
@@ -136,7 +126,7 @@ struct Updater::Impl {
   trail::Position restart;
   uint64_t applied_asn = 0;
   int64_t applied_time_us = 0;
-  uint64_t applied_records = 0, applied_bytes = 0;  // see kAppliedRecords
+  uint64_t applied_records = 0, applied_bytes = 0;  // see kMetaAppliedRecords
   int64_t last_progress_us = 0, last_status_us = 0;
   uint64_t records = 0, batches = 0, skipped = 0, commits = 0;
   // Leaf pages of the files written (refreshed now and then) and the batch
@@ -212,12 +202,12 @@ absl::Status Updater::Impl::OpenEnv() {
 
 absl::Status Updater::Impl::LoadRestartPoint() {
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(env.get()));
-  RDF_ASSIGN_OR_RETURN(auto seg, lmdb::GetU64(txn.get(), meta, kRestartSegment));
-  RDF_ASSIGN_OR_RETURN(auto off, lmdb::GetU64(txn.get(), meta, kRestartOffset));
-  RDF_ASSIGN_OR_RETURN(auto asn, lmdb::GetU64(txn.get(), meta, kAppliedAsn));
-  RDF_ASSIGN_OR_RETURN(auto n, lmdb::GetU64(txn.get(), meta, kAppliedRecords));
-  RDF_ASSIGN_OR_RETURN(auto bytes, lmdb::GetU64(txn.get(), meta, kAppliedBytes));
-  RDF_ASSIGN_OR_RETURN(auto time, lmdb::GetU64(txn.get(), meta, kAppliedTime));
+  RDF_ASSIGN_OR_RETURN(auto seg, lmdb::GetU64(txn.get(), meta, kMetaRestartSegment));
+  RDF_ASSIGN_OR_RETURN(auto off, lmdb::GetU64(txn.get(), meta, kMetaRestartOffset));
+  RDF_ASSIGN_OR_RETURN(auto asn, lmdb::GetU64(txn.get(), meta, kMetaAppliedAsn));
+  RDF_ASSIGN_OR_RETURN(auto n, lmdb::GetU64(txn.get(), meta, kMetaAppliedRecords));
+  RDF_ASSIGN_OR_RETURN(auto bytes, lmdb::GetU64(txn.get(), meta, kMetaAppliedBytes));
+  RDF_ASSIGN_OR_RETURN(auto time, lmdb::GetU64(txn.get(), meta, kMetaAppliedTime));
   if (seg.has_value() && off.has_value()) restart = {*seg, *off};
   applied_asn = asn.value_or(0);
   applied_records = n.value_or(0);
@@ -252,14 +242,14 @@ bool Updater::Impl::OpenSources() {
 }
 
 absl::Status Updater::Impl::SaveRestart(lmdb::WriteTxn* txn, const Batch& batch) {
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartSegment, batch.next.segment));
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kRestartOffset, batch.next.offset));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kMetaRestartSegment, batch.next.segment));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kMetaRestartOffset, batch.next.offset));
   RDF_RETURN_IF_ERROR(
-      lmdb::PutU64(txn, meta, kAppliedRecords, applied_records + batch.recs.size()));
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedBytes, applied_bytes + batch.bytes));
-  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kAppliedTime,
+      lmdb::PutU64(txn, meta, kMetaAppliedRecords, applied_records + batch.recs.size()));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kMetaAppliedBytes, applied_bytes + batch.bytes));
+  RDF_RETURN_IF_ERROR(lmdb::PutU64(txn, meta, kMetaAppliedTime,
                                    static_cast<uint64_t>(batch.recs.back().time_us())));
-  return lmdb::PutU64(txn, meta, kAppliedAsn, batch.asn);
+  return lmdb::PutU64(txn, meta, kMetaAppliedAsn, batch.asn);
 }
 
 void Updater::Impl::Advance(const Batch& batch) {
