@@ -40,6 +40,13 @@ def rss_anon_kb(pid):
 EXTRA = {}
 
 
+def add_settings(pairs):
+    """Adds --set BLOCK.FIELD=VALUE pairs to the configuration every run uses."""
+    for kv in pairs:
+        k, v = kv.split("=", 1)
+        EXTRA[k] = v
+
+
 def system():
     settings = {"trail.audit_segment_bytes": 64 << 20, "trail.image_segment_bytes": 64 << 20,
                 "tmf.retain_count": 100000}
@@ -135,9 +142,7 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="BLOCK.FIELD=VALUE",
                     help="configuration setting for both phases (repeatable)")
     a = ap.parse_args()
-    for kv in a.set:
-        k, v = kv.split("=", 1)
-        EXTRA[k] = v
+    add_settings(a.set)
     out = {"bench": "ship", "settings": EXTRA, "throughput": throughput(a.records), "latency": latency(a.rate, a.seconds)}
     print(json.dumps(out))
 

@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "process"))
 import rdftest  # noqa: E402
-from ship_bench import EXTRA, system  # noqa: E402
+from ship_bench import EXTRA, add_settings, system  # noqa: E402
 
 VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
 SEGMENT = 1 << 20
@@ -97,9 +97,7 @@ def main():
     a = ap.parse_args()
     EXTRA.update({"trail.audit_segment_bytes": SEGMENT, "trail.image_segment_bytes": SEGMENT,
                   "tmf.retain_count": 2})
-    for kv in a.set:
-        k, v = kv.split("=", 1)
-        EXTRA[k] = v
+    add_settings(a.set)
     runs = []
     for i in range(a.runs):
         for purger in (True, False):

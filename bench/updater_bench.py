@@ -41,7 +41,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "process"))
 import rdftest  # noqa: E402
-from ship_bench import EXTRA, rss_anon_kb, system  # noqa: E402
+from ship_bench import EXTRA, add_settings, rss_anon_kb, system  # noqa: E402
 
 VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
 
@@ -270,9 +270,7 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="BLOCK.FIELD=VALUE",
                     help="configuration setting for every phase (repeatable)")
     a = ap.parse_args()
-    for kv in a.set:
-        k, v = kv.split("=", 1)
-        EXTRA[k] = v
+    add_settings(a.set)
     phases = a.phases.split(",")
     out = {"bench": "updater", "settings": EXTRA}
     for mode in ("insert", "upsert"):
