@@ -3,9 +3,11 @@
 
 A fresh system with small segments (1 MiB audit and image segments) runs
 the whole pipeline (receiver, extractor, 4 updaters, and the purger unless
---no-purger) while rdf-load offers a steady rate for --seconds. Every second
+--only without) while rdf-load offers a steady rate for --seconds. Every second
 it samples the bytes of every trail on both nodes (the primary's audit trail,
 the backup's MIT and volume trails) and each updater's RTD (its status).
+--only with|without does the runs of one kind only (to complete a campaign
+that was cut short; the medians then need the other kind's earlier runs).
 
 Reported per run and trail: peak, steady (median over the second half) and
 final bytes, and whether final <= steady + 2 segments ("flat"); p50/p99/max
@@ -93,6 +95,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=600)
     ap.add_argument("--rate", type=int, default=1000, help="transactions/s (5 records each)")
     ap.add_argument("--runs", type=int, default=3, help="runs with and (as many) without purging")
+    ap.add_argument("--only", choices=["with", "without"], help="only runs of this kind")
     ap.add_argument("--set", action="append", default=[], metavar="BLOCK.FIELD=VALUE")
     a = ap.parse_args()
     EXTRA.update({"trail.audit_segment_bytes": SEGMENT, "trail.image_segment_bytes": SEGMENT,
@@ -101,11 +104,13 @@ def main():
     runs = []
     for i in range(a.runs):
         for purger in (True, False):
+            if a.only and purger != (a.only == "with"):
+                continue
             r = one_run(a.seconds, a.rate, purger)
             print(f"soak_bench: {json.dumps(r)}", file=sys.stderr, flush=True)
             runs.append(r)
-    with_p = statistics.median(r["rtd_p99_ms"] for r in runs if r["purger"])
-    without = statistics.median(r["rtd_p99_ms"] for r in runs if not r["purger"])
+    med = lambda p: statistics.median([r["rtd_p99_ms"] for r in runs if r["purger"] == p] or [0])
+    with_p, without = med(True), med(False)
     flat = all(t["flat"] for r in runs if r["purger"] for t in r["trails"].values())
     print(json.dumps({"bench": "soak", "seconds": a.seconds, "rate_txn_per_s": a.rate,
                       "segment_bytes": SEGMENT, "runs": runs,
