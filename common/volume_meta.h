@@ -16,6 +16,11 @@ inline constexpr char kMetaAppliedRecords[] = "updater_applied_records";
 inline constexpr char kMetaAppliedBytes[] = "updater_applied_bytes";
 inline constexpr char kMetaAppliedTime[] = "updater_applied_time_us";
 
+// On the primary, tmf keeps in each volume's __meta the commit ASN through
+// which the volume holds committed work (tmf/store.cc kAppliedAsn, same
+// string); `rdfcom verify` reports it (monitor/verify_scan.h).
+inline constexpr char kMetaTmfAppliedAsn[] = "applied_asn";
+
 }  // namespace rdf
 
 #endif  // RDF_COMMON_VOLUME_META_H_
