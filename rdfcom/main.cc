@@ -11,9 +11,11 @@
 #include "common/config.h"
 #include "common/event_log.h"
 #include "rdfcom/events_cmd.h"
+#include "rdfcom/exceptions_cmd.h"
 #include "rdfcom/nodes.h"
 #include "rdfcom/keygen.h"
 #include "rdfcom/takeover.h"
+#include "rdfcom/validate.h"
 #include "common/status_file.h"
 #include "common/subprocess.h"
 #include <unistd.h>
@@ -40,6 +42,12 @@ constexpr char kDescription[] =
     "                            outcome never arrived and print the report of what\n"
     "                            was lost (takeover/report.json, report.txt);\n"
     "                            asks for confirmation unless --yes; restartable\n"
+    "  validate                  check the configuration, each node's (or --node's)\n"
+    "                            key file, peer keys, data_dir and listening ports;\n"
+    "                            one ok/FAIL line per check; exit 1 if any fails\n"
+    "  exceptions [--volume V] [--json]\n"
+    "                            print the updaters' exception logs (errors 10 and\n"
+    "                            11) of the backup node (or --node), oldest first\n"
     "\n"
     "Exit status: 0 done, 1 the command failed, 2 bad command line.";
 
@@ -47,6 +55,7 @@ struct Args {
   std::string config, node, since, min_severity, process;
   uint64_t number = 0;
   bool force = false, json = false, follow = false, yes = false;
+  std::string volume;  // exceptions
 };
 
 int Fail(const absl::Status& s) {
@@ -56,7 +65,7 @@ int Fail(const absl::Status& s) {
 
 int Keygen(const Args& a, rdf::cli::Parser& p) {
   if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
-      a.json || a.follow) {
+      a.json || a.follow || !a.volume.empty()) {
     p.Fail("keygen takes only --force (and --config, --node)");
   }
   absl::Status s = rdf::rdfcom::RunKeygen({a.config, a.node, a.force}, std::cout);
@@ -86,6 +95,7 @@ rdf::events::EventFilter EventFilterFrom(const Args& a, rdf::cli::Parser& p) {
 
 int Events(const Args& a, rdf::cli::Parser& p) {
   if (a.force) p.Fail("--force applies to keygen only");
+  if (!a.volume.empty()) p.Fail("--volume applies to exceptions only");
   rdf::rdfcom::EventsOptions o;
   o.filter = EventFilterFrom(a, p);
   o.json = a.json;
@@ -106,7 +116,7 @@ int Events(const Args& a, rdf::cli::Parser& p) {
 
 int Takeover(const Args& a, rdf::cli::Parser& p) {
   if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
-      a.follow || a.force) {
+      a.follow || a.force || !a.volume.empty()) {
     p.Fail("takeover takes only --yes and --json (and --config, --node)");
   }
   absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
@@ -137,6 +147,31 @@ int Takeover(const Args& a, rdf::cli::Parser& p) {
   return 0;
 }
 
+int Validate(const Args& a, rdf::cli::Parser& p) {
+  if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
+      a.json || a.follow || a.force || a.yes || !a.volume.empty()) {
+    p.Fail("validate takes no options (only --config, --node)");
+  }
+  return rdf::rdfcom::RunValidate({a.config, a.node}, std::cout).ok() ? 0 : 1;
+}
+
+int Exceptions(const Args& a, rdf::cli::Parser& p) {
+  if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
+      a.follow || a.force || a.yes) {
+    p.Fail("exceptions takes only --volume and --json (and --config, --node)");
+  }
+  absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
+  if (!cfg.ok()) return Fail(cfg.status());
+  rdf::rdfcom::ExceptionsOptions o;
+  o.config = &*cfg;
+  o.node = a.node;
+  o.volume = a.volume;
+  o.json = a.json;
+  absl::StatusOr<rdf::rdfcom::ExceptionsResult> r =
+      rdf::rdfcom::RunExceptions(o, std::cout, std::cerr);
+  return r.ok() ? 0 : Fail(r.status());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,15 +186,19 @@ int main(int argc, char** argv) {
               "events: INFO, WARNING, ERROR or CRITICAL (default INFO)");
   p.AddUint("number", &a.number, "events: only this event number");
   p.AddString("process", &a.process, "events: only this process (e.g. updater-DATA01)");
-  p.AddBool("json", &a.json, "events: one JSON object per line; takeover: the report as JSON");
+  p.AddString("volume", &a.volume, "exceptions: only this volume ($DATA01 or DATA01)");
+  p.AddBool("json", &a.json, "events: one JSON object per line; takeover: the report as JSON; "
+            "exceptions: the stored lines");
   p.AddBool("yes", &a.yes, "takeover: do not ask for confirmation");
   p.AddBool("follow", &a.follow, "events: keep printing new events until interrupted");
   p.Require("config");
   std::vector<std::string> words = p.Parse(argc, argv);
-  if (words.empty()) p.Fail("missing command (keygen, events, takeover)");
+  if (words.empty()) p.Fail("missing command (keygen, events, takeover, validate, exceptions)");
   if (words.size() > 1) p.Fail(absl::StrCat("unexpected argument '", words[1], "'"));
   if (words[0] == "keygen") return Keygen(a, p);
   if (words[0] == "events") return Events(a, p);
   if (words[0] == "takeover") return Takeover(a, p);
+  if (words[0] == "validate") return Validate(a, p);
+  if (words[0] == "exceptions") return Exceptions(a, p);
   p.Fail(absl::StrCat("unknown command '", words[0], "'"));
 }
