@@ -35,7 +35,11 @@ absl::StatusOr<ProcessBase> StartProcess(const config::Config& config,
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   ProcessBase b;
   b.node = config.FindNode(std::string(node_name));
-  if (b.node == nullptr || b.node->role() != role) {
+  if (b.node == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no node named '", node_name, "' in ", config.path));
+  }
+  if (role != proto::NODE_ROLE_UNSPECIFIED && b.node->role() != role) {
     return absl::InvalidArgumentError(absl::StrCat(
         "node '", node_name, "' is not the ", role == proto::PRIMARY ? "primary" : "backup",
         " node of ", config.path, "; the ", process, " runs on the ",

@@ -32,7 +32,8 @@ struct ProcessBase {
   std::unique_ptr<events::EventLog> events;
 };
 
-// kInvalidArgument when `node_name` is not a node of `role` ("the
+// kInvalidArgument when `node_name` is not a node of `role` (any role when
+// `role` is NODE_ROLE_UNSPECIFIED: the monitor) ("the
 // <process> runs on the <role>"); kFailedPrecondition when another copy
 // holds the lock.
 absl::StatusOr<ProcessBase> StartProcess(const config::Config& config,

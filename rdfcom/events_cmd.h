@@ -23,34 +23,6 @@
 
 namespace rdf::rdfcom {
 
-// Reads the events of several event folders (one per node) that `filter`
-// admits, merged by time (ties: folder order, then each folder's own
-// order). Errors as events::ReadEvents.
-absl::StatusOr<std::vector<proto::Event>> ReadMergedEvents(FileSystem* fs,
-                                                           const std::vector<std::string>& dirs,
-                                                           const events::EventFilter& filter);
-
-// Returns, on each call, the events that appeared since the previous call.
-// Each call re-reads the trails from `overlap` before the newest event seen
-// so far, and leaves out those it already returned; so an event that becomes
-// visible late (INFO and WARNING events are synced within ~100 ms, and
-// processes log concurrently) is still returned once, as long as it is not
-// older than the newest seen event minus `overlap`. Not thread-safe.
-class EventFollower {
- public:
-  EventFollower(FileSystem* fs, std::vector<std::string> dirs, events::EventFilter filter,
-                absl::Duration overlap = absl::Seconds(5));
-  absl::StatusOr<std::vector<proto::Event>> Next();
-
- private:
-  FileSystem* const fs_;
-  const std::vector<std::string> dirs_;
-  const events::EventFilter filter_;
-  const int64_t overlap_us_;
-  std::optional<int64_t> newest_us_;  // time of the newest event read so far
-  std::set<std::string> recent_;  // identities of events at or after the horizon
-};
-
 struct EventsOptions {
   std::vector<const proto::NodeConfig*> nodes;  // whose events; not owned
   events::EventFilter filter;

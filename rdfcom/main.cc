@@ -1,6 +1,8 @@
 // rdfcom: the operator command (docs/rdfcom.md). This file only parses the
 // command line and reports errors; the commands live in rdf_rdfcom.
+#include <algorithm>
 #include <csignal>
+#include <set>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -14,6 +16,8 @@
 #include "rdfcom/exceptions_cmd.h"
 #include "rdfcom/nodes.h"
 #include "rdfcom/keygen.h"
+#include "rdfcom/status_cmd.h"
+#include "rdfcom/verify.h"
 #include "rdfcom/takeover.h"
 #include "rdfcom/validate.h"
 #include "common/status_file.h"
@@ -29,6 +33,20 @@ constexpr char kDescription[] =
     "The rdf operator command.\n"
     "\n"
     "commands:\n"
+    "  status [--json] [--watch]  state, positions, RTD and backlog of every process\n"
+    "                            of both nodes (docs/status.md); --watch refreshes\n"
+    "                            every second (with --json: one object per line)\n"
+    "  start                     start the process set of both nodes (or --node)\n"
+    "  stop [--drain] [--timeout S]\n"
+    "                            stop the process set of both nodes (or --node);\n"
+    "                            --drain first ships and applies everything written\n"
+    "                            so far (waiting at most --timeout, default 600 s)\n"
+    "  verify [--json]           compare every protected file of both nodes, record\n"
+    "                            for record (run it drained: `stop --drain` first);\n"
+    "                            exit 0 only when equal\n"
+    "  update stop | update start\n"
+    "                            on the backup: pause the updaters (the receiver\n"
+    "                            keeps receiving) or resume them\n"
     "  keygen [--force]          make a CURVE key pair for every node (or --node),\n"
     "                            write each node's key_file (mode 0600) and put the\n"
     "                            public keys into the configuration file\n"
@@ -56,7 +74,40 @@ struct Args {
   uint64_t number = 0;
   bool force = false, json = false, follow = false, yes = false;
   std::string volume;  // exceptions
+  bool watch = false, drain = false;  // status, stop
+  uint64_t timeout_s = 0;             // stop --drain
 };
+
+// The options given on the command line, by name (for "takes only").
+std::set<std::string> Given(const Args& a) {
+  std::set<std::string> g;
+  auto add = [&](bool set, const char* name) {
+    if (set) g.insert(name);
+  };
+  add(!a.since.empty(), "since");
+  add(!a.min_severity.empty(), "min-severity");
+  add(!a.process.empty(), "process");
+  add(a.number != 0, "number");
+  add(a.force, "force");
+  add(a.json, "json");
+  add(a.follow, "follow");
+  add(a.yes, "yes");
+  add(!a.volume.empty(), "volume");
+  add(a.watch, "watch");
+  add(a.drain, "drain");
+  add(a.timeout_s != 0, "timeout");
+  return g;
+}
+
+// Fails (exit 2) when an option other than `allowed` was given.
+void TakesOnly(const Args& a, rdf::cli::Parser& p, const std::string& command,
+               const std::set<std::string>& allowed) {
+  for (const std::string& o : Given(a)) {
+    if (allowed.count(o) == 0) {
+      p.Fail(absl::StrCat("--", o, " does not apply to '", command, "'"));
+    }
+  }
+}
 
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "rdfcom: %s\n", std::string(s.message()).c_str());
@@ -148,18 +199,12 @@ int Takeover(const Args& a, rdf::cli::Parser& p) {
 }
 
 int Validate(const Args& a, rdf::cli::Parser& p) {
-  if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
-      a.json || a.follow || a.force || a.yes || !a.volume.empty()) {
-    p.Fail("validate takes no options (only --config, --node)");
-  }
+  TakesOnly(a, p, "validate", {});
   return rdf::rdfcom::RunValidate({a.config, a.node}, std::cout).ok() ? 0 : 1;
 }
 
 int Exceptions(const Args& a, rdf::cli::Parser& p) {
-  if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
-      a.follow || a.force || a.yes) {
-    p.Fail("exceptions takes only --volume and --json (and --config, --node)");
-  }
+  TakesOnly(a, p, "exceptions", {"volume", "json"});
   absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
   if (!cfg.ok()) return Fail(cfg.status());
   rdf::rdfcom::ExceptionsOptions o;
@@ -170,6 +215,91 @@ int Exceptions(const Args& a, rdf::cli::Parser& p) {
   absl::StatusOr<rdf::rdfcom::ExceptionsResult> r =
       rdf::rdfcom::RunExceptions(o, std::cout, std::cerr);
   return r.ok() ? 0 : Fail(r.status());
+}
+
+// The nodes a start/stop acts on: --node, or both (primary first).
+absl::StatusOr<std::vector<const rdf::proto::NodeConfig*>> ControlNodes(
+    const rdf::config::Config& cfg, const std::string& node) {
+  if (!node.empty()) return rdf::rdfcom::SelectedNodes(cfg, node);
+  return std::vector<const rdf::proto::NodeConfig*>{cfg.NodeWithRole(rdf::proto::PRIMARY),
+                                                    cfg.NodeWithRole(rdf::proto::BACKUP)};
+}
+
+int Status(const Args& a, rdf::cli::Parser& p) {
+  TakesOnly(a, p, "status", {"json", "watch"});
+  absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
+  if (!cfg.ok()) return Fail(cfg.status());
+  rdf::rdfcom::StatusOptions o;
+  o.json = a.json;
+  if (a.watch) {
+    std::signal(SIGINT, OnSignal);
+    std::signal(SIGTERM, OnSignal);
+    o.keep_watching = [] { return g_interrupted == 0; };
+  }
+  absl::Status s = rdf::rdfcom::RunStatus(
+      *cfg, rdf::rdfcom::NetworkCall(*cfg, absl::Seconds(3)), o, std::cout);
+  return s.ok() ? 0 : Fail(s);
+}
+
+int StartStop(const Args& a, rdf::cli::Parser& p, bool start) {
+  if (start) {
+    TakesOnly(a, p, "start", {});
+  } else {
+    TakesOnly(a, p, "stop", {"drain", "timeout"});
+    if (a.timeout_s != 0 && !a.drain) p.Fail("--timeout applies to stop --drain");
+  }
+  absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
+  if (!cfg.ok()) return Fail(cfg.status());
+  // Stopping waits for the processes to end (SIGTERM grace, then SIGKILL).
+  rdf::rdfcom::ControlCall call = rdf::rdfcom::NetworkCall(*cfg, absl::Seconds(120));
+  if (a.drain) {
+    if (!a.node.empty()) p.Fail("stop --drain acts on both nodes; leave out --node");
+    rdf::rdfcom::DrainOptions o;
+    if (a.timeout_s != 0) o.timeout = absl::Seconds(static_cast<int64_t>(a.timeout_s));
+    o.progress = &std::cerr;
+    absl::StatusOr<uint64_t> asn = rdf::rdfcom::RunDrain(*cfg, call, o);
+    if (!asn.ok()) return Fail(asn.status());
+    std::cout << "drained through ASN " << *asn << "; both process sets stopped\n";
+    return 0;
+  }
+  absl::StatusOr<std::vector<const rdf::proto::NodeConfig*>> nodes = ControlNodes(*cfg, a.node);
+  if (!nodes.ok()) return Fail(nodes.status());
+  if (start) std::reverse(nodes->begin(), nodes->end());  // the backup listens first
+  absl::Status s = rdf::rdfcom::RunSimpleCommand(
+      *cfg, call, *nodes,
+      start ? rdf::proto::ControlRequest::START : rdf::proto::ControlRequest::STOP, std::cout);
+  return s.ok() ? 0 : Fail(s);
+}
+
+int Verify(const Args& a, rdf::cli::Parser& p) {
+  TakesOnly(a, p, "verify", {"json"});
+  if (!a.node.empty()) p.Fail("verify compares both nodes; leave out --node");
+  absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
+  if (!cfg.ok()) return Fail(cfg.status());
+  rdf::rdfcom::VerifyOptions o;
+  o.config = &*cfg;
+  o.call = rdf::rdfcom::NetworkCall(*cfg, absl::Seconds(60));
+  o.json = a.json;
+  o.operator_name = rdf::rdfcom::OperatorName();
+  absl::StatusOr<rdf::rdfcom::VerifySummary> r = rdf::rdfcom::RunVerify(o, std::cout);
+  if (!r.ok()) return Fail(r.status());
+  return r->equal ? 0 : 1;
+}
+
+int Update(const Args& a, rdf::cli::Parser& p, const std::string& what) {
+  TakesOnly(a, p, "update", {});
+  if (what != "stop" && what != "start") p.Fail("update takes 'stop' or 'start'");
+  absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
+  if (!cfg.ok()) return Fail(cfg.status());
+  absl::StatusOr<const rdf::proto::NodeConfig*> node =
+      rdf::config::SelectNode(*cfg, a.node, rdf::proto::BACKUP);
+  if (!node.ok()) return Fail(node.status());
+  absl::Status s = rdf::rdfcom::RunSimpleCommand(
+      *cfg, rdf::rdfcom::NetworkCall(*cfg, absl::Seconds(120)), {*node},
+      what == "stop" ? rdf::proto::ControlRequest::UPDATE_STOP
+                     : rdf::proto::ControlRequest::UPDATE_START,
+      std::cout);
+  return s.ok() ? 0 : Fail(s);
 }
 
 }  // namespace
@@ -191,10 +321,22 @@ int main(int argc, char** argv) {
             "exceptions: the stored lines");
   p.AddBool("yes", &a.yes, "takeover: do not ask for confirmation");
   p.AddBool("follow", &a.follow, "events: keep printing new events until interrupted");
+  p.AddBool("watch", &a.watch, "status: refresh every second until interrupted");
+  p.AddBool("drain", &a.drain, "stop: ship and apply everything written so far, then stop");
+  p.AddUint("timeout", &a.timeout_s, "stop --drain: give up after this many seconds (600)");
   p.Require("config");
   std::vector<std::string> words = p.Parse(argc, argv);
-  if (words.empty()) p.Fail("missing command (keygen, events, takeover, validate, exceptions)");
+  if (words.size() == 2 && words[0] == "update") return Update(a, p, words[1]);
+  if (words.size() == 1 && words[0] == "update") p.Fail("update takes 'stop' or 'start'");
+  if (words.empty()) {
+    p.Fail("missing command (status, start, stop, update, takeover, events, exceptions, "
+           "validate, keygen)");
+  }
   if (words.size() > 1) p.Fail(absl::StrCat("unexpected argument '", words[1], "'"));
+  if (words[0] == "status") return Status(a, p);
+  if (words[0] == "verify") return Verify(a, p);
+  if (words[0] == "start") return StartStop(a, p, true);
+  if (words[0] == "stop") return StartStop(a, p, false);
   if (words[0] == "keygen") return Keygen(a, p);
   if (words[0] == "events") return Events(a, p);
   if (words[0] == "takeover") return Takeover(a, p);

@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "common/curve_keys.h"
 #include "common/event_log.h"
+#include "common/event_follower.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -188,7 +189,7 @@ TEST_F(RdfcomTest, EventsOfOneNodeAsJson) {
 TEST_F(RdfcomTest, FollowerReturnsOnlyNewEventsEvenWithEqualTimes) {
   config::Config c = Load();
   const proto::NodeConfig& primary = *c.FindNode("primary");
-  EventFollower follower(FileSystem::Default(), {config::EventDir(primary)}, {});
+  events::EventFollower follower(FileSystem::Default(), {config::EventDir(primary)}, {});
   LogEvents(primary, "a", 5000, {"one", "two"});
   ASSERT_OK_AND_ASSIGN(std::vector<proto::Event> first, follower.Next());
   EXPECT_THAT(Texts(first), ElementsAre("one", "two"));

@@ -27,16 +27,9 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "control.pb.h"
+#include "rdfcom/control_client.h"
 
 namespace rdf::rdfcom {
-
-// Sends one control request to `node`'s monitor and returns its reply.
-// The real one is the control client (rdfcom/control_client.h); tests pass
-// a fake. A node that cannot be reached is an error status (kUnavailable);
-// a reply with ok = false may come back either as such a reply or as an
-// error status: RunVerify treats both as failures.
-using ControlCall = std::function<absl::StatusOr<proto::ControlReply>(
-    const proto::NodeConfig&, const proto::ControlRequest&)>;
 
 struct VerifyOptions {
   const config::Config* config = nullptr;  // required; not owned

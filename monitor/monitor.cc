@@ -1,0 +1,391 @@
+#include "monitor/monitor.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <utility>
+#include <zmq.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/curve_keys.h"
+#include "common/durable_end.h"
+#include "common/event_catalog.h"
+#include "common/event_follower.h"
+#include "common/status_file.h"
+#include "common/status_macros.h"
+#include "common/takeover_state.h"
+#include "common/wire.h"
+#include "common/zap_handler.h"
+#include "monitor/metrics.h"
+#include "monitor/notifier.h"
+#include "monitor/supervisor.h"
+#include "monitor/verify_scan.h"
+
+namespace rdf::monitor {
+namespace {
+
+constexpr absl::Duration kRefreshInterval = absl::Milliseconds(250);
+constexpr absl::Duration kEventPollInterval = absl::Seconds(1);
+
+std::string SeverityName(proto::Severity s) { return proto::Severity_Name(s); }
+
+}  // namespace
+
+struct Monitor::Impl {
+  MonitorOptions opt;
+  const config::Config* config = nullptr;
+  const proto::NodeConfig* node = nullptr;
+  events::EventLog* events = nullptr;
+  absl::Time started = absl::Now();
+
+  zmq::context_t ctx;
+  std::unique_ptr<curve::ZapHandler> zap;
+  std::unique_ptr<zmq::socket_t> router;
+  std::unique_ptr<MetricsExporter> metrics;
+  std::unique_ptr<Notifier> notifier;
+  std::unique_ptr<events::EventFollower> follower;
+  std::map<std::string, uint64_t> events_by_severity;
+  std::unique_ptr<Supervisor> supervisor;
+  std::unique_ptr<trail::SharedEnd> audit_end;  // primary, opened lazily
+
+  // What operators asked for.
+  bool stopped = false;        // `rdfcom stop` (or not started yet)
+  bool updates_held = false;   // `rdfcom update stop`
+  // What the node is doing.
+  uint64_t takeover_epoch = 0;
+  bool takeover_complete = false;
+  std::string state;           // last reported, for event 924
+  proto::NodeStatus status;    // refreshed every kRefreshInterval
+
+  bool backup() const { return node->role() == proto::BACKUP; }
+  absl::Status Bind();
+  void RefreshTakeover();
+  void Refresh();
+  std::string ComputeState() const;
+  void PollEvents();
+  void ServeOne();
+  proto::ControlReply Handle(const proto::ControlRequest& req);
+  bool Gate(const ProcessSpec& spec) const {
+    if (!backup()) return true;
+    const bool updater_or_purger = spec.updater() || spec.program == "rdf-purger";
+    if (takeover_epoch > 0 && updater_or_purger) return false;
+    if (updates_held && spec.updater()) return false;
+    return true;
+  }
+};
+
+absl::Status Monitor::Impl::Bind() {
+  RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*config, *node));
+  std::set<std::string> allowed;
+  for (const proto::NodeConfig& n : config->proto.nodes()) {
+    absl::StatusOr<std::string> key = curve::PublicKeyOf(*config, n);
+    if (key.ok()) allowed.insert(*key);
+  }
+  RDF_ASSIGN_OR_RETURN(
+      zap, curve::ZapHandler::Start(
+               ctx, allowed, [this](const std::string& key, const std::string& address, bool ok) {
+                 if (!ok) {
+                   events->Log(events::kSenderRefused,
+                               {{"key", key}, {"peer", address}, {"port", "control"}});
+                 }
+               }));
+  const std::string endpoint = wire::Endpoint(node->host(), node->control_port());
+  try {
+    router = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::router);
+    router->set(zmq::sockopt::curve_server, 1);
+    router->set(zmq::sockopt::curve_secretkey, own.secret_key);
+    router->set(zmq::sockopt::zap_domain, curve::kZapDomain);
+    router->set(zmq::sockopt::maxmsgsize, int64_t{1} << 20);
+    router->set(zmq::sockopt::linger, 0);
+    router->bind(endpoint);
+  } catch (const zmq::error_t& e) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen for rdfcom on ", endpoint, ": ", e.what(),
+        " (is another monitor of this node running? see `rdfcom validate`)"));
+  }
+  if (node->metrics_port() != 0) {
+    RDF_ASSIGN_OR_RETURN(metrics, MetricsExporter::Start(node->host(), node->metrics_port()));
+  }
+  return absl::OkStatus();
+}
+
+void Monitor::Impl::RefreshTakeover() {
+  if (!backup()) return;
+  absl::StatusOr<std::optional<TakeoverEpoch>> e =
+      ReadTakeoverEpoch(FileSystem::Default(), *node);
+  if (e.ok() && e->has_value()) {
+    takeover_epoch = (*e)->number;
+    takeover_complete = std::filesystem::exists(TakeoverReportPath(*node, "json"));
+  }
+}
+
+std::string Monitor::Impl::ComputeState() const {
+  if (takeover_epoch > 0) return takeover_complete ? "TAKEOVER_COMPLETE" : "TAKEOVER_IN_PROGRESS";
+  if (stopped) return supervisor->AnyRunning() ? "STOPPING" : "STOPPED";
+  if (updates_held) return "UPDATE_STOPPED";
+  if (!supervisor->AllRunning()) return "DEGRADED";
+  return "NORMAL";
+}
+
+void Monitor::Impl::Refresh() {
+  RefreshTakeover();
+  const absl::Time now = absl::Now();
+  proto::NodeStatus s;
+  s.set_system(config->proto.system());
+  s.set_node(node->name());
+  s.set_role(proto::NodeRole_Name(node->role()));
+  s.set_time_us(absl::ToUnixMicros(now));
+  s.set_monitor_pid(getpid());
+  s.set_monitor_uptime_ms(absl::ToInt64Milliseconds(now - started));
+  for (proto::ManagedProcess& p : supervisor->Snapshot()) {
+    absl::StatusOr<proto::ProcessStatus> st = ReadStatus(node->data_dir(), p.name());
+    if (st.ok()) {
+      p.set_status_age_ms(std::max<int64_t>(0, (s.time_us() - st->time_us()) / 1000));
+      *p.mutable_status() = *std::move(st);
+    } else {
+      p.set_status_age_ms(-1);
+    }
+    *s.add_processes() = std::move(p);
+  }
+  if (!backup()) {
+    if (audit_end == nullptr) {
+      absl::StatusOr<std::unique_ptr<trail::SharedEnd>> e =
+          trail::SharedEnd::OpenReadOnly(trail::EndFilePath(config::AuditDir(*node), "MAT"));
+      if (e.ok()) audit_end = *std::move(e);
+    }
+    if (audit_end != nullptr) {
+      const trail::End end = audit_end->Get();
+      s.set_audit_end_asn(end.asn);
+      s.set_audit_end_time_us(end.time_us);
+    }
+  }
+  s.set_takeover_epoch(takeover_epoch);
+  s.set_takeover_complete(takeover_complete);
+  for (const auto& [k, v] : events_by_severity) (*s.mutable_events_by_severity())[k] = v;
+  const std::string now_state = ComputeState();
+  if (now_state != state) {
+    if (!state.empty()) events->Log(events::kStateChanged, {{"from", state}, {"to", now_state}});
+    state = now_state;
+  }
+  s.set_state(state);
+  status = std::move(s);
+  if (metrics) metrics->Update(status);
+}
+
+void Monitor::Impl::PollEvents() {
+  absl::StatusOr<std::vector<proto::Event>> fresh = follower->Next();
+  if (!fresh.ok()) return;  // a transient read problem; the next poll retries
+  for (const proto::Event& e : *fresh) {
+    ++events_by_severity[SeverityName(e.severity())];
+    if (notifier) notifier->Offer(e);
+  }
+}
+
+proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
+  proto::ControlReply r;
+  r.set_version(proto::CONTROL_VERSION_1);
+  auto fail = [&](std::string why) {
+    r.set_ok(false);
+    r.set_error(std::move(why));
+  };
+  r.set_ok(true);
+  if (req.version() != proto::CONTROL_VERSION_1) {
+    fail(absl::StrCat("control protocol version ", req.version(), " is not supported (this ",
+                      "monitor speaks version ", proto::CONTROL_VERSION_1, ")"));
+    *r.mutable_status() = status;
+    return r;
+  }
+  const bool logged = req.command() != proto::ControlRequest::STATUS &&
+                      req.command() != proto::ControlRequest::VERIFY_SCAN &&
+                      req.command() != proto::ControlRequest::VERIFY_FILES;
+  if (logged) {
+    events->Log(events::kCommandLogged,
+                {{"command", proto::ControlRequest::Command_Name(req.command())},
+                 {"operator", req.operator_()}});
+  }
+  auto updater = [](const ProcessSpec& s) { return s.updater(); };
+  switch (req.command()) {
+    case proto::ControlRequest::STATUS:
+      break;
+    case proto::ControlRequest::START:
+      if (takeover_epoch > 0 && !takeover_complete) {
+        fail("a takeover is in progress on this node; finish it with `rdfcom takeover`");
+        break;
+      }
+      stopped = false;
+      supervisor->Start();
+      break;
+    case proto::ControlRequest::STOP:
+      stopped = true;
+      supervisor->Stop(nullptr, false,
+                       req.drained_asn() > 0 ? "drained (rdfcom stop --drain)" : "rdfcom stop");
+      if (req.drained_asn() > 0) {
+        events->Log(events::kDrainComplete, {{"asn", absl::StrCat(req.drained_asn())}});
+      }
+      break;
+    case proto::ControlRequest::UPDATE_STOP:
+      if (!backup()) {
+        fail("update stop acts on the backup node; pass --node with the backup's name");
+      } else if (takeover_epoch > 0) {
+        fail("a takeover has begun on this node; the updaters are the takeover's now");
+      } else if (stopped) {
+        fail("the process set is stopped; nothing is updating");
+      } else {
+        updates_held = true;
+        supervisor->Stop(updater, /*held=*/true, "rdfcom update stop");
+        events->Log(events::kUpdatingStopped, {{"reason", "rdfcom update stop"}});
+      }
+      break;
+    case proto::ControlRequest::UPDATE_START:
+      if (!backup()) {
+        fail("update start acts on the backup node; pass --node with the backup's name");
+      } else if (takeover_epoch > 0) {
+        fail("a takeover has begun on this node; updating cannot resume");
+      } else if (stopped) {
+        fail("the process set is stopped; start it with `rdfcom start`");
+      } else {
+        updates_held = false;
+        supervisor->Start(updater);
+        events->Log(events::kUpdatingStarted, {{"reason", "rdfcom update start"}});
+      }
+      break;
+    case proto::ControlRequest::VERIFY_FILES: {
+      absl::StatusOr<proto::ControlReply> v = ServeVerifyFiles(*config, *node);
+      if (!v.ok()) {
+        fail(std::string(v.status().message()));
+      } else {
+        r.MergeFrom(*v);
+      }
+      break;
+    }
+    case proto::ControlRequest::VERIFY_SCAN: {
+      absl::StatusOr<proto::ControlReply> v = ServeVerifyScan(*config, *node, req);
+      if (!v.ok()) {
+        fail(std::string(v.status().message()));
+      } else {
+        r.MergeFrom(*v);
+      }
+      break;
+    }
+    default:
+      fail(absl::StrCat("unknown command ", static_cast<int>(req.command())));
+  }
+  Refresh();
+  r.set_version(proto::CONTROL_VERSION_1);
+  *r.mutable_status() = status;
+  return r;
+}
+
+void Monitor::Impl::ServeOne() {
+  std::vector<zmq::message_t> frames;
+  try {
+    for (;;) {
+      zmq::message_t m;
+      if (!router->recv(m, zmq::recv_flags::dontwait)) break;
+      const bool more = m.more();
+      frames.push_back(std::move(m));
+      if (!more) break;
+    }
+  } catch (const zmq::error_t&) {
+    return;
+  }
+  // A REQ client sends [identity, empty delimiter, request].
+  if (frames.size() != 3 || frames[1].size() != 0) return;
+  proto::ControlRequest req;
+  proto::ControlReply reply;
+  if (!req.ParseFromArray(frames[2].data(), static_cast<int>(frames[2].size()))) {
+    reply.set_version(proto::CONTROL_VERSION_1);
+    reply.set_ok(false);
+    reply.set_error("malformed control request");
+    *reply.mutable_status() = status;
+  } else {
+    reply = Handle(req);
+  }
+  const std::string bytes = reply.SerializeAsString();
+  try {
+    router->send(frames[0], zmq::send_flags::sndmore);
+    router->send(zmq::message_t(), zmq::send_flags::sndmore);
+    router->send(zmq::buffer(bytes), zmq::send_flags::none);
+  } catch (const zmq::error_t&) {
+    // The client went away; nothing to do.
+  }
+}
+
+Monitor::Monitor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Monitor::~Monitor() {
+  if (impl_) {
+    impl_->notifier.reset();
+    impl_->router.reset();
+    impl_->zap.reset();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Monitor>> Monitor::Create(const MonitorOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opt = options;
+  impl->config = options.config;
+  impl->node = options.node;
+  impl->events = options.events;
+  RDF_RETURN_IF_ERROR(impl->Bind());
+  RDF_ASSIGN_OR_RETURN(
+      impl->supervisor,
+      Supervisor::Create(*impl->config, *impl->node,
+                         ProcessSet(*impl->config, *impl->node, options.bin_dir), impl->events,
+                         options.stop_grace));
+  Impl* raw = impl.get();
+  impl->supervisor->set_gate([raw](const ProcessSpec& s) { return raw->Gate(s); });
+  const proto::NotifyConfig& n = impl->config->proto.notify();
+  if (!n.command().empty()) {
+    absl::StatusOr<proto::Severity> sev =
+        events::ParseSeverity(n.min_severity().empty() ? "ERROR" : n.min_severity());
+    if (!sev.ok()) return sev.status();
+    impl->notifier = std::make_unique<Notifier>(n.command(), *sev, impl->events);
+  }
+  events::EventFilter f;
+  f.since_us = absl::ToUnixMicros(impl->started);
+  impl->follower = std::make_unique<events::EventFollower>(
+      FileSystem::Default(), std::vector<std::string>{config::EventDir(*impl->node)}, f);
+  impl->stopped = !options.start;
+  impl->RefreshTakeover();
+  return std::unique_ptr<Monitor>(new Monitor(std::move(impl)));
+}
+
+proto::ControlReply Monitor::Handle(const proto::ControlRequest& request) {
+  return impl_->Handle(request);
+}
+
+absl::Status Monitor::Run(const std::atomic<bool>* stop) {
+  Impl& m = *impl_;
+  if (!m.stopped) m.supervisor->Start();
+  m.Refresh();
+  absl::Time next_refresh = absl::Now() + kRefreshInterval;
+  absl::Time next_events = absl::Now();
+  while (!stop->load()) {
+    zmq::pollitem_t item = {static_cast<void*>(*m.router), 0, ZMQ_POLLIN, 0};
+    try {
+      zmq::poll(&item, 1, std::chrono::milliseconds(50));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+    if (item.revents & ZMQ_POLLIN) m.ServeOne();
+    m.supervisor->Tick();
+    const absl::Time now = absl::Now();
+    if (now >= next_refresh) {
+      m.Refresh();
+      next_refresh = now + kRefreshInterval;
+    }
+    if (now >= next_events) {
+      m.PollEvents();
+      next_events = now + kEventPollInterval;
+    }
+  }
+  m.stopped = true;
+  m.supervisor->Stop(nullptr, false, "monitor stopping");
+  m.Refresh();
+  m.PollEvents();
+  return absl::OkStatus();
+}
+
+}  // namespace rdf::monitor

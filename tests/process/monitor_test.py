@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""The monitors and rdfcom with the real binaries on loopback: status JSON
+during and after a load, restarts of SIGKILLed children, a SIGKILLed
+monitor restarted without duplicates, update stop/start, stop --drain and
+verify, rdfcom's errors, event filters, and the metrics endpoint checked by
+promtool and scraped by a real Prometheus server."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import unittest
+import urllib.request
+
+import rdftest
+
+VOLUMES = ["DATA01", "DATA02", "DATA03", "DATA04"]
+K = 5
+
+
+class MonitorSystem:
+    """A fresh two-node system with ports of its own, keys, and a monitor
+    per node."""
+
+    def __init__(self, settings=None):
+        base = {"trail.audit_segment_bytes": 1 << 20, "trail.image_segment_bytes": 1 << 20,
+                "purger.interval_ms": 1000}
+        base.update(settings or {})
+        self.work, self.cfg = rdftest.fresh_system(base, prefix="rdf-monitor.")
+        rdftest.write_test_keys(self.work)
+        with open(self.cfg) as f:
+            text = f.read()
+        self.ports = {}
+        for old in ("17410", "17411", "17420", "17421", "17422"):
+            self.ports[old] = rdftest.free_port()
+            assert old in text
+            text = text.replace(f": {old} ", f": {self.ports[old]} ")
+        with open(self.cfg, "w") as f:
+            f.write(text)
+        self.primary = os.path.join(self.work, "primary")
+        self.backup = os.path.join(self.work, "backup")
+        self.monitors = {}
+        self.others = []
+
+    def metrics_port(self, node):
+        return self.ports["17411" if node == "primary" else "17422"]
+
+    def start_monitor(self, node):
+        self.monitors[node] = rdftest.Process(
+            [rdftest.binary("rdf-monitor"), "--config", self.cfg, "--node", node],
+            log_path=os.path.join(self.work, f"monitor-{node}.log"))
+        return self.monitors[node]
+
+    def start(self):
+        self.start_monitor("backup")
+        self.start_monitor("primary")
+        self.wait_state("NORMAL")
+
+    def rdfcom(self, *args, timeout=180, check=False):
+        r = subprocess.run([rdftest.binary("rdfcom"), "--config", self.cfg, *args],
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"rdfcom {' '.join(args)} exited {r.returncode}: {r.stderr}")
+        return r
+
+    def status(self):
+        r = self.rdfcom("status", "--json", timeout=30)
+        return json.loads(r.stdout) if r.stdout.strip() else None
+
+    def wait_state(self, state, timeout=60):
+        return rdftest.wait_for(lambda: (self.status() or {}).get("state") == state, timeout,
+                                f"system state {state} (last: {self.status()})")
+
+    def drained(self, s):
+        end = s["primary"]["audit_end_asn"]
+        return (end > 0 and s["receiver"]["save_point_asn"] >= end and
+                all(u["applied_asn"] >= end for u in s["updaters"]))
+
+    def load(self, txns, clients=4, extra=()):
+        p = rdftest.Process([rdftest.binary("rdf-load"), "--config", self.cfg, "--txns",
+                             str(txns), "--rows-per-txn", str(K), "--clients", str(clients),
+                             "--quiet", *extra], log_path=os.path.join(self.work, "load.log"))
+        self.others.append(p)
+        return p
+
+    def running(self, program):
+        """pids of `program` running with this system's configuration."""
+        out = subprocess.run(["pgrep", "-f", f"{program} --config {self.cfg}"],
+                             capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
+    def cleanup(self):
+        for p in self.others:
+            p.stop()
+        for p in self.monitors.values():
+            p.stop(timeout=60)
+        if os.environ.get("RDF_KEEP"):
+            print("kept", self.work)
+        else:
+            rdftest.remove(self.work)
+
+
+class MonitorTest(unittest.TestCase):
+    def setUp(self):
+        self.sys = MonitorSystem()
+        self.addCleanup(self.sys.cleanup)
+
+    def test_status_json_during_and_after_a_load_then_drain_and_verify(self):
+        self.sys.start()
+        load = self.sys.load(3000)
+        seen_running = False
+        for _ in range(200):
+            s = self.sys.status()
+            self.assertIsNotNone(s)
+            if s["extractor"]["state"] == "RUNNING" and s["primary"]["audit_end_asn"] > 0:
+                seen_running = True
+                # The documented fields, numbers as JSON numbers.
+                for k in ("node", "reachable", "audit_end_asn", "audit_end_time_us"):
+                    self.assertIn(k, s["primary"])
+                for k in ("state", "sent_asn", "acked_asn", "rtd_ms"):
+                    self.assertIn(k, s["extractor"])
+                for k in ("state", "save_point_asn", "last_message_age_ms"):
+                    self.assertIn(k, s["receiver"])
+                self.assertEqual([u["volume"] for u in s["updaters"]],
+                                 ["$" + v for v in VOLUMES])
+                for u in s["updaters"]:
+                    for k in ("state", "applied_asn", "rtd_ms", "backlog_records",
+                              "backlog_bytes", "last_progress_age_ms", "last_error"):
+                        self.assertIn(k, u)
+                    self.assertIsInstance(u["applied_asn"], int)
+                    self.assertLessEqual(u["applied_asn"], s["receiver"]["save_point_asn"])
+                self.assertIn("trails", s["purger"])
+                self.assertIsInstance(s["primary"]["audit_end_asn"], int)
+                self.assertLessEqual(s["extractor"]["acked_asn"], s["primary"]["audit_end_asn"])
+            if load.p.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.assertEqual(load.wait(120), 0)
+        self.assertTrue(seen_running)
+        s = rdftest.wait_for(lambda: (lambda s: s if s and self.sys.drained(s) else None)(
+            self.sys.status()), 60, "the backup to apply everything")
+        # After the load: caught up, nothing waiting, the audit end is the trail's.
+        end = rdftest.audit_records(self.sys.primary)[-1]["asn"]
+        self.assertEqual(s["primary"]["audit_end_asn"], end)
+        self.assertEqual(s["state"], "NORMAL")
+        for u in s["updaters"]:
+            self.assertEqual(u["applied_asn"], s["receiver"]["save_point_asn"])
+            self.assertEqual(u["backlog_records"], 0)
+            self.assertEqual(u["state"], "RUNNING")
+        text = self.sys.rdfcom("status", check=True).stdout
+        self.assertIn("state NORMAL", text)
+        self.assertIn("updater-DATA01", text)
+
+        # stop --drain while more load runs: everything written before the
+        # drain began is shipped and applied; both sets stop.
+        r = self.sys.rdfcom("stop", "--drain", check=True)
+        self.assertIn("drained through ASN", r.stdout)
+        s = self.sys.status()
+        self.assertEqual(s["state"], "STOPPED")
+        self.assertEqual(self.sys.running("rdf-receiver"), [])
+        self.assertEqual(self.sys.running("rdf-extractor"), [])
+        drain = rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 852), 10,
+                                 "event 852")
+        self.assertEqual(int(drain[0]["fields"]["asn"]), end)
+        v = self.sys.rdfcom("verify")
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertEqual(subprocess.run(
+            ["python3", os.path.join(os.path.dirname(__file__), "check_volumes.py"),
+             "--compare", self.sys.primary, self.sys.backup]).returncode, 0)
+        # Started again, it runs normally.
+        self.sys.rdfcom("start", check=True)
+        self.sys.wait_state("NORMAL")
+
+    def test_monitor_restarts_a_sigkilled_child_and_logs_it(self):
+        self.sys.start()
+        s = self.sys.status()
+        old = s["receiver"]["pid"]
+        self.assertGreater(old, 0)
+        os.kill(old, signal.SIGKILL)
+        s = rdftest.wait_for(
+            lambda: (lambda s: s if s and s["receiver"]["pid"] not in (0, old) and
+                     s["receiver"]["state"] == "RUNNING" else None)(self.sys.status()),
+            30, "a new receiver")
+        self.assertEqual(s["receiver"]["restarts"], 1)
+        self.assertIn("signal 9", s["receiver"]["last_exit"])
+        died = rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 921), 10,
+                                "event 921")
+        self.assertEqual(died[0]["fields"]["process"], "receiver")
+        self.assertEqual(died[0]["fields"]["pid"], str(old))
+        started = [e for e in rdftest.events(self.sys.cfg, "backup", 920)
+                   if e["fields"]["process"] == "receiver"]
+        self.assertEqual(len(started), 2)
+        # Event filters: number, severity, process, since.
+        errors = json_lines(self.sys.rdfcom("--node", "backup", "events", "--json",
+                                            "--min-severity", "ERROR", check=True).stdout)
+        self.assertTrue(errors)
+        self.assertTrue(all(e["severity"] in ("ERROR", "CRITICAL") for e in errors))
+        self.assertIn(921, [e["number"] for e in errors])
+        mon = json_lines(self.sys.rdfcom("events", "--json", "--process", "monitor",
+                                         check=True).stdout)
+        self.assertEqual({e["process"] for e in mon}, {"monitor"})
+        self.assertEqual({e["node"] for e in mon}, {"primary", "backup"})
+        self.assertEqual(json_lines(self.sys.rdfcom("events", "--json", "--since",
+                                                    "2000-01-01T00:00:00Z", "--number", "921",
+                                                    check=True).stdout)[0]["number"], 921)
+        time.sleep(1.5)
+        recent = json_lines(self.sys.rdfcom("events", "--json", "--since", "1s", "--number",
+                                            "921", check=True).stdout)
+        self.assertEqual(recent, [])
+
+    def test_sigkilled_monitor_restarted_leaves_no_duplicate_process(self):
+        self.sys.start()
+        before = {p: self.sys.running(p) for p in ("rdf-receiver", "rdf-updater", "rdf-purger")}
+        self.assertEqual(len(before["rdf-receiver"]), 1)
+        self.assertEqual(len(before["rdf-updater"]), 4)
+        self.sys.monitors["backup"].kill()
+        # Its children die with it (PR_SET_PDEATHSIG).
+        rdftest.wait_for(lambda: all(not self.sys.running(p) for p in before), 10,
+                         "the children to die with the monitor")
+        # A leftover copy (started by hand) is ended by the new monitor.
+        stray = rdftest.Process([rdftest.binary("rdf-purger"), "--config", self.sys.cfg],
+                                log_path=os.path.join(self.sys.work, "stray.log"))
+        self.sys.others.append(stray)
+        rdftest.wait_for(lambda: os.path.exists(os.path.join(self.sys.backup, "status",
+                                                             "purger.json")), 10, "the stray")
+        self.sys.start_monitor("backup")
+        self.sys.wait_state("NORMAL")
+        self.assertIsNotNone(stray.p.poll(), "the stray purger still runs")
+        after = {p: self.sys.running(p) for p in before}
+        self.assertEqual(len(after["rdf-receiver"]), 1)
+        self.assertEqual(len(after["rdf-updater"]), 4)
+        self.assertEqual(len(after["rdf-purger"]), 1)
+        left = [e for e in rdftest.events(self.sys.cfg, "backup", 923)
+                if "leftover" in e["fields"].get("reason", "")]
+        self.assertEqual([e["fields"]["process"] for e in left], ["purger"])
+        # And the pipeline still works end to end.
+        self.assertEqual(self.sys.load(500).wait(120), 0)
+        rdftest.wait_for(lambda: self.sys.drained(self.sys.status()), 60, "drain")
+
+    def test_update_stop_then_start_catches_up(self):
+        self.sys.start()
+        r = self.sys.rdfcom("update", "stop", check=True)
+        self.assertIn("UPDATE_STOPPED", r.stdout)
+        self.assertEqual(self.sys.status()["state"], "UPDATE_STOPPED")
+        self.assertEqual(self.sys.running("rdf-updater"), [])
+        self.assertEqual(self.sys.load(1000).wait(120), 0)
+        end = rdftest.audit_records(self.sys.primary)[-1]["asn"]
+        s = rdftest.wait_for(lambda: (lambda s: s if s["receiver"]["save_point_asn"] >= end
+                                      else None)(self.sys.status()), 60, "receiving")
+        for u in s["updaters"]:
+            self.assertEqual(u["state"], "HELD")
+            self.assertLess(u["applied_asn"], end)
+        # The updaters stay held (no restart) while updating is stopped.
+        time.sleep(1.5)
+        self.assertEqual(self.sys.running("rdf-updater"), [])
+        self.sys.rdfcom("update", "start", check=True)
+        s = rdftest.wait_for(lambda: (lambda s: s if self.sys.drained(s) else None)(
+            self.sys.status()), 60, "the updaters to catch up")
+        self.assertEqual(s["state"], "NORMAL")
+        self.assertTrue(rdftest.events(self.sys.cfg, "backup", 964))
+        self.assertTrue(rdftest.events(self.sys.cfg, "backup", 965))
+
+    def test_rdfcom_errors_for_down_node_bad_configuration_and_wrong_state(self):
+        # Bad configuration.
+        r = subprocess.run([rdftest.binary("rdfcom"), "--config",
+                            os.path.join(self.sys.work, "missing.textproto"), "status"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("missing.textproto", r.stderr)
+        # Both nodes down: status says so and exits 1, naming the endpoints.
+        r = self.sys.rdfcom("status", "--json")
+        self.assertEqual(r.returncode, 1)
+        s = json.loads(r.stdout)
+        self.assertFalse(s["primary"]["reachable"])
+        self.assertFalse(s["backup"]["reachable"])
+        self.assertIn("no answer from its monitor", r.stderr)
+        r = self.sys.rdfcom("start")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("is rdf-monitor running there", r.stderr)
+        # Only the backup up: status marks the primary unreachable.
+        self.sys.start_monitor("backup")
+        rdftest.wait_for(lambda: (self.sys.status() or {}).get("backup", {}).get("reachable"),
+                         30, "the backup monitor")
+        r = self.sys.rdfcom("status", "--json")
+        self.assertEqual(r.returncode, 1)
+        s = json.loads(r.stdout)
+        self.assertEqual(s["state"], "PRIMARY_UNREACHABLE")
+        self.assertTrue(s["backup"]["reachable"])
+        # Wrong state: update stop on the primary; update start while stopped.
+        self.sys.start_monitor("primary")
+        rdftest.wait_for(lambda: (self.sys.status() or {}).get("primary", {}).get("reachable"),
+                         30, "the primary monitor")
+        r = self.sys.rdfcom("--node", "primary", "update", "stop")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("acts on the backup", r.stderr)
+        self.sys.rdfcom("--node", "backup", "stop", check=True)
+        r = self.sys.rdfcom("update", "start")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("stopped", r.stderr)
+        # Usage errors exit 2.
+        self.assertEqual(self.sys.rdfcom("status", "--drain").returncode, 2)
+        self.assertEqual(self.sys.rdfcom("update", "pause").returncode, 2)
+
+    def test_metrics_pass_promtool_and_a_prometheus_server_scrapes_them(self):
+        self.sys.start()
+        self.assertEqual(self.sys.load(500).wait(120), 0)
+        rdftest.wait_for(lambda: self.sys.drained(self.sys.status()), 60, "drain")
+        texts = {}
+        for node in ("primary", "backup"):
+            url = f"http://127.0.0.1:{self.sys.metrics_port(node)}/metrics"
+            texts[node] = urllib.request.urlopen(url, timeout=10).read().decode()
+            check = subprocess.run(["promtool", "check", "metrics"], input=texts[node],
+                                   capture_output=True, text=True, timeout=60)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn('rdf_rtd_seconds{node="backup",process="updater-DATA01"}', texts["backup"])
+        self.assertIn('rdf_save_point_asn{node="backup",process="receiver"}', texts["backup"])
+        self.assertIn("rdf_audit_end_asn", texts["primary"])
+        self.assertIn('rdf_events_total{node="backup",severity="INFO"}', texts["backup"])
+
+        # A real Prometheus server, started and stopped by pid.
+        prom_dir = os.path.join(self.sys.work, "prometheus")
+        os.makedirs(prom_dir)
+        targets = ", ".join(f"'127.0.0.1:{self.sys.metrics_port(n)}'"
+                            for n in ("primary", "backup"))
+        with open(os.path.join(prom_dir, "prometheus.yml"), "w") as f:
+            f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n"
+                    f"  - job_name: rdf\n    static_configs:\n      - targets: [{targets}]\n")
+        port = rdftest.free_port()
+        prom = rdftest.Process(["prometheus", "--config.file",
+                                os.path.join(prom_dir, "prometheus.yml"),
+                                "--storage.tsdb.path", os.path.join(prom_dir, "data"),
+                                "--web.listen-address", f"127.0.0.1:{port}"],
+                               log_path=os.path.join(prom_dir, "prometheus.log"))
+        self.sys.others.append(prom)
+
+        def query():
+            try:
+                url = f"http://127.0.0.1:{port}/api/v1/query?query=rdf_monitor_up"
+                r = json.loads(urllib.request.urlopen(url, timeout=5).read())
+                nodes = {x["metric"]["node"] for x in r["data"]["result"]}
+                return nodes if nodes == {"primary", "backup"} else None
+            except (OSError, ValueError, KeyError):
+                return None
+        rdftest.wait_for(query, 60, "Prometheus to scrape both monitors")
+        url = (f"http://127.0.0.1:{port}/api/v1/query?query="
+               "rdf_applied_asn%7Bprocess%3D%22updater-DATA01%22%7D")
+        r = json.loads(urllib.request.urlopen(url, timeout=5).read())
+        self.assertGreater(float(r["data"]["result"][0]["value"][1]), 0)
+
+
+def json_lines(text):
+    return [json.loads(l) for l in text.splitlines() if l.strip()]
+
+
+if __name__ == "__main__":
+    unittest.main()
