@@ -33,6 +33,13 @@ int main(int argc, char** argv) {
         rdf::ProcessBase base,
         rdf::StartProcess(cfg, node, rdf::proto::NODE_ROLE_UNSPECIFIED, "monitor",
                           rdf::FileSystem::Default(), rdf::Clock::Real()));
+    // The monitor logs one 920/921/923 per process of the set at once:
+    // reopen its log with a burst that fits a whole set before rate limiting.
+    base.events.reset();
+    rdf::events::EventLogOptions eo = rdf::EventLogOptionsFor(
+        cfg, *base.node, "monitor", rdf::FileSystem::Default(), rdf::Clock::Real());
+    eo.repeat_burst = 64;
+    RDF_ASSIGN_OR_RETURN(base.events, rdf::events::EventLog::Open(eo));
     rdf::monitor::MonitorOptions o;
     o.config = &cfg;
     o.node = base.node;

@@ -84,17 +84,17 @@ std::vector<MetricFamily> MetricFamilies(const proto::NodeStatus& s) {
     }
     f.Add("rdf_position_asn", kGauge, "ASN of the process's current position", l,
           static_cast<double>(st.position().asn()));
-    if (st.process() == "extractor") {
+    if (p.program() == "rdf-extractor") {
       f.Add("rdf_sent_asn", kGauge, "extractor: highest ASN sent", l,
             static_cast<double>(st.sent_asn()));
       f.Add("rdf_acked_asn", kGauge, "extractor: highest ASN acknowledged by the receiver", l,
             static_cast<double>(st.acked_asn()));
     }
-    if (st.process() == "receiver") {
+    if (p.program() == "rdf-receiver") {
       f.Add("rdf_save_point_asn", kGauge, "receiver: ASN of the last save point", l,
             static_cast<double>(st.save_point_asn()));
     }
-    if (st.process() == "updater") {
+    if (p.program() == "rdf-updater") {
       f.Add("rdf_applied_asn", kGauge, "updater: ASN applied through", l,
             static_cast<double>(st.applied_asn()));
       f.Add("rdf_backlog_records", kGauge, "updater: records received but not yet applied", l,
@@ -121,7 +121,7 @@ std::vector<MetricFamily> MetricFamilies(const proto::NodeStatus& s) {
       f.Add("rdf_trail_segments", kGauge, "segments of an image trail on disk", tl,
             static_cast<double>(t.segments()));
     }
-    if (st.process() == "purger") {
+    if (p.program() == "rdf-purger") {
       f.Add("rdf_purged_segments_total", kCounter, "image trail segments purged", l,
             static_cast<double>(st.purged_segments()));
     }

@@ -185,11 +185,11 @@ TEST_F(MonitorTest, MetricsTextCarriesRtdAsnsBacklogAndCounters) {
   (*s.mutable_events_by_severity())["WARNING"] = 3;
   proto::ManagedProcess* m = s.add_processes();
   m->set_name("updater-DATA01");
+  m->set_program("rdf-updater");
   m->set_pid(42);
   m->set_restarts(2);
   m->set_status_age_ms(100);
   proto::ProcessStatus* st = m->mutable_status();
-  st->set_process("updater");
   st->set_rtd_ms(1500);
   st->set_applied_asn(123456);
   st->set_backlog_records(7);

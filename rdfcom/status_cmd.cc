@@ -23,8 +23,8 @@ proto::ProcessSummary Summarize(const std::string& node, const proto::ManagedPro
   p.set_volume(m.volume());
   // A process the monitor runs shows its own state; otherwise the monitor's
   // reason it does not run (STOPPED, HELD, BACKOFF).
-  p.set_state(m.managed_state() == "RUNNING" && !st.state().empty() ? st.state()
-                                                                    : m.managed_state());
+  const bool own = m.managed_state() == "RUNNING" || m.managed_state() == "LAST_KNOWN";
+  p.set_state(own && !st.state().empty() ? st.state() : m.managed_state());
   p.set_pid(m.pid());
   p.set_restarts(m.restarts());
   *p.mutable_position() = st.position();
@@ -71,7 +71,7 @@ proto::NodeStatus FromStatusFiles(const config::Config& config, const proto::Nod
     if (st.ok()) {
       m->set_status_age_ms(std::max<int64_t>(0, (now_us - st->time_us()) / 1000));
       *m->mutable_status() = *std::move(st);
-      m->set_managed_state(absl::StrCat("LAST_KNOWN ", m->status().state()));
+      m->set_managed_state("LAST_KNOWN");
     } else {
       m->set_status_age_ms(-1);
     }

@@ -7,6 +7,7 @@ promtool and scraped by a real Prometheus server."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,8 +36,8 @@ class MonitorSystem:
         self.ports = {}
         for old in ("17410", "17411", "17420", "17421", "17422"):
             self.ports[old] = rdftest.free_port()
-            assert old in text
-            text = text.replace(f": {old} ", f": {self.ports[old]} ")
+            assert f": {old}" in text
+            text = re.sub(rf": {old}\b", f": {self.ports[old]}", text)
         with open(self.cfg, "w") as f:
             f.write(text)
         self.primary = os.path.join(self.work, "primary")
@@ -109,7 +110,7 @@ class MonitorTest(unittest.TestCase):
 
     def test_status_json_during_and_after_a_load_then_drain_and_verify(self):
         self.sys.start()
-        load = self.sys.load(3000)
+        load = self.sys.load(3000, extra=("--rate", "1000"))
         seen_running = False
         for _ in range(200):
             s = self.sys.status()
@@ -130,7 +131,9 @@ class MonitorTest(unittest.TestCase):
                               "backlog_bytes", "last_progress_age_ms", "last_error"):
                         self.assertIn(k, u)
                     self.assertIsInstance(u["applied_asn"], int)
-                    self.assertLessEqual(u["applied_asn"], s["receiver"]["save_point_asn"])
+                    # (Each process publishes its status once a second, so
+                    # rows are not one instant: compare with the live audit end.)
+                    self.assertLessEqual(u["applied_asn"], s["primary"]["audit_end_asn"])
                 self.assertIn("trails", s["purger"])
                 self.assertIsInstance(s["primary"]["audit_end_asn"], int)
                 self.assertLessEqual(s["extractor"]["acked_asn"], s["primary"]["audit_end_asn"])
@@ -180,8 +183,8 @@ class MonitorTest(unittest.TestCase):
         self.assertGreater(old, 0)
         os.kill(old, signal.SIGKILL)
         s = rdftest.wait_for(
-            lambda: (lambda s: s if s and s["receiver"]["pid"] not in (0, old) and
-                     s["receiver"]["state"] == "RUNNING" else None)(self.sys.status()),
+            lambda: (lambda s: s if s and s["receiver"]["pid"] not in (0, old) else None)(
+                self.sys.status()),
             30, "a new receiver")
         self.assertEqual(s["receiver"]["restarts"], 1)
         self.assertIn("signal 9", s["receiver"]["last_exit"])
@@ -223,8 +226,8 @@ class MonitorTest(unittest.TestCase):
         stray = rdftest.Process([rdftest.binary("rdf-purger"), "--config", self.sys.cfg],
                                 log_path=os.path.join(self.sys.work, "stray.log"))
         self.sys.others.append(stray)
-        rdftest.wait_for(lambda: os.path.exists(os.path.join(self.sys.backup, "status",
-                                                             "purger.json")), 10, "the stray")
+        rdftest.wait_for(lambda: (rdftest.status(self.sys.backup, "purger") or {}).get("pid")
+                         == stray.pid, 10, "the stray purger to run")
         self.sys.start_monitor("backup")
         self.sys.wait_state("NORMAL")
         self.assertIsNotNone(stray.p.poll(), "the stray purger still runs")
