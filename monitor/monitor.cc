@@ -129,7 +129,14 @@ std::string Monitor::Impl::ComputeState() const {
 }
 
 void Monitor::Impl::Refresh() {
+  const uint64_t epoch_before = takeover_epoch;
   RefreshTakeover();
+  if (epoch_before == 0 && takeover_epoch > 0) {
+    // The takeover runs its own updaters; the purger waits until it is done
+    // (it would be safe, but the takeover's trails are best left alone).
+    supervisor->Stop([](const ProcessSpec& s) { return s.program == "rdf-purger"; },
+                     /*held=*/true, "takeover");
+  }
   const absl::Time now = absl::Now();
   proto::NodeStatus s;
   s.set_system(config->proto.system());
