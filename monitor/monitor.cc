@@ -3,11 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
+#include <thread>
 #include <filesystem>
 #include <utility>
 #include <zmq.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/control_client.h"
 #include "common/curve_keys.h"
 #include "common/durable_end.h"
 #include "common/event_catalog.h"
@@ -27,6 +31,8 @@ namespace {
 
 constexpr absl::Duration kRefreshInterval = absl::Milliseconds(250);
 constexpr absl::Duration kEventPollInterval = absl::Seconds(1);
+constexpr absl::Duration kPeerInterval = absl::Seconds(5);
+constexpr absl::Duration kPeerTimeout = absl::Seconds(3);
 
 std::string SeverityName(proto::Severity s) { return proto::Severity_Name(s); }
 
@@ -48,6 +54,10 @@ struct Monitor::Impl {
   std::map<std::string, uint64_t> events_by_severity;
   std::unique_ptr<Supervisor> supervisor;
   std::unique_ptr<trail::SharedEnd> audit_end;  // primary, opened lazily
+  curve::KeyPair own_keys;
+  // Watches the other node's monitor (events 925/926) on a thread of its own.
+  std::thread peer_thread;
+  absl::Notification peer_stop;
 
   // What operators asked for.
   bool stopped = false;        // `rdfcom stop` (or not started yet)
@@ -65,6 +75,7 @@ struct Monitor::Impl {
   std::string ComputeState() const;
   void PollEvents();
   void ServeOne();
+  void WatchPeer();
   proto::ControlReply Handle(const proto::ControlRequest& req);
   bool Gate(const ProcessSpec& spec) const {
     if (!backup()) return true;
@@ -77,6 +88,7 @@ struct Monitor::Impl {
 
 absl::Status Monitor::Impl::Bind() {
   RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*config, *node));
+  own_keys = own;
   std::set<std::string> allowed;
   for (const proto::NodeConfig& n : config->proto.nodes()) {
     absl::StatusOr<std::string> key = curve::PublicKeyOf(*config, n);
@@ -319,10 +331,47 @@ void Monitor::Impl::ServeOne() {
   }
 }
 
+void Monitor::Impl::WatchPeer() {
+  const proto::NodeConfig* peer = config->NodeWithRole(
+      node->role() == proto::PRIMARY ? proto::BACKUP : proto::PRIMARY);
+  if (peer == nullptr || peer->control_port() == 0) return;
+  proto::ControlRequest req;
+  req.set_command(proto::ControlRequest::STATUS);
+  req.set_operator_(absl::StrCat("monitor@", node->name()));
+  std::optional<absl::Time> last_seen;      // last answer
+  std::optional<absl::Time> down_since;     // first failure of the current outage
+  do {
+    absl::StatusOr<proto::ControlReply> r =
+        control::CallMonitor(*config, *peer, req, kPeerTimeout, &own_keys);
+    const absl::Time now = absl::Now();
+    if (r.ok()) {
+      if (down_since.has_value()) {
+        events->Log(events::kPeerReachable,
+                    {{"node", peer->name()},
+                     {"unreachable_ms", absl::StrCat(absl::ToInt64Milliseconds(now - *down_since))}});
+      }
+      down_since.reset();
+      last_seen = now;
+    } else if (!down_since.has_value()) {
+      down_since = now;
+      events->Log(events::kPeerUnreachable,
+                  {{"node", peer->name()},
+                   {"error", std::string(r.status().message())},
+                   {"last_seen_ms", last_seen.has_value()
+                                        ? absl::StrCat(absl::ToInt64Milliseconds(now - *last_seen))
+                                        : "-1"}});
+    }
+  } while (!peer_stop.WaitForNotificationWithTimeout(kPeerInterval));
+}
+
 Monitor::Monitor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Monitor::~Monitor() {
   if (impl_) {
+    if (impl_->peer_thread.joinable()) {
+      impl_->peer_stop.Notify();
+      impl_->peer_thread.join();
+    }
     impl_->notifier.reset();
     impl_->router.reset();
     impl_->zap.reset();
@@ -367,6 +416,7 @@ absl::Status Monitor::Run(const std::atomic<bool>* stop) {
   Impl& m = *impl_;
   if (!m.stopped) m.supervisor->Start();
   m.Refresh();
+  m.peer_thread = std::thread([&m] { m.WatchPeer(); });
   absl::Time next_refresh = absl::Now() + kRefreshInterval;
   absl::Time next_events = absl::Now();
   while (!stop->load()) {

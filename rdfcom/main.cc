@@ -237,7 +237,7 @@ int Status(const Args& a, rdf::cli::Parser& p) {
     o.keep_watching = [] { return g_interrupted == 0; };
   }
   absl::Status s = rdf::rdfcom::RunStatus(
-      *cfg, rdf::rdfcom::NetworkCall(*cfg, absl::Seconds(3)), o, std::cout);
+      *cfg, rdf::control::NetworkCall(*cfg, absl::Seconds(3)), o, std::cout);
   return s.ok() ? 0 : Fail(s);
 }
 
@@ -251,7 +251,7 @@ int StartStop(const Args& a, rdf::cli::Parser& p, bool start) {
   absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
   if (!cfg.ok()) return Fail(cfg.status());
   // Stopping waits for the processes to end (SIGTERM grace, then SIGKILL).
-  rdf::rdfcom::ControlCall call = rdf::rdfcom::NetworkCall(*cfg, absl::Seconds(120));
+  rdf::control::ControlCall call = rdf::control::NetworkCall(*cfg, absl::Seconds(120));
   if (a.drain) {
     if (!a.node.empty()) p.Fail("stop --drain acts on both nodes; leave out --node");
     rdf::rdfcom::DrainOptions o;
@@ -278,9 +278,9 @@ int Verify(const Args& a, rdf::cli::Parser& p) {
   if (!cfg.ok()) return Fail(cfg.status());
   rdf::rdfcom::VerifyOptions o;
   o.config = &*cfg;
-  o.call = rdf::rdfcom::NetworkCall(*cfg, absl::Seconds(60));
+  o.call = rdf::control::NetworkCall(*cfg, absl::Seconds(60));
   o.json = a.json;
-  o.operator_name = rdf::rdfcom::OperatorName();
+  o.operator_name = rdf::control::OperatorName();
   absl::StatusOr<rdf::rdfcom::VerifySummary> r = rdf::rdfcom::RunVerify(o, std::cout);
   if (!r.ok()) return Fail(r.status());
   return r->equal ? 0 : 1;
@@ -295,7 +295,7 @@ int Update(const Args& a, rdf::cli::Parser& p, const std::string& what) {
       rdf::config::SelectNode(*cfg, a.node, rdf::proto::BACKUP);
   if (!node.ok()) return Fail(node.status());
   absl::Status s = rdf::rdfcom::RunSimpleCommand(
-      *cfg, rdf::rdfcom::NetworkCall(*cfg, absl::Seconds(120)), {*node},
+      *cfg, rdf::control::NetworkCall(*cfg, absl::Seconds(120)), {*node},
       what == "stop" ? rdf::proto::ControlRequest::UPDATE_STOP
                      : rdf::proto::ControlRequest::UPDATE_START,
       std::cout);

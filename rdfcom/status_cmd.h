@@ -11,10 +11,12 @@
 #include "absl/time/time.h"
 #include "common/config.h"
 #include "control.pb.h"
-#include "rdfcom/control_client.h"
+#include "common/control_client.h"
 #include "status.pb.h"
 
 namespace rdf::rdfcom {
+
+using control::ControlCall;
 
 // The system's status from both monitors' replies. A node whose monitor
 // cannot be reached is marked `reachable: false` with its last known

@@ -27,9 +27,11 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "control.pb.h"
-#include "rdfcom/control_client.h"
+#include "common/control_client.h"
 
 namespace rdf::rdfcom {
+
+using control::ControlCall;
 
 struct VerifyOptions {
   const config::Config* config = nullptr;  // required; not owned

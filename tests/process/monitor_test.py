@@ -295,6 +295,10 @@ class MonitorTest(unittest.TestCase):
         self.sys.start_monitor("primary")
         rdftest.wait_for(lambda: (self.sys.status() or {}).get("primary", {}).get("reachable"),
                          30, "the primary monitor")
+        # The backup's monitor saw its peer missing, then back (925, 926).
+        down = rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 925), 10, "925")
+        self.assertEqual(down[0]["fields"]["node"], "primary")
+        rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 926), 15, "926")
         r = self.sys.rdfcom("--node", "primary", "update", "stop")
         self.assertEqual(r.returncode, 1)
         self.assertIn("acts on the backup", r.stderr)

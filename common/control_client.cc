@@ -1,4 +1,4 @@
-#include "rdfcom/control_client.h"
+#include "common/control_client.h"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include "common/curve_keys.h"
 #include "common/wire.h"
 
-namespace rdf::rdfcom {
+namespace rdf::control {
 namespace {
 
 absl::StatusOr<curve::KeyPair> OperatorKeys(const config::Config& config) {
@@ -36,12 +36,14 @@ std::string OperatorName() {
 absl::StatusOr<proto::ControlReply> CallMonitor(const config::Config& config,
                                                 const proto::NodeConfig& node,
                                                 proto::ControlRequest request,
-                                                absl::Duration timeout) {
+                                                absl::Duration timeout,
+                                                const curve::KeyPair* own_keys) {
   if (node.control_port() == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "node '", node.name(), "' has no control_port in ", config.path));
   }
-  absl::StatusOr<curve::KeyPair> own = OperatorKeys(config);
+  absl::StatusOr<curve::KeyPair> own =
+      own_keys != nullptr ? absl::StatusOr<curve::KeyPair>(*own_keys) : OperatorKeys(config);
   if (!own.ok()) return own.status();
   absl::StatusOr<std::string> server_key = curve::PublicKeyOf(config, node);
   if (!server_key.ok()) return server_key.status();
@@ -90,4 +92,4 @@ ControlCall NetworkCall(const config::Config& config, absl::Duration timeout) {
   };
 }
 
-}  // namespace rdf::rdfcom
+}  // namespace rdf::control

@@ -1,10 +1,11 @@
-// rdfcom's side of the control protocol (proto/control.proto): one request
-// to a node's monitor on its control_port, CURVE-authenticated. rdfcom uses
-// the key pair of the first configured node whose key file it can read (on
-// a node's own machine that is the node's key; on loopback, the first
-// node's), and the monitor admits the configured nodes' public keys.
-#ifndef RDF_RDFCOM_CONTROL_CLIENT_H_
-#define RDF_RDFCOM_CONTROL_CLIENT_H_
+// The client side of the control protocol (proto/control.proto): one
+// request to a node's monitor on its control_port, CURVE-authenticated.
+// rdfcom uses the key pair of the first configured node whose key file it
+// can read (on a node's own machine that is the node's key; on loopback,
+// the first node's); a monitor asking its peer uses its own node's keys. The
+// monitor admits the configured nodes' public keys.
+#ifndef RDF_COMMON_CONTROL_CLIENT_H_
+#define RDF_COMMON_CONTROL_CLIENT_H_
 
 #include <functional>
 #include <string>
@@ -12,9 +13,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/config.h"
+#include "common/curve_keys.h"
 #include "control.pb.h"
 
-namespace rdf::rdfcom {
+namespace rdf::control {
 
 // How rdfcom reaches a monitor; tests replace it.
 using ControlCall = std::function<absl::StatusOr<proto::ControlReply>(
@@ -27,10 +29,12 @@ using ControlCall = std::function<absl::StatusOr<proto::ControlReply>(
 //   kFailedPrecondition the monitor refused (its reason), or no key file of
 //                     the configuration is readable here;
 //   kDataLoss         a reply that does not parse.
+// `own`: the caller's key pair; null: the first readable node key file.
 absl::StatusOr<proto::ControlReply> CallMonitor(const config::Config& config,
                                                 const proto::NodeConfig& node,
                                                 proto::ControlRequest request,
-                                                absl::Duration timeout);
+                                                absl::Duration timeout,
+                                                const curve::KeyPair* own = nullptr);
 
 // A ControlCall over CallMonitor with `timeout`.
 ControlCall NetworkCall(const config::Config& config, absl::Duration timeout);
@@ -38,6 +42,6 @@ ControlCall NetworkCall(const config::Config& config, absl::Duration timeout);
 // "user@host" of whoever runs rdfcom (for event 835).
 std::string OperatorName();
 
-}  // namespace rdf::rdfcom
+}  // namespace rdf::control
 
-#endif  // RDF_RDFCOM_CONTROL_CLIENT_H_
+#endif  // RDF_COMMON_CONTROL_CLIENT_H_
