@@ -38,6 +38,10 @@ class MonitorSystem:
             self.ports[old] = rdftest.free_port()
             assert f": {old}" in text
             text = re.sub(rf": {old}\b", f": {self.ports[old]}", text)
+        # Events at or above ERROR go to a file through the notify command.
+        self.notified = os.path.join(self.work, "notified.jsonl")
+        text = rdftest.set_fields(text, {"notify.command": f'"cat >> {self.notified}"',
+                                         "notify.min_severity": '"ERROR"'})
         with open(self.cfg, "w") as f:
             f.write(text)
         self.primary = os.path.join(self.work, "primary")
@@ -192,6 +196,12 @@ class MonitorTest(unittest.TestCase):
                                 "event 921")
         self.assertEqual(died[0]["fields"]["process"], "receiver")
         self.assertEqual(died[0]["fields"]["pid"], str(old))
+        # The notify command got the ERROR event as one JSON line.
+        notified = rdftest.wait_for(lambda: [e for e in json_lines(read(self.sys.notified))
+                                             if e["number"] == 921], 10, "the notify command")
+        self.assertEqual(notified[0]["fields"]["process"], "receiver")
+        self.assertTrue(all(e["severity"] in ("ERROR", "CRITICAL")
+                            for e in json_lines(read(self.sys.notified))))
         started = [e for e in rdftest.events(self.sys.cfg, "backup", 920)
                    if e["fields"]["process"] == "receiver"]
         self.assertEqual(len(started), 2)
@@ -355,6 +365,14 @@ class MonitorTest(unittest.TestCase):
                "rdf_applied_asn%7Bprocess%3D%22updater-DATA01%22%7D")
         r = json.loads(urllib.request.urlopen(url, timeout=5).read())
         self.assertGreater(float(r["data"]["result"][0]["value"][1]), 0)
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
 
 
 def json_lines(text):
