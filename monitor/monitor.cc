@@ -269,17 +269,12 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
         events->Log(events::kUpdatingStarted, {{"reason", "rdfcom update start"}});
       }
       break;
-    case proto::ControlRequest::VERIFY_FILES: {
-      absl::StatusOr<proto::ControlReply> v = ServeVerifyFiles(*config, *node);
-      if (!v.ok()) {
-        fail(std::string(v.status().message()));
-      } else {
-        r.MergeFrom(*v);
-      }
-      break;
-    }
+    case proto::ControlRequest::VERIFY_FILES:
     case proto::ControlRequest::VERIFY_SCAN: {
-      absl::StatusOr<proto::ControlReply> v = ServeVerifyScan(*config, *node, req);
+      absl::StatusOr<proto::ControlReply> v =
+          req.command() == proto::ControlRequest::VERIFY_FILES
+              ? ServeVerifyFiles(*config, *node)
+              : ServeVerifyScan(*config, *node, req);
       if (!v.ok()) {
         fail(std::string(v.status().message()));
       } else {

@@ -225,6 +225,20 @@ absl::StatusOr<std::vector<const rdf::proto::NodeConfig*>> ControlNodes(
                                                     cfg.NodeWithRole(rdf::proto::BACKUP)};
 }
 
+// Fails fast (3 s) when a node's monitor does not answer, before a command
+// that may legitimately take minutes (stopping waits for processes to end).
+absl::Status CheckReachable(const rdf::config::Config& cfg,
+                            const std::vector<const rdf::proto::NodeConfig*>& nodes) {
+  rdf::proto::ControlRequest probe;
+  probe.set_command(rdf::proto::ControlRequest::STATUS);
+  for (const rdf::proto::NodeConfig* n : nodes) {
+    absl::StatusOr<rdf::proto::ControlReply> r =
+        rdf::control::CallMonitor(cfg, *n, probe, absl::Seconds(3));
+    if (!r.ok()) return r.status();
+  }
+  return absl::OkStatus();
+}
+
 int Status(const Args& a, rdf::cli::Parser& p) {
   TakesOnly(a, p, "status", {"json", "watch"});
   absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
@@ -254,6 +268,9 @@ int StartStop(const Args& a, rdf::cli::Parser& p, bool start) {
   rdf::control::ControlCall call = rdf::control::NetworkCall(*cfg, absl::Seconds(120));
   if (a.drain) {
     if (!a.node.empty()) p.Fail("stop --drain acts on both nodes; leave out --node");
+    absl::Status up = CheckReachable(*cfg, {cfg->NodeWithRole(rdf::proto::PRIMARY),
+                                            cfg->NodeWithRole(rdf::proto::BACKUP)});
+    if (!up.ok()) return Fail(up);
     rdf::rdfcom::DrainOptions o;
     if (a.timeout_s != 0) o.timeout = absl::Seconds(static_cast<int64_t>(a.timeout_s));
     o.progress = &std::cerr;
@@ -265,6 +282,7 @@ int StartStop(const Args& a, rdf::cli::Parser& p, bool start) {
   absl::StatusOr<std::vector<const rdf::proto::NodeConfig*>> nodes = ControlNodes(*cfg, a.node);
   if (!nodes.ok()) return Fail(nodes.status());
   if (start) std::reverse(nodes->begin(), nodes->end());  // the backup listens first
+  if (absl::Status up = CheckReachable(*cfg, *nodes); !up.ok()) return Fail(up);
   absl::Status s = rdf::rdfcom::RunSimpleCommand(
       *cfg, call, *nodes,
       start ? rdf::proto::ControlRequest::START : rdf::proto::ControlRequest::STOP, std::cout);
@@ -294,6 +312,7 @@ int Update(const Args& a, rdf::cli::Parser& p, const std::string& what) {
   absl::StatusOr<const rdf::proto::NodeConfig*> node =
       rdf::config::SelectNode(*cfg, a.node, rdf::proto::BACKUP);
   if (!node.ok()) return Fail(node.status());
+  if (absl::Status up = CheckReachable(*cfg, {*node}); !up.ok()) return Fail(up);
   absl::Status s = rdf::rdfcom::RunSimpleCommand(
       *cfg, rdf::control::NetworkCall(*cfg, absl::Seconds(120)), {*node},
       what == "stop" ? rdf::proto::ControlRequest::UPDATE_STOP

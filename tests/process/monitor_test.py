@@ -316,6 +316,16 @@ class MonitorTest(unittest.TestCase):
         r = self.sys.rdfcom("update", "start")
         self.assertEqual(r.returncode, 1)
         self.assertIn("stopped", r.stderr)
+        # --watch --json: one object per line until interrupted.
+        watch = subprocess.Popen([rdftest.binary("rdfcom"), "--config", self.sys.cfg, "status",
+                                  "--watch", "--json"], stdout=subprocess.PIPE, text=True)
+        time.sleep(2.5)
+        watch.send_signal(signal.SIGINT)
+        out, _ = watch.communicate(timeout=30)
+        self.assertEqual(watch.returncode, 0)
+        objects = json_lines(out)
+        self.assertGreaterEqual(len(objects), 2)
+        self.assertTrue(all(o["backup"]["reachable"] for o in objects))
         # Usage errors exit 2.
         self.assertEqual(self.sys.rdfcom("status", "--drain").returncode, 2)
         self.assertEqual(self.sys.rdfcom("update", "pause").returncode, 2)
