@@ -472,7 +472,10 @@ absl::StatusOr<std::string> SetPublicKeysInText(
     absl::string_view text, const std::map<std::string, std::string>& node_to_public_key) {
   RDF_ASSIGN_OR_RETURN(std::vector<NodeBlock> blocks, FindNodeBlocks(text));
   std::vector<Edit> edits;
-  for (const auto& [name, key] : node_to_public_key) {
+  for (const auto& entry : node_to_public_key) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one.
+    const std::string& name = entry.first;
+    const std::string& key = entry.second;
     if (!IsZ85Key(key)) {
       return absl::InvalidArgumentError(
           absl::StrCat("public key for node \"", name, "\" is not 40 Z85 characters"));
