@@ -1,0 +1,263 @@
+// Writes the generated seed inputs of the fuzz corpus: real trails written
+// by TrailWriter (in the format of segment_input.h) and wire messages
+// serialized from proto/wire.proto. The configuration seeds are text files
+// kept by hand. Run from the source folder after a format change:
+//   build/tests/make_fuzz_seeds tests/fuzz/corpus
+// Files are named seed-<what>; they are rewritten, nothing else is touched.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "audit.pb.h"
+#include "common/audit_record.h"
+#include "common/clock.h"
+#include "common/mem_file_system.h"
+#include "common/trail_format.h"
+#include "common/trail_writer.h"
+#include "common/wire.h"
+#include "tests/fuzz/segment_input.h"
+#include "wire.pb.h"
+
+namespace rdf::fuzz {
+namespace {
+
+void WriteSeed(const std::filesystem::path& dir, const std::string& name,
+               const std::string& bytes) {
+  std::filesystem::create_directories(dir);
+  std::ofstream out(dir / name, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) {
+    std::fprintf(stderr, "cannot write %s\n", (dir / name).c_str());
+    std::exit(1);
+  }
+}
+
+void Check(const absl::Status& s) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "make_fuzz_seeds: %s\n", s.ToString().c_str());
+    std::exit(1);
+  }
+}
+
+proto::AuditRecord Data(uint64_t txid, const char* volume, int i, size_t value_bytes) {
+  proto::AuditRecord r;
+  r.set_version(kAuditRecordVersion);
+  r.set_time_us(1'700'000'000'000'000 + txid * 1000 + i);
+  r.set_txid(txid);
+  r.set_type(proto::DATA);
+  r.set_volume(volume);
+  r.set_file("LOAD");
+  r.set_key(absl::StrCat(txid, ":", i));
+  r.set_after(absl::StrCat(txid, ":", i, ":", std::string(value_bytes, 'v')));
+  r.set_op(proto::INSERT);
+  return r;
+}
+
+proto::AuditRecord Outcome(uint64_t txid, proto::RecordType type) {
+  proto::AuditRecord r;
+  r.set_version(kAuditRecordVersion);
+  r.set_time_us(1'700'000'000'000'000 + txid * 1000 + 999);
+  r.set_txid(txid);
+  r.set_type(type);
+  return r;
+}
+
+// A trail written by the real writer: `txns` transactions of `per_txn`
+// DATA records (of about `value_bytes`) and a COMMIT each.
+class Trail {
+ public:
+  explicit Trail(uint64_t segment_bytes = kSegmentBytes) {
+    trail::WriterOptions wo;
+    wo.dir = kTrailDir;
+    wo.name = kTrailName;
+    wo.segment_bytes = segment_bytes;
+    wo.fs = &fs_;
+    wo.clock = &clock_;
+    wo.shared_end = false;
+    absl::StatusOr<std::unique_ptr<trail::TrailWriter>> w = trail::TrailWriter::Open(wo);
+    Check(w.status());
+    writer_ = *std::move(w);
+  }
+
+  void Txns(int txns, int per_txn, size_t value_bytes) {
+    for (int t = 0; t < txns; ++t) {
+      const uint64_t txid = ++txid_;
+      for (int i = 0; i < per_txn; ++i) {
+        Append(Data(txid, i % 2 ? "$DATA02" : "$DATA01", i, value_bytes));
+      }
+      Append(Outcome(txid, proto::COMMIT));
+    }
+    Check(writer_->Sync());
+  }
+
+  void Append(const proto::AuditRecord& r) {
+    Check(writer_->Append(++asn_, static_cast<uint8_t>(r.type()), EncodeAuditPayload(r),
+                          r.time_us()));
+  }
+
+  void RemoveSegmentsBefore(uint64_t segment) { Check(writer_->RemoveSegmentsBefore(segment)); }
+
+  // The trail's segment files as one fuzz input.
+  std::string Input(uint8_t flags, uint8_t hint, size_t cut_last = 0) {
+    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(kTrailDir);
+    Check(names.status());
+    SegmentInput in;
+    in.flags = flags;
+    in.hint = hint;
+    bool first = true;
+    for (const std::string& name : *names) {
+      uint64_t n;
+      if (!trail::ParseSegmentFileName(name, kTrailName, &n)) continue;
+      if (first) in.first_segment = n;
+      first = false;
+      absl::StatusOr<std::string> bytes = fs_.Contents(JoinPath(kTrailDir, name));
+      Check(bytes.status());
+      in.segments.push_back(*std::move(bytes));
+    }
+    if (cut_last > 0) {
+      // A torn tail: the last frame cut `cut_last` bytes short, zeros after.
+      std::string& last = in.segments.back();
+      const uint64_t end = writer_->durable_end().pos.offset;
+      for (uint64_t i = end - cut_last; i < end; ++i) last[i] = 0;
+    }
+    return EncodeSegmentInput(in);
+  }
+
+ private:
+  MemFileSystem fs_;
+  FakeClock clock_;
+  std::unique_ptr<trail::TrailWriter> writer_;
+  uint64_t asn_ = 0;
+  uint64_t txid_ = 0;
+};
+
+void SegmentSeeds(const std::filesystem::path& dir) {
+  const uint8_t all = kFixHeaders | kFixFrames | kWithLimit | kWithHint;
+  {
+    Trail t;
+    WriteSeed(dir, "seed-empty", t.Input(0, 0));
+    WriteSeed(dir, "seed-empty-all-flags", t.Input(all, 0));
+  }
+  {
+    Trail t;
+    t.Txns(1, 2, 8);
+    WriteSeed(dir, "seed-one-txn", t.Input(0, 0));
+    WriteSeed(dir, "seed-one-txn-limit", t.Input(kWithLimit, 0));
+    WriteSeed(dir, "seed-one-txn-all-flags", t.Input(all, 1));
+    WriteSeed(dir, "seed-one-txn-torn", t.Input(kWithHint, 1, 7));
+    WriteSeed(dir, "seed-one-txn-torn-nohint", t.Input(0, 0, 7));
+  }
+  {
+    Trail t;
+    t.Txns(6, 3, 40);  // rolls over: several 1 KiB segments
+    WriteSeed(dir, "seed-segments", t.Input(0, 0));
+    WriteSeed(dir, "seed-segments-all-flags", t.Input(all, 5));
+    WriteSeed(dir, "seed-segments-torn", t.Input(kWithHint | kWithLimit, 200, 30));
+    t.RemoveSegmentsBefore(3);
+    WriteSeed(dir, "seed-segments-retained", t.Input(kWithLimit | kWithHint, 3));
+  }
+  {
+    Trail t;
+    t.Txns(1, 1, 1500);  // a frame larger than a segment gets its own
+    t.Txns(1, 1, 10);
+    WriteSeed(dir, "seed-big-frame", t.Input(kWithLimit | kWithHint, 0));
+  }
+}
+
+proto::WireRecord Wire(uint64_t asn, const proto::AuditRecord& r) {
+  proto::WireRecord w;
+  w.set_asn(asn);
+  w.set_type(r.type());
+  w.set_txid(r.txid());
+  w.set_volume(r.volume());
+  w.set_payload(EncodeAuditPayload(r));
+  return w;
+}
+
+void WireSeeds(const std::filesystem::path& dir) {
+  proto::WireMessage hello;
+  hello.mutable_hello()->set_node("primary");
+  hello.mutable_hello()->set_audit_end_asn(42);
+  hello.mutable_hello()->set_audit_end_time_us(1'700'000'000'000'000);
+  WriteSeed(dir, "seed-hello", wire::Encode(hello));
+
+  proto::WireMessage welcome;
+  welcome.mutable_welcome()->set_restart_asn(40);
+  welcome.mutable_welcome()->set_next_seq(7);
+  welcome.mutable_welcome()->set_save_point_asn(39);
+  WriteSeed(dir, "seed-welcome", wire::Encode(welcome));
+
+  proto::WireMessage batch;
+  proto::Batch* b = batch.mutable_batch();
+  b->set_seq(7);
+  b->add_records()->CopyFrom(Wire(40, Data(12, "$DATA01", 0, 16)));
+  b->add_records()->CopyFrom(Wire(41, Data(12, "$DATA02", 1, 16)));
+  b->add_records()->CopyFrom(Wire(42, Outcome(12, proto::COMMIT)));
+  b->set_read_through_asn(42);
+  b->set_audit_end_asn(42);
+  b->set_audit_end_time_us(1'700'000'000'012'999);
+  WriteSeed(dir, "seed-batch", wire::Encode(batch));
+
+  proto::WireMessage abort_batch;
+  b = abort_batch.mutable_batch();
+  b->set_seq(8);
+  proto::AuditRecord comp = Data(13, "$DATA01", 0, 4);
+  comp.set_compensation(true);
+  comp.set_op(proto::DELETE);
+  comp.clear_after();
+  comp.set_before("13:0:vvvv");
+  b->add_records()->CopyFrom(Wire(43, Data(13, "$DATA01", 0, 4)));
+  b->add_records()->CopyFrom(Wire(44, comp));
+  b->add_records()->CopyFrom(Wire(45, Outcome(13, proto::ABORT)));
+  b->set_read_through_asn(50);
+  WriteSeed(dir, "seed-batch-abort", wire::Encode(abort_batch));
+
+  proto::WireMessage unknown_volume = batch;
+  unknown_volume.mutable_batch()->mutable_records(0)->set_volume("$NOPE");
+  WriteSeed(dir, "seed-batch-unknown-volume", wire::Encode(unknown_volume));
+
+  proto::WireMessage empty_batch;
+  empty_batch.mutable_batch()->set_seq(9);
+  empty_batch.mutable_batch()->set_read_through_asn(60);
+  WriteSeed(dir, "seed-batch-empty", wire::Encode(empty_batch));
+
+  proto::WireMessage heartbeat;
+  heartbeat.mutable_heartbeat()->set_audit_end_asn(60);
+  heartbeat.mutable_heartbeat()->set_audit_end_time_us(1'700'000'000'100'000);
+  heartbeat.mutable_heartbeat()->set_read_through_asn(60);
+  heartbeat.mutable_heartbeat()->set_next_seq(10);
+  WriteSeed(dir, "seed-heartbeat", wire::Encode(heartbeat));
+
+  proto::WireMessage ack;
+  ack.mutable_ack()->set_seq(9);
+  ack.mutable_ack()->set_save_point_asn(60);
+  WriteSeed(dir, "seed-ack", wire::Encode(ack));
+
+  proto::WireMessage refuse;
+  refuse.mutable_refuse()->set_reason(proto::Refuse::RESYNC);
+  refuse.mutable_refuse()->set_text("expected batch 7");
+  WriteSeed(dir, "seed-refuse", wire::Encode(refuse));
+
+  proto::WireMessage old_version = hello;
+  std::string bytes = wire::Encode(old_version);
+  old_version.ParseFromString(bytes);
+  old_version.set_version(2);
+  WriteSeed(dir, "seed-bad-version", old_version.SerializeAsString());
+}
+
+}  // namespace
+}  // namespace rdf::fuzz
+
+int main(int argc, char** argv) {
+  if (argc != 2 || std::string(argv[1]) == "--help") {
+    std::fprintf(stderr, "usage: %s CORPUS_DIR (tests/fuzz/corpus)\n", argv[0]);
+    return argc == 2 ? 0 : 2;
+  }
+  const std::filesystem::path corpus(argv[1]);
+  rdf::fuzz::SegmentSeeds(corpus / "segment_reader");
+  rdf::fuzz::WireSeeds(corpus / "wire_decode");
+  return 0;
+}
