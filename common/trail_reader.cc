@@ -172,11 +172,15 @@ struct TrailReader::Impl {
   }
 
   // Reads payload and trailer of a frame too big for the buffer into `big`.
+  // False when the file is too short to hold them; then nothing is
+  // allocated: a damaged length must not cost up to kMaxPayload of memory.
   absl::StatusOr<bool> ReadBig(uint64_t off, const FrameHeader& h) {
+    fresh = true;
+    RDF_ASSIGN_OR_RETURN(uint64_t size, file->Size());
+    if (off + kFrameHeaderSize + h.length + kFrameTrailerSize > size) return false;
     big.resize(h.length + kFrameTrailerSize);
     RDF_ASSIGN_OR_RETURN(size_t got, file->Read(off + kFrameHeaderSize,
                                                 big.size(), big.data()));
-    fresh = true;
     return got == big.size();
   }
 
