@@ -100,6 +100,21 @@ std::string ProtoToJson(const google::protobuf::Message& m) {
           continue;
         }
       }
+      // A repeated 64-bit field: "name":["1","2"] -> "name":[1,2]
+      if (end != std::string::npos && end + 2 < json.size() && json[end + 1] == ':' &&
+          json[end + 2] == '[' && names.count(json.substr(i + 1, end - i - 1)) > 0) {
+        size_t close = json.find(']', end + 3);
+        if (close != std::string::npos &&
+            json.find_first_not_of("-0123456789\",", end + 3) == close) {
+          out.append(json, i, end + 3 - i);
+          for (size_t j = end + 3; j < close; ++j) {
+            if (json[j] != '"') out.push_back(json[j]);
+          }
+          out.push_back(']');
+          i = close + 1;
+          continue;
+        }
+      }
     }
     out.push_back(json[i++]);
   }

@@ -20,6 +20,11 @@ inline constexpr char kMetaAppliedTime[] = "updater_applied_time_us";
 // which the volume holds committed work (tmf/store.cc kAppliedAsn, same
 // string); `rdfcom verify` reports it (monitor/verify_scan.h).
 inline constexpr char kMetaTmfAppliedAsn[] = "applied_asn";
+// Where tmf's recovery scan of the audit starts for the volume (tmf/store.cc
+// kRecoveryAsn). `rdfcom initialize` removes both from a volume copied to the
+// backup: they count the primary's audit, which a promoted backup does not
+// have.
+inline constexpr char kMetaTmfRecoveryAsn[] = "recovery_asn";
 
 }  // namespace rdf
 

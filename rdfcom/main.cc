@@ -18,6 +18,7 @@
 #include "rdfcom/keygen.h"
 #include "rdfcom/status_cmd.h"
 #include "rdfcom/verify.h"
+#include "rdfcom/initialize.h"
 #include "rdfcom/takeover.h"
 #include "rdfcom/validate.h"
 #include "common/status_file.h"
@@ -60,6 +61,13 @@ constexpr char kDescription[] =
     "                            outcome never arrived and print the report of what\n"
     "                            was lost (takeover/report.json, report.txt);\n"
     "                            asks for confirmation unless --yes; restartable\n"
+    "  initialize [--yes] [--json]\n"
+    "                            online initial copy: copy every protected volume of\n"
+    "                            the primary (the application may keep committing)\n"
+    "                            to the backup, replacing the backup's data, and set\n"
+    "                            where replication resumes; both process sets must\n"
+    "                            be stopped (`stop`) and both data directories\n"
+    "                            reachable here as files; asks unless --yes\n"
     "  validate                  check the configuration, each node's (or --node's)\n"
     "                            key file, peer keys, data_dir and listening ports;\n"
     "                            one ok/FAIL line per check; exit 1 if any fails\n"
@@ -195,6 +203,37 @@ int Takeover(const Args& a, rdf::cli::Parser& p) {
   absl::StatusOr<rdf::proto::TakeoverReport> r = rdf::rdfcom::RunTakeover(o);
   if (!r.ok()) return Fail(r.status());
   std::cout << (a.json ? rdf::ProtoToJson(*r) + "\n" : rdf::rdfcom::TakeoverReportText(*r));
+  return 0;
+}
+
+int Initialize(const Args& a, rdf::cli::Parser& p) {
+  TakesOnly(a, p, "initialize", {"yes", "json"});
+  if (!a.node.empty()) {
+    p.Fail("initialize copies the configured primary to the configured backup; leave out --node");
+  }
+  absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
+  if (!cfg.ok()) return Fail(cfg.status());
+  if (!a.yes) {
+    if (!isatty(STDIN_FILENO)) {
+      p.Fail("initialize needs --yes when not run from a terminal");
+    }
+    std::cout << "Initialize the backup from the primary? Everything the backup holds\n"
+                 "(protected volumes, image trails, takeover state) is replaced.\n"
+                 "Type yes to continue: "
+              << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "yes") {
+      std::cerr << "rdfcom: initialize not started" << std::endl;
+      return 1;
+    }
+  }
+  rdf::rdfcom::InitializeOptions o;
+  o.config = &*cfg;
+  o.progress = &std::cerr;
+  absl::StatusOr<rdf::proto::InitialCopy> r = rdf::rdfcom::RunInitialize(o);
+  if (!r.ok()) return Fail(r.status());
+  std::cout << (a.json ? rdf::ProtoToJson(*r) + "\n" : rdf::rdfcom::InitializeSummaryText(*r));
   return 0;
 }
 
@@ -337,8 +376,8 @@ int main(int argc, char** argv) {
   p.AddString("process", &a.process, "events: only this process (e.g. updater-DATA01)");
   p.AddString("volume", &a.volume, "exceptions: only this volume ($DATA01 or DATA01)");
   p.AddBool("json", &a.json, "events: one JSON object per line; takeover: the report as JSON; "
-            "exceptions: the stored lines");
-  p.AddBool("yes", &a.yes, "takeover: do not ask for confirmation");
+            "exceptions: the stored lines; initialize: the state as JSON");
+  p.AddBool("yes", &a.yes, "takeover, initialize: do not ask for confirmation");
   p.AddBool("follow", &a.follow, "events: keep printing new events until interrupted");
   p.AddBool("watch", &a.watch, "status: refresh every second until interrupted");
   p.AddBool("drain", &a.drain, "stop: ship and apply everything written so far, then stop");
@@ -348,8 +387,8 @@ int main(int argc, char** argv) {
   if (words.size() == 2 && words[0] == "update") return Update(a, p, words[1]);
   if (words.size() == 1 && words[0] == "update") p.Fail("update takes 'stop' or 'start'");
   if (words.empty()) {
-    p.Fail("missing command (status, start, stop, update, takeover, events, exceptions, "
-           "validate, keygen)");
+    p.Fail("missing command (status, start, stop, update, takeover, initialize, events, "
+           "exceptions, validate, keygen)");
   }
   if (words.size() > 1) p.Fail(absl::StrCat("unexpected argument '", words[1], "'"));
   if (words[0] == "status") return Status(a, p);
@@ -359,6 +398,7 @@ int main(int argc, char** argv) {
   if (words[0] == "keygen") return Keygen(a, p);
   if (words[0] == "events") return Events(a, p);
   if (words[0] == "takeover") return Takeover(a, p);
+  if (words[0] == "initialize") return Initialize(a, p);
   if (words[0] == "validate") return Validate(a, p);
   if (words[0] == "exceptions") return Exceptions(a, p);
   p.Fail(absl::StrCat("unknown command '", words[0], "'"));

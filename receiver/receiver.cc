@@ -9,6 +9,7 @@
 #include "common/curve_keys.h"
 #include "common/event_catalog.h"
 #include "common/event_log.h"
+#include "common/initial_copy.h"
 #include "common/process_lock.h"
 #include "common/process_main.h"
 #include "common/socket_monitor.h"
@@ -321,8 +322,21 @@ absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Open(const ReceiverOptions& 
   impl->node = base.node;
   impl->lock = std::move(base.lock);
   impl->events = std::move(base.events);
+  RDF_RETURN_IF_ERROR(CheckNoInitialCopyInProgress(options.fs, *impl->node, "receiver"));
   RDF_ASSIGN_OR_RETURN(impl->trails, ImageTrails::Open(*options.config, *impl->node,
                                                        options.fs, options.clock));
+  uint64_t initial_copy_start = 0;
+  if (impl->trails->save_point().asn() == 0 && impl->trails->received_asn() == 0) {
+    // Nothing received yet. After an online initial copy (rdfcom initialize)
+    // the volumes already hold everything before its start ASN: the first
+    // save point is just below it, so the Welcome asks the extractor for it.
+    RDF_ASSIGN_OR_RETURN(std::optional<proto::InitialCopy> copy,
+                         ReadInitialCopy(options.fs, *impl->node));
+    if (copy.has_value() && copy->start_asn() > 1) {
+      initial_copy_start = copy->start_asn();
+      impl->trails->NoteReadThrough(initial_copy_start - 1);
+    }
+  }
   impl->next_seq = std::max<uint64_t>(1, impl->trails->save_point().next_seq());
   impl->max_bytes = impl->cfg->receiver().max_message_bytes();
   impl->endpoint = wire::Endpoint(impl->node->host(), impl->node->audit_port());
@@ -335,9 +349,16 @@ absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Open(const ReceiverOptions& 
   } else {
     RDF_RETURN_IF_ERROR(impl->Bind());
   }
-  impl->Log(events::kSavePoint, {{"asn", absl::StrCat(impl->trails->save_point().asn())},
-             {"next_seq", absl::StrCat(impl->next_seq)},
-             {"endpoint", impl->endpoint}});
+  if (initial_copy_start != 0) {
+    impl->Log(events::kSavePoint, {{"asn", absl::StrCat(impl->trails->save_point().asn())},
+               {"next_seq", absl::StrCat(impl->next_seq)},
+               {"endpoint", impl->endpoint},
+               {"initial_copy_start_asn", absl::StrCat(initial_copy_start)}});
+  } else {
+    impl->Log(events::kSavePoint, {{"asn", absl::StrCat(impl->trails->save_point().asn())},
+               {"next_seq", absl::StrCat(impl->next_seq)},
+               {"endpoint", impl->endpoint}});
+  }
   return std::unique_ptr<Receiver>(new Receiver(std::move(impl)));
 }
 

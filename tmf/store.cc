@@ -449,7 +449,11 @@ void Store::Impl::EnforceRetention() {
   }
   absl::StatusOr<std::optional<uint64_t>> pin = ReadPin(opt.fs, audit_dir);
   std::string released_path = JoinPath(audit_dir, "pin.released");
-  if (pin_released_to == 0 && opt.fs->Exists(released_path)) {
+  if (!opt.fs->Exists(released_path)) {
+    // Gone (rdfcom initialize removes it when it takes a new initial copy):
+    // honour the pin again, whoever wrote it.
+    pin_released_to = 0;
+  } else if (pin_released_to == 0) {
     absl::StatusOr<std::string> text = ReadFileToString(opt.fs, released_path);
     if (text.ok()) absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pin_released_to);
   }

@@ -388,5 +388,32 @@ TEST_F(StoreTest, AtTheRetentionBoundReleasePinDropsThePinAndKeepsCommitting) {
   EXPECT_TRUE(EventsNumbered(dir_, events::kAuditRetentionBoundReached).empty());
 }
 
+TEST_F(StoreTest, AfterAReleaseAPinHoldsAuditAgainOnceTheReleaseIsRemoved) {
+  // rdfcom initialize writes the pin itself and removes pin.released.
+  Open("trail { audit_segment_bytes: 65536 } "
+       "tmf { audit_retention_bytes: 393216 retention_policy: RELEASE_PIN }");
+  std::string audit = (dir_ / "p" / "audit").string();
+  ASSERT_OK(WritePin(FileSystem::Default(), audit, 0));
+  for (int i = 0; i < 100 && EventsNumbered(dir_, events::kAuditPinReleased).empty(); ++i) {
+    for (int j = 0; j < 100; ++j) ASSERT_OK(Put(absl::StrCat(i, ":", j), std::string(100, 'x')));
+  }
+  auto list = [&] { return trail::ListSegments(FileSystem::Default(), audit, "MAT"); };
+  for (int i = 0; i < 50 && list()->front().segment == 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_GT(list()->front().segment, 1u);
+  ASSERT_OK(WritePin(FileSystem::Default(), audit, list()->front().first_asn - 1));
+  std::filesystem::remove(dir_ / "p" / "audit" / "pin.released");
+  // (A pass that read the release before it was removed may still trim.)
+  absl::SleepFor(absl::Milliseconds(1500));
+  trail::SegmentInfo first = list()->front();
+  // Two more segments' worth: without the pin the oldest would go.
+  for (int j = 0; j < 500; ++j) ASSERT_OK(Put(absl::StrCat("again:", j), std::string(100, 'x')));
+  ASSERT_OK(store_->WaitApplied());
+  absl::SleepFor(absl::Milliseconds(2500));
+  EXPECT_EQ(list()->front().segment, first.segment);
+  EXPECT_EQ(EventsNumbered(dir_, events::kAuditPinReleased).size(), 1u);
+}
+
 }  // namespace
 }  // namespace rdf::tmf

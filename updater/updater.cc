@@ -16,6 +16,7 @@
 #include "audit.pb.h"
 #include "common/audit_record.h"
 #include "common/event_catalog.h"
+#include "common/initial_copy.h"
 #include "common/lmdb_env.h"
 #include "common/process_main.h"
 #include "common/rtd_watch.h"
@@ -120,6 +121,9 @@ struct Updater::Impl {
   std::unique_ptr<trail::TrailReader> reader;
   std::unique_ptr<WritableFile> exceptions;
   uint64_t exceptions_size = 0;
+  // After an online initial copy (common/initial_copy.h): the records the
+  // copy already holds, skipped in REDO and UNDO alike.
+  SnapshotFilter copy;
 
   std::string state = "STARTING";
   std::string last_error;
@@ -235,8 +239,16 @@ bool Updater::Impl::OpenSources() {
         return false;
       }
     }
-    Log(events::kRestartingAt, {{"position", trail::ToString(restart)},
-                                {"asn", absl::StrCat(applied_asn)}});
+    if (copy.snapshot_asn() > applied_asn) {
+      Log(events::kRestartingAt, {{"position", trail::ToString(restart)},
+                                  {"asn", absl::StrCat(applied_asn)},
+                                  {"initial_copy_snapshot_asn", absl::StrCat(copy.snapshot_asn())},
+                                  {"initial_copy_open_transactions",
+                                   absl::StrCat(copy.open_transactions())}});
+    } else {
+      Log(events::kRestartingAt, {{"position", trail::ToString(restart)},
+                                  {"asn", absl::StrCat(applied_asn)}});
+    }
   }
   return true;
 }
@@ -337,12 +349,14 @@ absl::Status Updater::Impl::Exception(const proto::AuditRecord& r, uint32_t erro
 
 absl::Status Updater::Impl::ApplyDdl(const Batch& one) {
   const proto::AuditRecord& r = one.recs.front();
-  files.erase(r.file());  // a purged file's handle is no longer valid
-  absl::Status s = r.ddl() == proto::CREATE_FILE ? env->OpenDb(r.file(), true).status()
-                                                 : env->DropDb(r.file());
-  if (!s.ok() && !absl::IsNotFound(s)) return s;
-  Log(events::kDdlApplied, {{"file", r.file()}, {"op", proto::DdlOp_Name(r.ddl())},
-                            {"asn", absl::StrCat(r.asn())}});
+  if (!copy.Skips(r.asn(), r.txid())) {  // (else initialize applied it to the copy)
+    files.erase(r.file());  // a purged file's handle is no longer valid
+    absl::Status s = r.ddl() == proto::CREATE_FILE ? env->OpenDb(r.file(), true).status()
+                                                   : env->DropDb(r.file());
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    Log(events::kDdlApplied, {{"file", r.file()}, {"op", proto::DdlOp_Name(r.ddl())},
+                              {"asn", absl::StrCat(r.asn())}});
+  }
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
   RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), one));
   RDF_RETURN_IF_ERROR(Commit(txn.get()));
@@ -357,6 +371,12 @@ absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
   order.reserve(recs.size());
   for (size_t i = 0; i < recs.size(); ++i) {
     const proto::AuditRecord& r = recs[i];
+    if (copy.Skips(r.asn(), r.txid())) {
+      // Already in the initial copy: neither applied nor an exception. (Its
+      // file may not even exist any more: the copy holds the files as of
+      // its snapshot.)
+      continue;
+    }
     auto it = files.find(r.file());
     if (it == files.end()) {
       absl::StatusOr<MDB_dbi> d = env->OpenDb(r.file(), false);
@@ -393,6 +413,13 @@ absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
     if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::MdbError(rc, "apply: look up key");
     bool exists = rc == 0;
     bool insert = r.op() == proto::INSERT, remove = r.op() == proto::DELETE;
+    if (insert == exists && r.compensation() && r.asn() <= copy.snapshot_asn()) {
+      // A compensation, within the initial copy's window, of a change made
+      // before the oldest audit the copy kept (an abort whose outcome was
+      // not yet durable when initialize read the audit): the change never
+      // reached the copy, so there is nothing to undo.
+      continue;
+    }
     if (insert && exists) {
       RDF_RETURN_IF_ERROR(Exception(r, 10));
       continue;
@@ -565,6 +592,10 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
       if (rec->type != proto::DATA) continue;
       RDF_ASSIGN_OR_RETURN(AuditHeader h, ScanAuditHeader(rec->payload));
       if (!lost.contains(h.txid)) continue;
+      // What REDO skipped as already in the initial copy was never applied.
+      // (A lost transaction has no outcome, so this happens only when the
+      // takeover's save point is below the copy's snapshot ASN.)
+      if (copy.Skips(rec->asn, h.txid)) continue;
       RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
       bytes += rec->payload.size();
       undo.push_back(std::move(r));
@@ -676,6 +707,10 @@ absl::StatusOr<std::unique_ptr<Updater>> Updater::Open(const UpdaterOptions& opt
                                                impl->base.events.get());
   impl->kill_after_commits = KillAfterCommitsFromEnv();
   impl->kill_in_undo_only = KillInUndoOnlyFromEnv();
+  RDF_RETURN_IF_ERROR(
+      CheckNoInitialCopyInProgress(options.fs, *impl->base.node, impl->process));
+  RDF_ASSIGN_OR_RETURN(impl->copy,
+                       LoadSnapshotFilter(options.fs, *impl->base.node, options.volume));
   RDF_RETURN_IF_ERROR(impl->OpenEnv());
   RDF_RETURN_IF_ERROR(impl->LoadRestartPoint());
   return std::unique_ptr<Updater>(new Updater(std::move(impl)));
