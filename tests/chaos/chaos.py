@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""A seeded, repeatable, bounded fault campaign against a whole rdf system on
+loopback (docs/chaos.md).
+
+Both nodes run under their monitors; the extractor reaches the receiver
+through a fault-injecting TCP proxy (tests/process/fault_proxy.py; tc netem
+is not available here); the backup's image trails live on a small tmpfs
+(when run as root) so its disk can be filled. While rdf-load commits
+insert-mode transactions (5 records each) at a steady rate, the campaign
+injects one fault at a time, at random moments chosen by the seed:
+
+  kill        SIGKILL of a random process of either node (extractor,
+              receiver, an updater, the purger); its monitor restarts it
+  kill_app    SIGKILL of the application (rdf-load, i.e. tmf); a new one
+              starts and recovers
+  cut         the link is cut (every connection reset, new ones refused)
+              for 1-5 s, then restored
+  delay       every chunk through the link is delayed 20-200 ms for 3-8 s
+  disk_full   the backup's image-trail disk is filled for 6-12 s, then freed
+  monitor     a node's monitor is SIGKILLed (its children die with it) and
+              started again
+
+After each fault it measures the time to recover: until the backup has
+received and applied everything the primary had written when the fault
+ended. At the end, in mode `drain`, the application is stopped and
+recovered, the pipeline drained, and the backup must equal the primary
+(mdb_dump of every protected file, and `rdfcom verify`) with every committed
+transaction present: 0 lost. In mode `takeover`, the whole primary is
+SIGKILLed mid-load and the backup takes over: every transaction on it must
+be whole, every transaction whose COMMIT reached the final save point must
+be present and no other, and the lost ones are exactly those whose COMMIT
+never reached a save point.
+
+  tests/chaos/chaos.py [--seed N] [--minutes 10] [--mode drain|takeover|both]
+
+Prints progress on stderr and a summary (one JSON line last on stdout).
+Exit 0 only with 0 violations.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "process"))
+import rdftest  # noqa: E402
+from fault_proxy import FaultProxy  # noqa: E402
+
+K = 5
+VOLUMES = ["DATA01", "DATA02", "DATA03", "DATA04"]
+KINDS = ["kill", "kill_app", "cut", "delay", "disk_full", "monitor"]
+RECOVERY_LIMIT_S = 120
+
+
+def log(msg):
+    print(f"chaos: {msg}", file=sys.stderr, flush=True)
+
+
+class Campaign:
+    def __init__(self, seed, rate, work_prefix="rdf-chaos."):
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.rate = rate
+        settings = {"trail.audit_segment_bytes": 1 << 20, "trail.image_segment_bytes": 1 << 20,
+                    "purger.interval_ms": 1000,
+                    # The primary keeps its whole audit: the takeover check
+                    # reads every COMMIT's ASN from it.
+                    "tmf.retain_count": 1000000}
+        self.work, self.cfg = rdftest.fresh_system(settings, prefix=work_prefix)
+        rdftest.write_test_keys(self.work)
+        with open(self.cfg) as f:
+            text = f.read()
+        self.ports = {}
+        for old in ("17410", "17411", "17420", "17421", "17422"):
+            self.ports[old] = rdftest.free_port()
+            text = re.sub(rf": {old}\b", f": {self.ports[old]}", text)
+        with open(self.cfg, "w") as f:
+            f.write(text)
+        # The primary's monitor (and so its extractor) dials the proxy.
+        self.proxy = FaultProxy(target=("127.0.0.1", self.ports["17420"]))
+        self.proxy.start()
+        self.primary_cfg = os.path.join(self.work, "primary.textproto")
+        with open(self.primary_cfg, "w") as f:
+            f.write(re.sub(rf": {self.ports['17420']}\b", f": {self.proxy.port}", text))
+        self.primary = os.path.join(self.work, "primary")
+        self.backup = os.path.join(self.work, "backup")
+        self.trails = os.path.join(self.backup, "imagetrails")
+        self.mounted = False
+        if os.geteuid() == 0:
+            os.makedirs(self.trails)
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", self.trails])
+            self.mounted = r.returncode == 0
+        self.commit_log = os.path.join(self.work, "commits.log")
+        self.monitors = {}
+        self.load = None
+        self.faults = {k: 0 for k in KINDS}
+        self.recovery = {k: [] for k in KINDS}
+        self.violations = []
+
+    # --- processes -----------------------------------------------------------
+
+    def start_monitor(self, node):
+        cfg = self.primary_cfg if node == "primary" else self.cfg
+        self.monitors[node] = rdftest.Process(
+            [rdftest.binary("rdf-monitor"), "--config", cfg, "--node", node],
+            log_path=os.path.join(self.work, f"monitor-{node}.log"))
+
+    def start_load(self):
+        self.load = rdftest.Process(
+            [rdftest.binary("rdf-load"), "--config", self.cfg, "--seconds", "100000", "--rate",
+             str(self.rate), "--rows-per-txn", str(K), "--clients", "4", "--mode", "insert",
+             "--quiet", "--commit-log", self.commit_log],
+            log_path=os.path.join(self.work, "load.log"))
+
+    def rdfcom(self, *args, timeout=300):
+        return subprocess.run([rdftest.binary("rdfcom"), "--config", self.cfg, *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def status(self):
+        r = self.rdfcom("status", "--json", timeout=60)
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
+    def cleanup(self):
+        if self.load:
+            self.load.kill()
+        for m in self.monitors.values():
+            m.stop(timeout=60)
+        self.proxy.stop()
+        if self.mounted:
+            subprocess.run(["umount", "-l", self.trails])
+        if os.environ.get("RDF_KEEP"):
+            log(f"kept {self.work}")
+        else:
+            rdftest.remove(self.work)
+
+    # --- progress ------------------------------------------------------------
+
+    def audit_end(self):
+        for _ in range(20):
+            s = self.status()
+            if s and s["primary"]["reachable"] and s["primary"]["audit_end_asn"] > 0:
+                return s["primary"]["audit_end_asn"]
+            time.sleep(0.5)
+        return 0
+
+    def caught_up(self, asn):
+        """Whether the backup has received and applied everything through
+        `asn`, judged from the processes' status files."""
+        rcv = rdftest.status(self.backup, "receiver") or {}
+        if rcv.get("save_point_asn", 0) < asn:
+            return False
+        return all((rdftest.status(self.backup, f"updater-{v}") or {}).get("applied_asn", 0) >= asn
+                   for v in VOLUMES)
+
+    def wait_recovered(self, kind):
+        start = time.time()
+        target = self.audit_end()
+        while time.time() - start < RECOVERY_LIMIT_S:
+            if self.caught_up(target):
+                took = time.time() - start
+                self.recovery[kind].append(took)
+                return took
+            time.sleep(0.2)
+        self.violations.append(f"{kind}: not recovered within {RECOVERY_LIMIT_S} s "
+                               f"(target ASN {target})")
+        log(f"VIOLATION: {self.violations[-1]}")
+        return None
+
+    # --- faults --------------------------------------------------------------
+
+    def fault(self, kind):
+        rng = self.rng
+        if kind == "kill":
+            s = self.status() or {}
+            rows = [s.get("extractor", {}), s.get("receiver", {}), s.get("purger", {})]
+            rows += s.get("updaters", [])
+            rows = [r for r in rows if r.get("pid", 0) > 0]
+            if not rows:
+                return "no running process"
+            victim = rng.choice(rows)
+            try:
+                os.kill(victim["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return f"SIGKILL {victim['name']} (pid {victim['pid']})"
+        if kind == "kill_app":
+            self.load.kill()
+            self.start_load()
+            return "SIGKILL of the application; a new one recovers and goes on"
+        if kind == "cut":
+            hold = rng.uniform(1, 5)
+            self.proxy.cut()
+            time.sleep(hold)
+            self.proxy.restore()
+            return f"link cut for {hold:.1f} s"
+        if kind == "delay":
+            ms, hold = rng.randint(20, 200), rng.uniform(3, 8)
+            self.proxy.set_delay(ms)
+            time.sleep(hold)
+            self.proxy.set_delay(0)
+            return f"link delayed {ms} ms for {hold:.1f} s"
+        if kind == "disk_full":
+            # Long enough that some trail needs a new segment meanwhile
+            # (segments are preallocated: a full disk shows at the next one).
+            hold = rng.uniform(6, 12)
+            filler = os.path.join(self.trails, "filler")
+            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=200"],
+                           capture_output=True)
+            time.sleep(hold)
+            os.remove(filler)
+            return f"image-trail disk full for {hold:.1f} s"
+        if kind == "monitor":
+            node = rng.choice(["primary", "backup"])
+            self.monitors[node].kill()
+            time.sleep(rng.uniform(0.2, 2))
+            self.start_monitor(node)
+            return f"SIGKILL of the {node} monitor, started again"
+        raise ValueError(kind)
+
+    # --- the campaign ----------------------------------------------------------
+
+    def run(self, minutes, mode):
+        kinds = [k for k in KINDS if k != "disk_full" or self.mounted]
+        if not self.mounted:
+            log("not root (or mount failed): the disk_full fault is left out")
+        self.start_monitor("backup")
+        self.start_monitor("primary")
+        rdftest.wait_for(lambda: (self.status() or {}).get("state") == "NORMAL", 60,
+                         "both nodes NORMAL")
+        self.start_load()
+        end = time.time() + minutes * 60
+        n = 0
+        while time.time() < end:
+            time.sleep(self.rng.uniform(0.5, 3))
+            kind = self.rng.choice(kinds)
+            n += 1
+            what = self.fault(kind)
+            self.faults[kind] += 1
+            took = self.wait_recovered(kind)
+            log(f"fault {n} {kind}: {what}; recovered in "
+                + (f"{took:.2f} s" if took is not None else "NEVER"))
+        return self.finish(mode)
+
+    def committed(self):
+        return rdftest.read_commit_log(self.commit_log)
+
+    def finish(self, mode):
+        result = {}
+        if mode == "drain":
+            # Stop the application and recover it (tmf backs out what was open).
+            self.load.kill()
+            self.load = None
+            if rdftest.Process([rdftest.binary("rdf-load"), "--config", self.cfg, "--txns", "0"],
+                               log_path=os.path.join(self.work, "load.log")).wait(300) != 0:
+                self.violations.append("the primary did not recover")
+            rdftest.wait_for(lambda: (self.status() or {}).get("state") == "NORMAL", 120,
+                             "both nodes NORMAL before the drain")
+            r = self.rdfcom("stop", "--drain", "--timeout", "300")
+            if r.returncode != 0:
+                self.violations.append(f"stop --drain failed: {r.stderr.strip()}")
+            v = self.rdfcom("verify")
+            if v.returncode != 0:
+                self.violations.append(f"rdfcom verify: {v.stdout.strip()[-500:]}")
+            cmp = subprocess.run(["python3", os.path.join(os.path.dirname(HERE), "process",
+                                                          "check_volumes.py"),
+                                  "--compare", self.primary, self.backup],
+                                 capture_output=True, text=True)
+            if cmp.returncode != 0:
+                self.violations.append(f"mdb_dump compare: {cmp.stdout.strip()}")
+            present, problems = rdftest.check_insert_transactions(self.backup, K)
+            committed = self.committed()
+            lost = committed - present
+            if problems:
+                self.violations.append(f"partial transactions: {problems[:5]}")
+            if lost:
+                self.violations.append(f"{len(lost)} committed transactions missing, "
+                                       f"e.g. {sorted(lost)[:10]}")
+            result = {"committed": len(committed), "present_on_backup": len(present),
+                      "lost": len(lost)}
+        else:
+            # The whole primary goes for good, mid-load: its monitor (and
+            # with it the extractor) first, so the last commits never ship.
+            self.monitors.pop("primary").kill()
+            time.sleep(self.rng.uniform(0.05, 0.5))
+            self.load.kill()
+            self.load = None
+            r = self.rdfcom("takeover", "--yes", "--json")
+            if r.returncode != 0:
+                self.violations.append(f"takeover failed: {r.stderr.strip()[-500:]}")
+                return {}
+            report = json.loads(r.stdout)
+            last = report["last_asn"]
+            commit_asn = {rec["txid"]: rec["asn"] for rec in rdftest.audit_records(self.primary)
+                          if rec.get("type") == "COMMIT"}
+            reached = {t for t, a in commit_asn.items() if a <= last}
+            present, problems = rdftest.check_insert_transactions(self.backup, K)
+            committed = self.committed()
+            lost = committed - present
+            reported = {t["txid"] for t in report["lost_transactions"]}
+            if problems:
+                self.violations.append(f"partial transactions: {problems[:5]}")
+            if present != reached:
+                self.violations.append(
+                    f"present != COMMIT reached the save point: missing "
+                    f"{sorted(reached - present)[:10]}, extra {sorted(present - reached)[:10]}")
+            bad = [t for t in lost if commit_asn.get(t, 0) <= last]
+            if bad:
+                self.violations.append(f"lost although their COMMIT reached the save point: "
+                                       f"{sorted(bad)[:10]}")
+            if reported & present:
+                self.violations.append(f"reported lost but present: {sorted(reported & present)[:10]}")
+            result = {"committed": len(committed), "present_on_backup": len(present),
+                      "lost": len(lost), "lost_commit_never_reached_save_point": len(lost) - len(bad),
+                      "reported_lost_transactions": len(reported),
+                      "takeover_ms": report.get("duration_ms")}
+        return result
+
+    def event_counts(self):
+        counts = {}
+        for number, what in ((921, "process_died"), (954, "disk_full_stopped"),
+                             (955, "disk_full_resumed"), (741, "resynchronized"),
+                             (941, "connection_lost")):
+            r = self.rdfcom("events", "--json", "--number", str(number), timeout=120)
+            counts[what] = len([l for l in r.stdout.splitlines() if l.strip()])
+        return counts
+
+    def summary(self, minutes, mode, result):
+        rec = {}
+        for k, v in self.recovery.items():
+            if v:
+                rec[k] = {"n": len(v), "p50_s": round(statistics.median(v), 2),
+                          "max_s": round(max(v), 2)}
+        return {"chaos": True, "seed": self.seed, "minutes": minutes, "mode": mode,
+                "rate_txn_per_s": self.rate, "faults": self.faults,
+                "faults_total": sum(self.faults.values()), "recovery": rec, **result,
+                "events": self.event_counts(),
+                "violations": len(self.violations), "violation_list": self.violations}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--mode", choices=["drain", "takeover", "both"], default="both",
+                    help="how the campaign ends; both: one campaign of each (each --minutes/2)")
+    ap.add_argument("--rate", type=int, default=300, help="transactions/s offered")
+    a = ap.parse_args()
+    modes = ["drain", "takeover"] if a.mode == "both" else [a.mode]
+    minutes = a.minutes / len(modes)
+    summaries = []
+    for i, mode in enumerate(modes):
+        c = Campaign(a.seed + i, a.rate)
+        try:
+            log(f"seed {a.seed + i}, {minutes:g} minutes, mode {mode}, {a.rate} txn/s, "
+                f"work {c.work}")
+            result = c.run(minutes, mode)
+            summaries.append(c.summary(minutes, mode, result))
+        finally:
+            c.cleanup()
+    for s in summaries:
+        print(json.dumps(s))
+    total = sum(s["violations"] for s in summaries)
+    print(json.dumps({"chaos_total": True, "campaigns": len(summaries),
+                      "faults": sum(s["faults_total"] for s in summaries),
+                      "violations": total}))
+    return 0 if total == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
