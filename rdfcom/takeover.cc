@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/event_catalog.h"
+#include "common/initial_copy.h"
 #include "common/process_lock.h"
 #include "common/process_main.h"
 #include "common/save_point.h"
@@ -219,6 +220,17 @@ absl::StatusOr<proto::TakeoverReport> Run::Go() {
   if (!sp.ok()) return Fail(sp.status(), "");
   Progress(absl::StrCat("final save point at ASN ", sp->asn(), "; ", sp->open_size(),
                         " transaction(s) without an outcome"));
+  if (absl::StatusOr<std::optional<proto::InitialCopy>> copy = ReadInitialCopy(fs_, *node_);
+      copy.ok() && copy->has_value()) {
+    for (const proto::VolumeCopy& v : (*copy)->volumes()) {
+      if (sp->asn() >= v.snapshot_asn()) continue;
+      // The copy of this volume holds transactions that committed after
+      // the last ASN received: the volume is not a point-in-time state.
+      Progress(absl::StrCat("WARNING: ", v.volume(), " was initialized from a copy at ASN ",
+                            v.snapshot_asn(), ", beyond the last ASN received (", sp->asn(),
+                            "): it may hold transactions committed after it"));
+    }
+  }
   std::map<std::string, proto::VolumeTakeoverResult> results;
   absl::Status u = RunUpdaters(&results);
   if (!u.ok()) {

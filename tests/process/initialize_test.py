@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""rdfcom initialize, the online initial copy, with the real binaries on
+loopback: a system with a monitor per node is loaded, its process sets are
+stopped (`rdfcom stop`: the monitors stay), and while rdf-load keeps
+committing on the primary, with a long transaction open across the copy,
+`rdfcom initialize --yes` copies the primary's volumes to the backup. Then
+`rdfcom start`, the load ends, `rdfcom stop --drain`, and both nodes must be
+equal (`rdfcom verify`, check_volumes.py --compare) with no exception: the
+records of transactions already in the copy were skipped, those of the
+transactions open across it were applied, nothing twice, nothing missing.
+Also: initialize refuses while the process sets run, and without --yes off
+a terminal."""
+
+import json
+import os
+import subprocess
+import time
+import unittest
+
+import rdftest
+from monitor_test import MonitorSystem
+
+K = 5
+CHECK_VOLUMES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_volumes.py")
+
+
+class InitializeTest(unittest.TestCase):
+    def setUp(self):
+        self.sys = MonitorSystem()
+        self.addCleanup(self.sys.cleanup)
+        self.commit_log = os.path.join(self.sys.work, "commits.log")
+
+    def bg_load(self, extra):
+        p = rdftest.Process([rdftest.binary("rdf-load"), "--config", self.sys.cfg,
+                             "--rows-per-txn", str(K), "--clients", "4", "--quiet",
+                             "--commit-log", self.commit_log, *extra],
+                            log_path=os.path.join(self.sys.work, "bg-load.log"))
+        self.sys.others.append(p)
+        return p
+
+    def wait_for_commits(self, n):
+        rdftest.wait_for(lambda: len(rdftest.read_commit_log(self.commit_log)) >= n, 60,
+                         f"{n} commits of the load")
+
+    def initialize(self):
+        r = self.sys.rdfcom("initialize", "--yes", "--json", timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        state = json.loads(r.stdout)
+        print(r.stderr, end="")
+        return state
+
+    def assert_state(self, state):
+        """The state file says the same, and the copy began inside the audit
+        kept: a transaction open across the copy put the start ASN before
+        every volume's snapshot."""
+        with open(os.path.join(self.sys.backup, "initialize", "state.json")) as f:
+            self.assertEqual(json.load(f), state)
+        self.assertFalse(os.path.exists(os.path.join(self.sys.backup, "initialize",
+                                                     "in_progress")))
+        vols = state["volumes"]
+        self.assertEqual(sorted(v["volume"] for v in vols),
+                         ["$DATA01", "$DATA02", "$DATA03", "$DATA04"])
+        print("initial copy:", {v["volume"]: (v["tmf_applied_asn"], v["snapshot_asn"],
+                                              v["open_txids"]) for v in vols},
+              "start", state["start_asn"])
+        self.assertLess(state["start_asn"], min(v["tmf_applied_asn"] for v in vols))
+        self.assertLess(state["start_asn"], min(v["snapshot_asn"] for v in vols))
+        self.assertTrue(all(v["open_txids"] for v in vols))
+        self.assertTrue(all(v["records"] > 0 for v in vols))
+        for v in vols:
+            self.assertGreaterEqual(v["snapshot_asn"], v["tmf_applied_asn"])
+        # The primary's pin holds the audit from the start ASN.
+        with open(os.path.join(self.sys.primary, "audit", "pin")) as f:
+            self.assertEqual(int(f.read()), state["start_asn"] - 1)
+        events = rdftest.events(self.sys.cfg, "backup", 982)
+        self.assertEqual(int(events[-1]["fields"]["asn"]), state["start_asn"])
+
+    def start_drain_and_compare(self, load, state):
+        self.sys.rdfcom("start", check=True)
+        self.sys.wait_state("NORMAL")
+        # The receiver started where the copy left off.
+        rdftest.wait_for(lambda: [e for e in rdftest.events(self.sys.cfg, "backup", 876)
+                                  if e["fields"].get("initial_copy_start_asn") ==
+                                  str(state["start_asn"])],
+                         20, "the receiver to start from the initial copy's start ASN")
+        self.assertEqual(load.wait(300), 0)
+        r = self.sys.rdfcom("stop", "--drain", timeout=660)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        v = self.sys.rdfcom("verify", timeout=300)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertEqual(subprocess.run(["python3", CHECK_VOLUMES, "--compare",
+                                         self.sys.primary, self.sys.backup]).returncode, 0)
+        ex = self.sys.rdfcom("exceptions", "--json", check=True)
+        self.assertEqual(ex.stdout.strip(), "", "the updaters logged exceptions")
+
+    def test_copy_while_inserting_with_a_transaction_open_across_it(self):
+        # Only where both data directories are reachable as files.
+        with open(self.sys.cfg) as f:
+            text = f.read()
+        elsewhere = os.path.join(self.sys.work, "elsewhere.textproto")
+        with open(elsewhere, "w") as f:
+            f.write(text.replace('data_dir: "primary"', 'data_dir: "remote/primary"'))
+        r = subprocess.run([rdftest.binary("rdfcom"), "--config", elsewhere, "initialize",
+                            "--yes"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("remote/primary does not exist here", r.stderr)
+        self.assertIn("shared file system", r.stderr)
+        self.sys.start()
+        # Before: a running system refuses, and so does a missing --yes.
+        r = self.sys.rdfcom("initialize", "--yes")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("rdfcom stop", r.stderr)
+        r = self.sys.rdfcom("initialize")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--yes", r.stderr)
+        # The primary has data, and so has the backup (which initialize
+        # replaces).
+        self.assertEqual(self.sys.load(1500).wait(180), 0)
+        self.sys.rdfcom("stop", check=True)
+        self.assertEqual(self.sys.status()["state"], "STOPPED")
+        # Client 0 holds its first transaction open for 12 s; the others
+        # keep committing (and aborting) while the copy is taken.
+        load = self.bg_load(("--mode", "insert", "--txns", "3000", "--rate", "300",
+                             "--hold-us", "12000000", "--think-us", "2000",
+                             "--abort-percent", "10"))
+        self.wait_for_commits(300)
+        state = self.initialize()
+        self.assertIsNone(load.p.poll(), "the load ended before the copy was taken")
+        self.assert_state(state)
+        self.start_drain_and_compare(load, state)
+        present, problems = rdftest.check_insert_transactions(self.sys.backup, K)
+        self.assertEqual(problems, [])
+        # Every transaction the load committed is there, whole (the commit
+        # log has those of the load that ran across the copy).
+        committed = rdftest.read_commit_log(self.commit_log)
+        self.assertGreater(len(committed), 2000)
+        self.assertEqual(committed - present, set())
+
+    def test_copy_while_updating_and_deleting_then_a_second_copy(self):
+        self.sys.start()
+        self.assertEqual(self.sys.load(800, extra=("--mode", "mixed", "--keys", "2000"))
+                         .wait(180), 0)
+        self.sys.rdfcom("stop", check=True)
+        mixed = ("--mode", "mixed", "--keys", "2000", "--rate", "300", "--hold-us",
+                 "10000000", "--think-us", "2000", "--abort-percent", "15")
+        load = self.bg_load(("--txns", "2500", *mixed))
+        self.wait_for_commits(200)
+        first = self.initialize()
+        self.assertIsNone(load.p.poll(), "the load ended before the copy was taken")
+        self.assert_state(first)
+        self.start_drain_and_compare(load, first)
+        # A second initial copy over a backup that replicated: stop, copy
+        # while loading again, start, drain, equal.
+        load = self.bg_load(("--txns", "1500", "--seed", "2", *mixed))
+        self.wait_for_commits(len(rdftest.read_commit_log(self.commit_log)) + 200)
+        second = self.initialize()
+        self.assertEqual(second["number"], first["number"] + 1)
+        self.assertGreater(second["start_asn"], first["start_asn"])
+        self.assert_state(second)
+        self.start_drain_and_compare(load, second)
+
+
+if __name__ == "__main__":
+    unittest.main()
