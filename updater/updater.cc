@@ -238,6 +238,11 @@ bool Updater::Impl::OpenSources() {
         reader.reset();
         return false;
       }
+    } else {
+      // Nothing applied yet: the restart point is the trail's start, so a
+      // trail that stays empty (an idle volume, or one just initialized by
+      // rdfcom initialize) counts as caught up with the save point.
+      restart = reader->position();
     }
     if (copy.snapshot_asn() > applied_asn) {
       Log(events::kRestartingAt, {{"position", trail::ToString(restart)},

@@ -159,6 +159,25 @@ class InitializeTest(unittest.TestCase):
         self.assert_state(second)
         self.start_drain_and_compare(load, second)
 
+    def test_copy_of_an_idle_primary_starts_after_its_audit_and_drains_at_once(self):
+        self.sys.start()
+        self.assertEqual(self.sys.load(500).wait(180), 0)
+        self.sys.rdfcom("stop", check=True)
+        end = rdftest.audit_records(self.sys.primary)[-1]["asn"]
+        state = self.initialize()
+        self.assertEqual(state["start_asn"], end + 1)
+        for v in state["volumes"]:
+            self.assertEqual(v["snapshot_asn"], end)
+            self.assertEqual(v["open_txids"], [])
+        self.sys.rdfcom("start", check=True)
+        self.sys.wait_state("NORMAL")
+        # Nothing to ship: the empty image trails count as caught up.
+        r = self.sys.rdfcom("stop", "--drain", "--timeout", "60", timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"drained through ASN {end}", r.stdout)
+        v = self.sys.rdfcom("verify", timeout=300)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
