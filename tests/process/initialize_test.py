@@ -8,8 +8,11 @@ committing on the primary, with a long transaction open across the copy,
 equal (`rdfcom verify`, check_volumes.py --compare) with no exception: the
 records of transactions already in the copy were skipped, those of the
 transactions open across it were applied, nothing twice, nothing missing.
-Also: initialize refuses while the process sets run, and without --yes off
-a terminal."""
+Also: a copy of an idle primary drains at once; a takeover after a copy
+undoes the transaction that was open across it and leaves a backup that tmf
+opens as a primary; initialize refuses while the process sets run, without
+--yes off a terminal, and where the primary's data directory is not a local
+path."""
 
 import json
 import os
@@ -177,6 +180,57 @@ class InitializeTest(unittest.TestCase):
         self.assertIn(f"drained through ASN {end}", r.stdout)
         v = self.sys.rdfcom("verify", timeout=300)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+    def test_takeover_after_the_copy_undoes_the_transaction_open_across_it(self):
+        self.sys.start()
+        self.assertEqual(self.sys.load(800).wait(180), 0)
+        self.sys.rdfcom("stop", check=True)
+        # Client 0's first transaction stays open for far longer than the test.
+        load = self.bg_load(("--mode", "insert", "--txns", "100000", "--rate", "200",
+                             "--hold-us", "600000000", "--think-us", "2000"))
+        self.wait_for_commits(200)
+        state = self.initialize()
+        self.assert_state(state)
+        self.sys.rdfcom("start", check=True)
+        top = max(v["snapshot_asn"] for v in state["volumes"])
+        rdftest.wait_for(lambda: (self.sys.status() or {}).get("receiver", {})
+                         .get("save_point_asn", 0) > top + 2000, 120,
+                         "the backup to receive well past the copy")
+        # The primary dies: its open transactions never get an outcome.
+        load.kill()
+        # (Only what tmf made durable is shipped: the trail's file may hold more.)
+        rdftest.wait_for(lambda: (lambda s: s and s["receiver"]["save_point_asn"] >=
+                                  s["primary"]["audit_end_asn"] > top)(self.sys.status()),
+                         60, "the rest of the durable audit")
+        r = self.sys.rdfcom("takeover", "--yes", "--json", timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("was initialized from a copy", r.stderr)
+        report = json.loads(r.stdout)
+        lost = {t["txid"] for t in report["lost_transactions"]}
+        held = min(min(v["open_txids"]) for v in state["volumes"])
+        self.assertIn(held, lost, "the transaction open across the copy was lost")
+        self.assertGreater(report["undone_records"], 0)
+        present, problems = rdftest.check_insert_transactions(self.sys.backup, K)
+        self.assertEqual(problems, [], "every transaction on the backup is whole")
+        self.assertFalse(lost & present, "no lost transaction has a record")
+        mit = rdftest.image_records(self.sys.backup, "MIT")
+        received = {r["txid"] for r in mit if r.get("type") == "COMMIT"}
+        committed = rdftest.read_commit_log(self.commit_log)
+        self.assertEqual((committed & received) - present, set())
+        self.assertEqual(self.sys.rdfcom("exceptions", "--json", check=True).stdout.strip(), "")
+        # tmf opens the promoted backup: the copies carry none of the old
+        # primary's audit bookkeeping, so its new commits reach the volumes.
+        self.sys.rdfcom("stop", check=True)
+        new_log = os.path.join(self.sys.work, "new-primary.log")
+        r = subprocess.run([rdftest.binary("rdf-load"), "--config", self.sys.cfg, "--node",
+                            "backup", "--txns", "50", "--rows-per-txn", str(K), "--quiet",
+                            "--commit-log", new_log], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        new = rdftest.read_commit_log(new_log)
+        self.assertEqual(len(new), 50)
+        after, problems = rdftest.check_insert_transactions(self.sys.backup, K)
+        self.assertEqual(problems, [])
+        self.assertEqual(new - after, set())
 
 
 if __name__ == "__main__":
