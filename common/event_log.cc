@@ -472,17 +472,42 @@ absl::StatusOr<std::unique_ptr<trail::TrailReader>> OpenAt(
   return reader;
 }
 
+absl::Status ReadFrom(std::unique_ptr<trail::TrailReader> reader, FileSystem* fs,
+                      const std::string& dir, const std::string& name,
+                      const EventFilter& filter, std::vector<proto::Event>* out,
+                      EventCursor::Trail* cursor, uint64_t last_asn);
+
 // Appends the admitted events of one trail to *out.
 absl::Status ReadTrail(FileSystem* fs, const std::string& dir,
                        const std::string& name, const EventFilter& filter,
-                       std::vector<proto::Event>* out) {
+                       std::vector<proto::Event>* out,
+                       EventCursor::Trail* cursor = nullptr) {
+  uint64_t last_asn = cursor != nullptr ? cursor->last_asn : 0;
+  if (cursor != nullptr && cursor->next.has_value()) {
+    // Straight to where the previous read stopped, when its segment is
+    // still there.
+    trail::ReaderOptions r;
+    r.dir = dir;
+    r.name = name;
+    r.fs = fs;
+    r.limit = nullptr;
+    absl::StatusOr<std::unique_ptr<trail::TrailReader>> opened = trail::TrailReader::Open(r);
+    if (opened.ok() && (*opened)->SeekToPosition(*cursor->next).ok()) {
+      return ReadFrom(std::move(*opened), fs, dir, name, filter, out, cursor, last_asn);
+    }
+  }
+  return ReadFrom(nullptr, fs, dir, name, filter, out, cursor, last_asn);
+}
+
+absl::Status ReadFrom(std::unique_ptr<trail::TrailReader> reader, FileSystem* fs,
+                      const std::string& dir, const std::string& name,
+                      const EventFilter& filter, std::vector<proto::Event>* out,
+                      EventCursor::Trail* cursor, uint64_t last_asn) {
   proto::Event last;
-  uint64_t last_asn = 0;
   // A segment removed by the writer's rotation while we read it is kNotFound:
   // start again after the last record read.
   constexpr int kMaxReopens = 3;
   int reopens = 0;
-  std::unique_ptr<trail::TrailReader> reader;
   for (;;) {
     absl::Status error;
     if (reader == nullptr) {
@@ -497,6 +522,12 @@ absl::Status ReadTrail(FileSystem* fs, const std::string& dir,
       if (next.ok()) {
         if (!next->has_value()) return absl::OkStatus();
         const trail::Record& rec = **next;
+        if (rec.asn <= last_asn && last_asn > 0) continue;  // read before
+        if (cursor != nullptr) {
+          cursor->last_asn = rec.asn;
+          cursor->next = rec.next;
+          cursor->damage_reported = false;
+        }
         if (rec.type != kEventRecordType) continue;  // a later kind: skip
         proto::Event event;
         if (!event.ParseFromString(rec.payload)) {
@@ -522,6 +553,9 @@ absl::Status ReadTrail(FileSystem* fs, const std::string& dir,
       return absl::OkStatus();  // the whole trail went away meanwhile
     }
     if (absl::IsDataLoss(error) || absl::IsNotFound(error)) {
+      // A follower hears of one damage once, not at every poll.
+      if (cursor != nullptr && cursor->damage_reported) return absl::OkStatus();
+      if (cursor != nullptr) cursor->damage_reported = true;
       proto::Event damage = DamageEvent(name, last, last_asn, error);
       if (Admits(filter, damage)) out->push_back(std::move(damage));
       return absl::OkStatus();
@@ -539,6 +573,22 @@ absl::StatusOr<std::vector<proto::Event>> ReadEvents(
   RDF_ASSIGN_OR_RETURN(std::vector<std::string> files, fs->ListDir(dir));
   for (const std::string& name : TrailNames(files)) {
     RDF_RETURN_IF_ERROR(ReadTrail(fs, dir, name, filter, &events));
+  }
+  std::stable_sort(events.begin(), events.end(),
+                   [](const proto::Event& a, const proto::Event& b) {
+                     return a.time_us() < b.time_us();
+                   });
+  return events;
+}
+
+absl::StatusOr<std::vector<proto::Event>> ReadNewEvents(FileSystem* fs, const std::string& dir,
+                                                        const EventFilter& filter,
+                                                        EventCursor* cursor) {
+  std::vector<proto::Event> events;
+  if (!fs->Exists(dir)) return events;
+  RDF_ASSIGN_OR_RETURN(std::vector<std::string> files, fs->ListDir(dir));
+  for (const std::string& name : TrailNames(files)) {
+    RDF_RETURN_IF_ERROR(ReadTrail(fs, dir, name, filter, &events, &cursor->trails[name]));
   }
   std::stable_sort(events.begin(), events.end(),
                    [](const proto::Event& a, const proto::Event& b) {

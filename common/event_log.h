@@ -34,7 +34,9 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -45,6 +47,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/file_system.h"
+#include "common/trail_format.h"
 #include "event.pb.h"
 
 namespace rdf::events {
@@ -135,6 +138,25 @@ struct EventFilter {
 // retention).
 absl::StatusOr<std::vector<proto::Event>> ReadEvents(
     FileSystem* fs, const std::string& dir, const EventFilter& filter);
+
+// Where a follower of one folder's event trails stopped: per trail, the
+// last ASN read and the position just past it.
+struct EventCursor {
+  struct Trail {
+    uint64_t last_asn = 0;
+    std::optional<trail::Position> next;
+    bool damage_reported = false;  // the damage at `next` was returned once
+  };
+  std::map<std::string, Trail> trails;
+};
+
+// As ReadEvents, but only the events after `cursor` (per trail), which it
+// advances; reads only what was appended since (it seeks to the cursor's
+// position, or to the ASN after it when that segment has rotated away). A
+// torn tail is left for the next call.
+absl::StatusOr<std::vector<proto::Event>> ReadNewEvents(FileSystem* fs, const std::string& dir,
+                                                        const EventFilter& filter,
+                                                        EventCursor* cursor);
 
 // The stderr and human form, one line without a newline:
 // "2026-11-25T10:45:48.123456Z primary extractor 738 INFO synch established
