@@ -37,11 +37,18 @@ struct Shared {
   std::atomic<uint64_t> retried{0};
   std::atomic<uint64_t> rows{0};
   std::atomic<bool> stop{false};
+  std::atomic<uint64_t> heartbeats{0};
+  std::atomic<int64_t> last_heartbeat_us{0};
   int commit_log_fd = -1;
   int64_t start_us = 0;
   absl::Mutex mu;
   std::vector<int64_t> latencies ABSL_GUARDED_BY(mu);
   absl::Status error ABSL_GUARDED_BY(mu);
+
+  bool error_free() {
+    absl::MutexLock l(&mu);
+    return error.ok();
+  }
 };
 
 std::string Value(uint64_t txid, uint64_t k, uint64_t bytes, std::mt19937_64& rng) {
@@ -172,6 +179,51 @@ void Client(Shared& sh, uint64_t index) {
   sh.latencies.insert(sh.latencies.end(), lat.begin(), lat.end());
 }
 
+// One heartbeat transaction (see load_generator.h); the key is unique, so
+// a lock conflict can only be transient and is retried.
+absl::Status Heartbeat(Shared& sh) {
+  const std::vector<std::string>& vols = *sh.volumes;
+  for (int attempt = 0;; ++attempt) {
+    RDF_ASSIGN_OR_RETURN(std::unique_ptr<Transaction> t, sh.store->Begin());
+    const int64_t written_us = Clock::Real()->NowMicros();
+    const std::string key = absl::StrFormat("hb:%016d", written_us);
+    const std::string value = absl::StrCat(t->id(), ":", vols.size(), ":");
+    absl::Status s;
+    for (const std::string& vol : vols) {
+      s = t->Upsert(vol, kLoadFile, key, value);
+      if (!s.ok()) break;
+    }
+    if (s.ok()) s = t->Commit();
+    if (s.ok()) {
+      sh.heartbeats.fetch_add(1);
+      sh.last_heartbeat_us = written_us;
+    }
+    if (s.ok() || !absl::IsAborted(s) || attempt >= 1000) return s;
+    t->Abort().IgnoreError();
+  }
+}
+
+// Commits a heartbeat every heartbeat_ms until the load stops.
+void HeartbeatLoop(Shared& sh) {
+  Clock* clock = Clock::Real();
+  const int64_t interval_us = static_cast<int64_t>(sh.opt->heartbeat_ms) * 1000;
+  int64_t next_us = clock->MonotonicMicros();
+  while (!sh.stop.load()) {
+    int64_t now = clock->MonotonicMicros();
+    if (now < next_us) {
+      clock->SleepMicros(std::min<int64_t>(10'000, next_us - now));
+      continue;
+    }
+    next_us += interval_us;
+    absl::Status s = Heartbeat(sh);
+    if (!s.ok()) {
+      absl::MutexLock l(&sh.mu);
+      if (sh.error.ok()) sh.error = s;
+      sh.stop = true;
+    }
+  }
+}
+
 int64_t Percentile(std::vector<int64_t>& v, double p) {
   if (v.empty()) return 0;
   size_t i = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
@@ -209,6 +261,8 @@ absl::StatusOr<LoadResult> RunLoad(Store* store,
   for (uint64_t i = 0; i < std::max<uint64_t>(1, options.clients); ++i) {
     threads.emplace_back([&sh, i] { Client(sh, i); });
   }
+  std::thread heartbeats;
+  if (options.heartbeat_ms > 0) heartbeats = std::thread([&sh] { HeartbeatLoop(sh); });
   // Progress and the time limit, from this thread.
   int64_t next_report = t0 + 1'000'000;
   while (true) {
@@ -236,6 +290,13 @@ absl::StatusOr<LoadResult> RunLoad(Store* store,
   for (std::thread& t : threads) t.join();
   if (sh.commit_log_fd >= 0) close(sh.commit_log_fd);
   int64_t t1 = clock->MonotonicMicros();
+  if (heartbeats.joinable()) {
+    heartbeats.join();
+    // The last heartbeat follows every load transaction.
+    absl::Status s = sh.error_free() ? Heartbeat(sh) : absl::OkStatus();
+    absl::MutexLock l(&sh.mu);
+    if (sh.error.ok()) sh.error = s;
+  }
   absl::MutexLock l(&sh.mu);
   if (!sh.error.ok()) return sh.error;
   LoadResult r;
@@ -253,6 +314,8 @@ absl::StatusOr<LoadResult> RunLoad(Store* store,
                         : *std::max_element(sh.latencies.begin(), sh.latencies.end());
   uint64_t fsyncs = store->stats().fsyncs - fsyncs0;
   r.fsyncs_per_commit = r.committed > 0 ? static_cast<double>(fsyncs) / r.committed : 0;
+  r.heartbeats = sh.heartbeats.load();
+  r.last_heartbeat_us = sh.last_heartbeat_us.load();
   return r;
 }
 
@@ -261,10 +324,10 @@ std::string LoadResultJson(const LoadResult& r) {
       "{\"committed\":%d,\"aborted\":%d,\"retried\":%d,\"rows\":%d,"
       "\"seconds\":%.3f,\"txn_per_s\":%.1f,\"rows_per_s\":%.1f,"
       "\"commit_p50_us\":%d,\"commit_p99_us\":%d,\"commit_max_us\":%d,"
-      "\"fsyncs_per_commit\":%.3f}",
+      "\"fsyncs_per_commit\":%.3f,\"heartbeats\":%d,\"last_heartbeat_us\":%d}",
       r.committed, r.aborted, r.retried, r.rows, r.seconds, r.txn_per_s,
       r.rows_per_s, r.commit_p50_us, r.commit_p99_us, r.commit_max_us,
-      r.fsyncs_per_commit);
+      r.fsyncs_per_commit, r.heartbeats, r.last_heartbeat_us);
 }
 
 }  // namespace rdf::tmf

@@ -11,6 +11,15 @@
 //    updated or deleted (half each).
 // Deadlocks and lock timeouts are retried (not counted); --abort-percent
 // aborts that share of transactions on purpose.
+//
+// Heartbeats (heartbeat_ms > 0, for bench/compare): every heartbeat_ms while
+// the load runs, and once more after every client has stopped, one more
+// thread commits a transaction that upserts key "hb:<wall clock µs, 16
+// digits>" into file LOAD of every volume, value "<T>:<V>:" (V volumes). A
+// reader of the backup knows from the key when it was written, and from its
+// presence on every volume that the whole transaction was applied; the last
+// one follows every load transaction. Heartbeats are not counted in the
+// result.
 #ifndef RDF_TMF_LOAD_GENERATOR_H_
 #define RDF_TMF_LOAD_GENERATOR_H_
 
@@ -44,6 +53,7 @@ struct LoadOptions {
   uint64_t hold_us = 0;         // client 0 keeps its first transaction open this long
   uint64_t seed = 1;
   std::string commit_log;       // append each committed txid, once Commit returned
+  uint64_t heartbeat_ms = 0;    // heartbeat transaction interval; 0: none
   bool progress = true;         // a line on stderr each second
 };
 
@@ -59,6 +69,8 @@ struct LoadResult {
   int64_t commit_p99_us = 0;
   int64_t commit_max_us = 0;
   double fsyncs_per_commit = 0;
+  uint64_t heartbeats = 0;      // heartbeat transactions committed
+  int64_t last_heartbeat_us = 0;  // the last one's key (wall clock µs); 0: none
 };
 
 // Creates file LOAD on each volume when missing, then runs the load.

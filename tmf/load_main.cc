@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   using namespace rdf;
   std::string config_path, node, mode = "insert", commit_log;
   uint64_t txns = 1000, rows = 5, value_bytes = 100, clients = 1,
-           keys = 1'000'000, seed = 1, think_us = 0, hold_us = 0;
+           keys = 1'000'000, seed = 1, think_us = 0, hold_us = 0, heartbeat_ms = 0;
   double abort_percent = 0, rate = 0, seconds = 0;
   bool quiet = false;
   cli::Parser p(
@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   p.AddUint("think-us", &think_us,
             "pause after each operation, microseconds (transactions stay open longer)");
   p.AddString("commit-log", &commit_log, "append each committed transaction id to this file");
+  p.AddUint("heartbeat-ms", &heartbeat_ms,
+            "also commit a heartbeat (key hb:<wall us> on every volume) this often, and once after");
   p.AddBool("quiet", &quiet, "no progress lines");
   p.Require("config");
   std::vector<std::string> rest = p.Parse(argc, argv);
@@ -103,6 +105,7 @@ int main(int argc, char** argv) {
   lo.think_us = think_us;
   lo.hold_us = hold_us;
   lo.commit_log = commit_log;
+  lo.heartbeat_ms = heartbeat_ms;
   lo.progress = !quiet;
   absl::StatusOr<tmf::LoadResult> r = tmf::RunLoad(store->get(), volumes, lo);
   if (!r.ok()) {
