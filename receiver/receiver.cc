@@ -43,6 +43,12 @@ struct Receiver::Impl {
   uint64_t epoch = 0;           // takeover epoch once fenced
   bool final_pending = false;   // the final save point is still to be written
   bool disk_full = false;
+  // An append failed part-way through a batch: the trails hold records
+  // that were never acknowledged. They are reopened (cut back to the last
+  // save point, as after a crash) before receiving goes on.
+  bool reopen_needed = false;
+  uint64_t initial_copy_start = 0;  // the start ASN of an initial copy, when used
+  absl::Status fatal;  // ends Run (the monitor restarts the receiver)
   int64_t last_message_us = 0;
   int64_t last_save_point_us = 0;
   int64_t last_status_us = 0;
@@ -86,6 +92,8 @@ struct Receiver::Impl {
   void HandleHeartbeat(const std::string& from, const proto::Heartbeat& h);
   void TakeSavePoint();
   void CheckFence();
+  absl::Status OpenTrails();
+  void ReopenTrails();
   void Housekeeping();
   void PublishStatus();
 };
@@ -208,11 +216,14 @@ void Receiver::Impl::HandleBatch(const std::string& from, const proto::Batch& b)
   }
   absl::Status s = trails->Append(b);
   if (!s.ok()) {
-    // A write error still pending from a failed sync: hold (no ack).
-    if (absl::IsResourceExhausted(s) && !disk_full) {
+    // Hold (no ack). Part of the batch may be in some trails already: they
+    // are reopened from the last save point once the disk has room again.
+    if (!disk_full) {
       disk_full = true;
-      Log(events::kDiskFullStopped, {{"error", std::string(s.message())}});
+      Log(absl::IsResourceExhausted(s) ? events::kDiskFullStopped : events::kFileSystemError,
+          {{"error", std::string(s.message())}, {"op", "append"}});
     }
+    reopen_needed = true;
     return;
   }
   peer = from;
@@ -222,6 +233,16 @@ void Receiver::Impl::HandleBatch(const std::string& from, const proto::Batch& b)
 
 void Receiver::Impl::HandleHeartbeat(const std::string& from, const proto::Heartbeat& h) {
   trails->NoteAuditEnd(h.audit_end_asn(), h.audit_end_time_us());
+  // The extractor has sent batches this receiver never took (they came while
+  // the disk was full and were dropped unacknowledged): messages on one
+  // connection keep their order, so they will not come any more. Ask for
+  // them again, or the extractor would wait for their acks forever.
+  if (!fenced && !disk_full && h.next_seq() > next_seq && !trails->pending()) {
+    Log(events::kResynchronizing, {{"expected_seq", absl::StrCat(next_seq)},
+                                   {"heartbeat_next_seq", absl::StrCat(h.next_seq())}});
+    Refuse(from, proto::Refuse::RESYNC, absl::StrCat("expected batch ", next_seq));
+    return;
+  }
   if (!fenced && h.next_seq() == next_seq && !disk_full) {
     trails->NoteReadThrough(h.read_through_asn());
   }
@@ -244,6 +265,10 @@ void Receiver::Impl::TakeSavePoint() {
     if (!peer.empty()) SendAck(peer);
     return;
   }
+  // A writer that failed (a segment it could not allocate, a sync that
+  // failed) is not trusted again: the trails are reopened from the last
+  // save point once there is room, and what came since is received again.
+  reopen_needed = true;
   if (absl::IsResourceExhausted(s)) {
     if (!disk_full) {
       disk_full = true;
@@ -253,6 +278,39 @@ void Receiver::Impl::TakeSavePoint() {
   }
   Log(events::kFileSystemError, {{"op", "save point"}, {"error", std::string(s.message())}});
   disk_full = true;  // hold the same way: no ack, retry each second
+}
+
+absl::Status Receiver::Impl::OpenTrails() {
+  RDF_ASSIGN_OR_RETURN(trails, ImageTrails::Open(*opt.config, *node, opt.fs, opt.clock));
+  if (trails->save_point().asn() == 0 && trails->received_asn() == 0) {
+    // Nothing received yet. After an online initial copy (rdfcom initialize)
+    // the volumes already hold everything before its start ASN: the first
+    // save point is just below it, so the Welcome asks the extractor for it.
+    RDF_ASSIGN_OR_RETURN(std::optional<proto::InitialCopy> copy, ReadInitialCopy(opt.fs, *node));
+    if (copy.has_value() && copy->start_asn() > 1) {
+      initial_copy_start = copy->start_asn();
+      trails->NoteReadThrough(initial_copy_start - 1);
+    }
+  }
+  next_seq = std::max<uint64_t>(1, trails->save_point().next_seq());
+  return absl::OkStatus();
+}
+
+void Receiver::Impl::ReopenTrails() {
+  const uint64_t before = next_seq;
+  trails.reset();
+  absl::Status s = OpenTrails();
+  if (!s.ok()) {
+    // Still no room even to reopen: end, and let the monitor start a new
+    // receiver (which does the same as this, with backoff).
+    fatal = s;
+    return;
+  }
+  reopen_needed = false;
+  disk_full = false;
+  Log(events::kDiskFullResumed, {{"reopened_at_save_point", absl::StrCat(trails->save_point().asn())},
+                                 {"next_seq", absl::StrCat(next_seq)},
+                                 {"dropped_batches", absl::StrCat(before - next_seq)}});
 }
 
 void Receiver::Impl::CheckFence() {
@@ -300,7 +358,11 @@ void Receiver::Impl::Housekeeping() {
   if (final_pending && !disk_full) TakeSavePoint();
   if (disk_full && now - last_save_point_us >= 1'000'000) {
     last_save_point_us = now;
-    TakeSavePoint();  // retry after a disk-full or write error
+    if (reopen_needed) {
+      ReopenTrails();
+    } else {
+      TakeSavePoint();  // retry after a disk-full or write error
+    }
   }
   if (now - last_status_us >= 1'000'000) {
     last_status_us = now;
@@ -323,21 +385,7 @@ absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Open(const ReceiverOptions& 
   impl->lock = std::move(base.lock);
   impl->events = std::move(base.events);
   RDF_RETURN_IF_ERROR(CheckNoInitialCopyInProgress(options.fs, *impl->node, "receiver"));
-  RDF_ASSIGN_OR_RETURN(impl->trails, ImageTrails::Open(*options.config, *impl->node,
-                                                       options.fs, options.clock));
-  uint64_t initial_copy_start = 0;
-  if (impl->trails->save_point().asn() == 0 && impl->trails->received_asn() == 0) {
-    // Nothing received yet. After an online initial copy (rdfcom initialize)
-    // the volumes already hold everything before its start ASN: the first
-    // save point is just below it, so the Welcome asks the extractor for it.
-    RDF_ASSIGN_OR_RETURN(std::optional<proto::InitialCopy> copy,
-                         ReadInitialCopy(options.fs, *impl->node));
-    if (copy.has_value() && copy->start_asn() > 1) {
-      initial_copy_start = copy->start_asn();
-      impl->trails->NoteReadThrough(initial_copy_start - 1);
-    }
-  }
-  impl->next_seq = std::max<uint64_t>(1, impl->trails->save_point().next_seq());
+  RDF_RETURN_IF_ERROR(impl->OpenTrails());
   impl->max_bytes = impl->cfg->receiver().max_message_bytes();
   impl->endpoint = wire::Endpoint(impl->node->host(), impl->node->audit_port());
   impl->CheckFence();
@@ -349,11 +397,11 @@ absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Open(const ReceiverOptions& 
   } else {
     RDF_RETURN_IF_ERROR(impl->Bind());
   }
-  if (initial_copy_start != 0) {
+  if (impl->initial_copy_start != 0) {
     impl->Log(events::kSavePoint, {{"asn", absl::StrCat(impl->trails->save_point().asn())},
                {"next_seq", absl::StrCat(impl->next_seq)},
                {"endpoint", impl->endpoint},
-               {"initial_copy_start_asn", absl::StrCat(initial_copy_start)}});
+               {"initial_copy_start_asn", absl::StrCat(impl->initial_copy_start)}});
   } else {
     impl->Log(events::kSavePoint, {{"asn", absl::StrCat(impl->trails->save_point().asn())},
                {"next_seq", absl::StrCat(impl->next_seq)},
@@ -411,6 +459,10 @@ absl::Status Receiver::Run(const std::atomic<bool>* stop) {
     }
     if (s.trails->pending() && !s.disk_full) s.TakeSavePoint();
     s.Housekeeping();
+    if (!s.fatal.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot reopen the image trails after a write error: ", s.fatal.message()));
+    }
   }
   if (s.trails->pending() && !s.disk_full) s.TakeSavePoint();
   s.PublishStatus();

@@ -32,6 +32,7 @@ be present and no other, and the lost ones are exactly those whose COMMIT
 never reached a save point.
 
   tests/chaos/chaos.py [--seed N] [--minutes 10] [--mode drain|takeover|both]
+                       [--kinds kill,cut,...]
 
 Prints progress on stderr and a summary (one JSON line last on stdout).
 Exit 0 only with 0 violations.
@@ -229,8 +230,8 @@ class Campaign:
 
     # --- the campaign ----------------------------------------------------------
 
-    def run(self, minutes, mode):
-        kinds = [k for k in KINDS if k != "disk_full" or self.mounted]
+    def run(self, minutes, mode, only=None):
+        kinds = [k for k in (only or KINDS) if k != "disk_full" or self.mounted]
         if not self.mounted:
             log("not root (or mount failed): the disk_full fault is left out")
         self.start_monitor("backup")
@@ -265,7 +266,7 @@ class Campaign:
                 self.violations.append("the primary did not recover")
             rdftest.wait_for(lambda: (self.status() or {}).get("state") == "NORMAL", 120,
                              "both nodes NORMAL before the drain")
-            r = self.rdfcom("stop", "--drain", "--timeout", "300")
+            r = self.rdfcom("stop", "--drain", "--timeout", "300", timeout=420)
             if r.returncode != 0:
                 self.violations.append(f"stop --drain failed: {r.stderr.strip()}")
             v = self.rdfcom("verify")
@@ -355,7 +356,12 @@ def main():
     ap.add_argument("--mode", choices=["drain", "takeover", "both"], default="both",
                     help="how the campaign ends; both: one campaign of each (each --minutes/2)")
     ap.add_argument("--rate", type=int, default=300, help="transactions/s offered")
+    ap.add_argument("--kinds", help=f"comma-separated fault kinds to use (default: all of "
+                    f"{','.join(KINDS)})")
     a = ap.parse_args()
+    only = a.kinds.split(",") if a.kinds else None
+    if only and any(k not in KINDS for k in only):
+        ap.error(f"--kinds: choose from {','.join(KINDS)}")
     modes = ["drain", "takeover"] if a.mode == "both" else [a.mode]
     minutes = a.minutes / len(modes)
     summaries = []
@@ -364,7 +370,7 @@ def main():
         try:
             log(f"seed {a.seed + i}, {minutes:g} minutes, mode {mode}, {a.rate} txn/s, "
                 f"work {c.work}")
-            result = c.run(minutes, mode)
+            result = c.run(minutes, mode, only)
             summaries.append(c.summary(minutes, mode, result))
         finally:
             c.cleanup()
