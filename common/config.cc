@@ -441,13 +441,23 @@ class Validator {
     return inner.size() == outer.size() || outer == "/" || inner[outer.size()] == '/';
   }
 
+  // The absolute form of one path field of every node, made once: the
+  // checks below compare all pairs of nodes.
+  template <typename Field>
+  std::vector<std::string> AbsolutePaths(Field field) const {
+    std::vector<std::string> out;
+    for (const proto::NodeConfig& n : c_.nodes()) out.push_back(Absolute((n.*field)()));
+    return out;
+  }
+
   void CheckDataDirs() {
+    const std::vector<std::string> dirs = AbsolutePaths(&proto::NodeConfig::data_dir);
     for (int i = 0; i < c_.nodes_size(); ++i) {
       if (c_.nodes(i).data_dir().empty()) continue;
-      std::string a = Absolute(c_.nodes(i).data_dir());
+      const std::string& a = dirs[i];
       for (int j = 0; j < i; ++j) {
         if (c_.nodes(j).data_dir().empty()) continue;
-        std::string b = Absolute(c_.nodes(j).data_dir());
+        const std::string& b = dirs[j];
         std::string how = a == b         ? "is the same as"
                           : Within(a, b) ? "is inside"
                           : Within(b, a) ? "contains"
@@ -463,13 +473,14 @@ class Validator {
   }
 
   void CheckKeys() {
+    const std::vector<std::string> key_files = AbsolutePaths(&proto::NodeConfig::key_file);
     for (int i = 0; i < c_.nodes_size(); ++i) {
       const proto::NodeConfig& n = c_.nodes(i);
       for (int j = 0; j < i; ++j) {
         const proto::NodeConfig& m = c_.nodes(j);
-        if (!n.key_file().empty() && Absolute(n.key_file()) == Absolute(m.key_file())) {
+        if (!n.key_file().empty() && key_files[i] == key_files[j]) {
           Error({{"nodes", i}, {"key_file"}},
-                absl::StrCat("key_file ", Absolute(n.key_file()),
+                absl::StrCat("key_file ", key_files[i],
                              " is also the key_file of "
                              "node \"",
                              m.name(), "\" (", Ref({{"nodes", j}, {"key_file"}}), ")"),
