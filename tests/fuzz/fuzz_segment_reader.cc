@@ -9,9 +9,11 @@
 // Promises checked:
 //  - reading with a limit at the end an unlimited read reached yields the
 //    same records;
-//  - once the writer has opened (and repaired) the trail, its newest segment
-//    reads cleanly up to the writer's end, and a record appended and synced
-//    there reads back at that end.
+//  - the writer's repair never cuts before the last published end (what
+//    was durable stays), and leaves a newest segment that reads cleanly up
+//    to the writer's end;
+//  - TruncateTo a record's end, when it succeeds, leaves the writer there;
+//  - a record appended and synced reads back at the writer's end.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -151,8 +153,8 @@ std::optional<ForwardRead> ExerciseReaders(MemFileSystem* fs, bool with_limit) {
   return first;
 }
 
-// Opens the writer (repairing a torn tail), appends one record and checks
-// that the trail reads back to it.
+// Opens the writer (repairing a torn tail), optionally truncates it and
+// removes old segments, appends one record and checks that it reads back.
 void ExerciseWriter(MemFileSystem* fs, const SegmentInput& in,
                     const std::optional<ForwardRead>& read) {
   FakeClock clock;
@@ -164,15 +166,21 @@ void ExerciseWriter(MemFileSystem* fs, const SegmentInput& in,
   wo.fs = fs;
   wo.clock = &clock;
   wo.shared_end = false;
+  const End* chosen = nullptr;  // a record end the first read found
+  if (read.has_value() && !read->ends.empty()) {
+    chosen = &read->ends[in.hint % read->ends.size()];
+  }
   if (in.flags & kWithHint) {
     wo.publisher = &published;
-    if (read.has_value() && !read->ends.empty()) {
-      published.Publish(read->ends[in.hint % read->ends.size()]);
-    }
+    if (chosen != nullptr) published.Publish(*chosen);
   }
   absl::StatusOr<std::unique_ptr<trail::TrailWriter>> w = trail::TrailWriter::Open(wo);
   if (!w.ok()) return;
-  const End end = (*w)->durable_end();
+  End end = (*w)->durable_end();
+  if ((in.flags & kWithHint) && chosen != nullptr) {
+    RDF_FUZZ_CHECK(!(end.pos < chosen->pos),
+                   "the writer's repair cut records before the last published end");
+  }
 
   // The newest segment reads cleanly up to the writer's end.
   trail::LocalEnd limit;
@@ -189,18 +197,35 @@ void ExerciseWriter(MemFileSystem* fs, const SegmentInput& in,
                    "the repaired newest segment does not end at the writer's end");
   }
 
+  // Cut back to a record's end, as the receiver does to its save point. (It
+  // may lie past the repaired end, or in a segment the repair removed:
+  // then it is refused.)
+  if ((in.flags & kTruncate) && chosen != nullptr && (*w)->TruncateTo(*chosen).ok()) {
+    end = (*w)->durable_end();
+    RDF_FUZZ_CHECK(end.pos == chosen->pos && end.asn == chosen->asn &&
+                       (*w)->last_asn() == chosen->asn,
+                   "TruncateTo did not leave the writer at the end it was given");
+    limit.Publish(end);
+  }
+
   // A record appended at the end reads back there.
   const uint64_t last = (*w)->last_asn();
   if (last == UINT64_MAX) return;
   const uint64_t asn = last + 1;
-  if (!(*w)->Append(asn, 1, "appended by the fuzzer", 0).ok() || !(*w)->Sync().ok()) return;
+  const std::string payload(kAppendSizes[in.flags >> 6], 'a');
+  if (!(*w)->Append(asn, 1, payload, 0).ok() || !(*w)->Sync().ok()) return;
   limit.Publish((*w)->durable_end());
   RDF_FUZZ_CHECK((*r)->SeekToPosition(end.pos).ok(), "the writer's end cannot be sought");
   absl::StatusOr<std::optional<Record>> rec = (*r)->Next();
   RDF_FUZZ_CHECK(rec.ok() && rec->has_value() && (*rec)->asn == asn,
                  "a record appended after repair does not read back");
-  RDF_FUZZ_CHECK((*rec)->payload == "appended by the fuzzer",
-                 "a record appended after repair reads back changed");
+  RDF_FUZZ_CHECK((*rec)->payload == payload, "a record appended after repair reads back changed");
+
+  // Retention: drop every segment before the newest, then read what is left.
+  if (in.flags & kRemoveOld) {
+    if (!(*w)->RemoveSegmentsBefore((*w)->durable_end().pos.segment).ok()) return;
+    ExerciseReaders(fs, /*with_limit=*/false);
+  }
 }
 
 }  // namespace

@@ -149,6 +149,7 @@ void SegmentSeeds(const std::filesystem::path& dir) {
     WriteSeed(dir, "seed-one-txn-all-flags", t.Input(all, 1));
     WriteSeed(dir, "seed-one-txn-torn", t.Input(kWithHint, 1, 7));
     WriteSeed(dir, "seed-one-txn-torn-nohint", t.Input(0, 0, 7));
+    WriteSeed(dir, "seed-one-txn-append-own-segment", t.Input(kWithHint | 3 << 6, 2));
   }
   {
     Trail t;
@@ -156,6 +157,10 @@ void SegmentSeeds(const std::filesystem::path& dir) {
     WriteSeed(dir, "seed-segments", t.Input(0, 0));
     WriteSeed(dir, "seed-segments-all-flags", t.Input(all, 5));
     WriteSeed(dir, "seed-segments-torn", t.Input(kWithHint | kWithLimit, 200, 30));
+    WriteSeed(dir, "seed-segments-truncate", t.Input(kTruncate | kWithLimit, 5));
+    WriteSeed(dir, "seed-segments-truncate-remove",
+              t.Input(kTruncate | kRemoveOld | 2 << 6, 10));
+    WriteSeed(dir, "seed-segments-remove", t.Input(kRemoveOld | 1 << 6, 0));
     t.RemoveSegmentsBefore(3);
     WriteSeed(dir, "seed-segments-retained", t.Input(kWithLimit | kWithHint, 3));
   }

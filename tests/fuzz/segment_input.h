@@ -1,9 +1,11 @@
 // The input format of fuzz_segment_reader, shared with the seed generator
 // (make_fuzz_seeds.cc):
 //
-//    0  flags (kFix*, kWithLimit, kWithHint)        1 byte
-//    1  hint selector: which record end the writer's last published end
-//       names (see kWithHint)                      1 byte
+//    0  flags (kFix*, kWithLimit, kWithHint, kTruncate, kRemoveOld) and,
+//       in the top two bits, the size of the record the writer appends
+//       (kAppendSizes)                              1 byte
+//    1  record selector: which record's end the writer's last published
+//       end names (kWithHint) and TruncateTo cuts to (kTruncate) 1 byte
 //    2  number of the first segment, minus 1 (mod 4) 1 byte
 //    3  segment files, separated by kSeparator; the i-th is the file
 //       "T.<first + i>" (at most kMaxSegments; an empty part is an empty file)
@@ -34,7 +36,12 @@ enum Flags : uint8_t {
   kFixFrames = 1 << 1,   // recompute frame checksums and trailers, walking lengths
   kWithLimit = 1 << 2,   // read again with an EndSource at the end found first
   kWithHint = 1 << 3,    // open the writer with a last published end
+  kTruncate = 1 << 4,    // TruncateTo a record's end (as the receiver does)
+  kRemoveOld = 1 << 5,   // RemoveSegmentsBefore the newest, then read again
 };
+// Payload sizes of the appended record, chosen by flags >> 6: small, near a
+// segment's room, larger than a whole segment (a segment of its own).
+inline constexpr size_t kAppendSizes[4] = {16, 400, 900, 1500};
 
 struct SegmentInput {
   uint8_t flags = 0;
