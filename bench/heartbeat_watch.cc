@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
       "applied on every backup volume (bench/compare).");
   p.AddString("config", &config_path, "system configuration");
   p.AddString("node", &node_name, "the backup node (default: the configuration's)");
-  p.AddUint("interval-us", &interval_us, "poll interval (default 10000)");
-  p.AddDouble("seconds", &seconds, "stop after this long (default 3600)");
+  p.AddUint("interval-us", &interval_us, "poll interval, microseconds");
+  p.AddDouble("seconds", &seconds, "stop after this many seconds");
   p.Require("config");
   p.Parse(argc, argv);
   std::signal(SIGTERM, OnSignal);
