@@ -70,6 +70,8 @@ Backup* OpenBackup() {
               data_dir: "b" key_file: "b.key" }
       volumes { name: "$DATA01" }
       volumes { name: "$DATA02" }
+      # The trails live in a MemFileSystem, which preallocates in memory.
+      trail { image_segment_bytes: 65536 }
     )", b->dir + "/rdf.textproto");
   RDF_FUZZ_CHECK(c.ok(), std::string(c.status().message()).c_str());
   b->config = std::make_unique<config::Config>(*std::move(c));
