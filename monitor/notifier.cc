@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <mutex>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -82,6 +84,10 @@ void Notifier::Loop() {
 
 std::string Notifier::RunOnce(const std::string& command, const std::string& input,
                               absl::Duration timeout) {
+  // A command that exits without reading its input must not kill us with
+  // SIGPIPE: the write below then fails with EPIPE, which is fine.
+  static std::once_flag ignore_sigpipe;
+  std::call_once(ignore_sigpipe, [] { std::signal(SIGPIPE, SIG_IGN); });
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return absl::StrCat("pipe: ", std::strerror(errno));
   const pid_t pid = fork();
@@ -99,8 +105,7 @@ std::string Notifier::RunOnce(const std::string& command, const std::string& inp
   }
   close(fds[0]);
   // A command that does not read its input must not block us: write what
-  // fits (an event is far below the pipe's 64 KiB). EPIPE is fine; the
-  // monitor ignores SIGPIPE.
+  // fits (an event is far below the pipe's 64 KiB).
   fcntl(fds[1], F_SETFL, O_NONBLOCK);
   ssize_t w = write(fds[1], input.data(), input.size());
   (void)w;

@@ -5,7 +5,7 @@
 // (then SIGKILL); a failure or timeout is logged as event 927, which is never
 // itself notified. At most `max_queue` events wait; beyond that the oldest
 // are dropped and counted (the next run's event carries no count: see
-// dropped()).
+// dropped()). Running a command makes the process ignore SIGPIPE.
 #ifndef RDF_MONITOR_NOTIFIER_H_
 #define RDF_MONITOR_NOTIFIER_H_
 

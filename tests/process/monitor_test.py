@@ -135,9 +135,9 @@ class MonitorTest(unittest.TestCase):
                               "backlog_bytes", "last_progress_age_ms", "last_error"):
                         self.assertIn(k, u)
                     self.assertIsInstance(u["applied_asn"], int)
-                    # (Each process publishes its status once a second, so
-                    # rows are not one instant: compare with the live audit end.)
-                    self.assertLessEqual(u["applied_asn"], s["primary"]["audit_end_asn"])
+                    # (Rows are not one instant: each process publishes once
+                    # a second, and the backup is asked after the primary,
+                    # so an updater may be past the audit end shown.)
                 self.assertIn("trails", s["purger"])
                 self.assertIsInstance(s["primary"]["audit_end_asn"], int)
                 self.assertLessEqual(s["extractor"]["acked_asn"], s["primary"]["audit_end_asn"])
