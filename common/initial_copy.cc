@@ -22,6 +22,9 @@ std::string InitialCopyInProgressPath(const proto::NodeConfig& node) {
 std::string InitialCopyStagingDir(const proto::NodeConfig& node) {
   return JoinPath(InitialCopyDir(node), "staging");
 }
+std::string InitialCopyOutgoingDir(const proto::NodeConfig& node) {
+  return JoinPath(InitialCopyDir(node), "outgoing");
+}
 
 absl::StatusOr<std::optional<proto::InitialCopy>> ReadInitialCopy(
     FileSystem* fs, const proto::NodeConfig& node) {

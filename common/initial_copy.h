@@ -12,6 +12,11 @@
 //                 state.json first, `state` last: `state` is the truth.
 //   staging/      the volume copies while they are being made.
 //
+// And on the primary node, while its monitor serves a copy to rdfcom:
+//
+//   outgoing/     the snapshots of the primary's volumes, deleted when the
+//                 copy ends (common/initialize_source.h).
+//
 // What the state means for the pipeline:
 //  - receiver: when it has never received anything (no save point), its
 //    first save point is start_asn - 1, so its Welcome asks the extractor
@@ -45,6 +50,7 @@ std::string InitialCopyStatePath(const proto::NodeConfig& node);
 std::string InitialCopyJsonPath(const proto::NodeConfig& node);
 std::string InitialCopyInProgressPath(const proto::NodeConfig& node);
 std::string InitialCopyStagingDir(const proto::NodeConfig& node);
+std::string InitialCopyOutgoingDir(const proto::NodeConfig& node);
 
 // nullopt when no initialize ever completed on this node; kDataLoss when the
 // state does not parse or has an unknown version.

@@ -21,6 +21,7 @@
 #include "common/takeover_state.h"
 #include "common/wire.h"
 #include "common/zap_handler.h"
+#include "monitor/initialize_service.h"
 #include "monitor/metrics.h"
 #include "monitor/notifier.h"
 #include "monitor/supervisor.h"
@@ -53,6 +54,7 @@ struct Monitor::Impl {
   std::unique_ptr<events::EventFollower> follower;
   std::map<std::string, uint64_t> events_by_severity;
   std::unique_ptr<Supervisor> supervisor;
+  std::unique_ptr<InitializeService> initialize;  // rdfcom initialize's sessions
   std::unique_ptr<trail::SharedEnd> audit_end;  // primary, opened lazily
   curve::KeyPair own_keys;
   // Watches the other node's monitor (events 925/926) on a thread of its own.
@@ -215,9 +217,11 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
     *r.mutable_status() = status;
     return r;
   }
+  // (The initialize service logs its own: not every chunk or poll.)
   const bool logged = req.command() != proto::ControlRequest::STATUS &&
                       req.command() != proto::ControlRequest::VERIFY_SCAN &&
-                      req.command() != proto::ControlRequest::VERIFY_FILES;
+                      req.command() != proto::ControlRequest::VERIFY_FILES &&
+                      !InitializeService::Serves(req.command());
   if (logged) {
     events->Log(events::kCommandLogged,
                 {{"command", proto::ControlRequest::Command_Name(req.command())},
@@ -230,6 +234,11 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
     case proto::ControlRequest::START:
       if (takeover_epoch > 0 && !takeover_complete) {
         fail("a takeover is in progress on this node; finish it with `rdfcom takeover`");
+        break;
+      }
+      if (initialize->busy()) {
+        fail(absl::StrCat("an initial copy (", initialize->copy_id(),
+                          ") is in progress on this node; start once `rdfcom initialize` ends"));
         break;
       }
       stopped = false;
@@ -283,6 +292,11 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
       break;
     }
     default:
+      if (InitializeService::Serves(req.command())) {
+        // Only a stopped set: the supervisor must not start anything meanwhile.
+        initialize->Handle(req, stopped && !supervisor->AnyRunning(), &r);
+        break;
+      }
       fail(absl::StrCat("unknown command ", static_cast<int>(req.command())));
   }
   Refresh();
@@ -363,6 +377,7 @@ Monitor::Monitor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Monitor::~Monitor() {
   if (impl_) {
+    impl_->initialize.reset();
     if (impl_->peer_thread.joinable()) {
       impl_->peer_stop.Notify();
       impl_->peer_thread.join();
@@ -399,6 +414,8 @@ absl::StatusOr<std::unique_ptr<Monitor>> Monitor::Create(const MonitorOptions& o
   impl->follower = std::make_unique<events::EventFollower>(
       FileSystem::Default(), std::vector<std::string>{config::EventDir(*impl->node)}, f);
   impl->stopped = !options.start;
+  impl->initialize =
+      std::make_unique<InitializeService>(*impl->config, *impl->node, impl->events);
   impl->RefreshTakeover();
   return std::unique_ptr<Monitor>(new Monitor(std::move(impl)));
 }
@@ -423,6 +440,7 @@ absl::Status Monitor::Run(const std::atomic<bool>* stop) {
     }
     if (item.revents & ZMQ_POLLIN) m.ServeOne();
     m.supervisor->Tick();
+    m.initialize->Tick();
     const absl::Time now = absl::Now();
     if (now >= next_refresh) {
       m.Refresh();

@@ -2,33 +2,31 @@
 //
 // Gives the backup a consistent copy of every protected primary volume while
 // the application keeps committing on the primary, and the position from
-// which replication then continues, so that nothing is missing or doubled:
+// which replication then continues, so that nothing is missing or doubled.
+// The node-side steps live in common/ (initialize_source.h on the primary:
+// hold the audit, snapshot, scan, move the pin; initialize_target.h on the
+// backup: mark, stage, prepare, install, write the state); this file picks
+// where they run and drives them.
 //
-//  1. Preconditions: the backup's process set (receiver, updaters, purger,
-//     takeover) and the primary's extractor do not run (their locks are
-//     free). tmf (the application) may run. Both nodes' data directories
-//     must be reachable here as files (loopback, or a shared file system).
-//  2. Marks the backup "initialize in progress" (its receiver and updaters
-//     refuse to start until the end), then holds the primary's audit: the
-//     pin goes to just before the first retained record and
-//     audit/pin.released is removed, so tmf keeps every segment it has.
-//  3. Copies each protected volume (mdb_env_copy2, MDB_CP_COMPACT: one
-//     consistent LMDB snapshot while tmf writes) into
-//     <backup>/initialize/staging/, and reads tmf's applied ASN S_v there.
-//  4. Scans the audit (rdfcom/initialize_scan.h): per volume its snapshot
-//     ASN, its open transactions and its DDL; the start ASN R.
-//  5. Prepares each copy: files that are not shipped are dropped, the DDL up
-//     to the snapshot applied, tmf's and any updater's bookkeeping removed
-//     from __meta (the updater starts from the beginning of its new image
-//     trail).
-//  6. Replaces the backup's image trails, takeover/ and protected volumes by
-//     the copies; writes the state (common/initial_copy.h) durably; clears
-//     the in-progress mark.
-//  7. Moves the pin to R - 1 and checks the audit from R is still there;
-//     logs event 982 on the backup (process "initialize").
+// Modes:
+//  - through the monitors (the normal case, the nodes on different
+//    machines): both monitors answer STATUS. rdfcom asks the backup's
+//    monitor to begin (INIT_TARGET_BEGIN: its set is stopped, the mark set,
+//    staging empty), the primary's to snapshot and scan (INIT_SOURCE_BEGIN,
+//    polled), relays every snapshot in chunks of at most 512 KiB with their
+//    CRC32C (INIT_SOURCE_READ -> INIT_TARGET_WRITE), asks the backup to
+//    install (INIT_TARGET_COMMIT, polled) and the primary to move its pin to
+//    the start ASN (INIT_SOURCE_END). rdfcom opens no file of either node.
+//  - local files (a fallback): neither monitor answers and both data
+//    directories exist here; rdfcom runs both sides itself, the snapshots
+//    going straight into the backup's staging folder.
+//  Otherwise it refuses, naming the monitor to start.
 //
-// A failure before step 6 leaves the backup as it was and restores the pin;
-// a failure during or after it leaves the mark, and initialize is run again.
+// Failures: before the backup installs, both sides are aborted (the pin and
+// audit/pin.released put back, the staging and the mark removed; a backup
+// monitor that died keeps the mark until the next initialize). A failure
+// while or after the backup installs leaves the mark and the pin at the
+// start ASN; initialize is run again.
 #ifndef RDF_RDFCOM_INITIALIZE_H_
 #define RDF_RDFCOM_INITIALIZE_H_
 
@@ -38,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/config.h"
+#include "common/control_client.h"
 #include "initialize.pb.h"
 
 namespace rdf::rdfcom {
@@ -45,9 +44,18 @@ namespace rdf::rdfcom {
 struct InitializeOptions {
   const config::Config* config = nullptr;  // not owned
   std::ostream* progress = nullptr;        // progress lines (may be null)
-  // How long to wait after writing the pin before listing the audit, so a
-  // retention pass of tmf that read the old pin has finished.
+  // Local mode: how long to wait after writing the pin before listing the
+  // audit, so a retention pass of tmf that read the old pin has finished.
   absl::Duration pin_settle = absl::Milliseconds(500);
+  // How rdfcom reaches the monitors: `probe` for the first STATUS of each
+  // (short), `call` for the rest. Empty: CallMonitor with 3 s and 30 s.
+  control::ControlCall probe, call;
+  // Chunk size asked of the primary (at most 512 KiB), and a pause after
+  // each chunk (tests slow a copy down with it).
+  uint32_t chunk_bytes = 512 << 10;
+  absl::Duration chunk_pause = absl::ZeroDuration();
+  // Between polls of INIT_SOURCE_BEGIN / INIT_TARGET_COMMIT.
+  absl::Duration poll_interval = absl::Milliseconds(100);
 };
 
 // The state written to <backup data_dir>/initialize/state.

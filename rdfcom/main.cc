@@ -4,6 +4,7 @@
 #include <csignal>
 #include <set>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -231,6 +232,14 @@ int Initialize(const Args& a, rdf::cli::Parser& p) {
   rdf::rdfcom::InitializeOptions o;
   o.config = &*cfg;
   o.progress = &std::cerr;
+  // Test hooks (tests/process/initialize_test.py): smaller chunks and a
+  // pause after each, so that a copy lasts long enough to break it.
+  if (const char* v = getenv("RDF_INITIALIZE_CHUNK_BYTES"); v != nullptr && atoi(v) > 0) {
+    o.chunk_bytes = static_cast<uint32_t>(atoi(v));
+  }
+  if (const char* v = getenv("RDF_INITIALIZE_CHUNK_PAUSE_MS"); v != nullptr && atoi(v) > 0) {
+    o.chunk_pause = absl::Milliseconds(atoi(v));
+  }
   absl::StatusOr<rdf::proto::InitialCopy> r = rdf::rdfcom::RunInitialize(o);
   if (!r.ok()) return Fail(r.status());
   std::cout << (a.json ? rdf::ProtoToJson(*r) + "\n" : rdf::rdfcom::InitializeSummaryText(*r));

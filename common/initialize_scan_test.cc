@@ -1,4 +1,4 @@
-#include "rdfcom/initialize_scan.h"
+#include "common/initialize_scan.h"
 
 #include <map>
 
@@ -9,7 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace rdf::rdfcom {
+namespace rdf::initcopy {
 namespace {
 
 using ::rdf::testing::StatusIs;
@@ -232,4 +232,4 @@ TEST_F(InitializeScanTest, AppliedAsnBeyondTheDurableEndIsAnError) {
 }
 
 }  // namespace
-}  // namespace rdf::rdfcom
+}  // namespace rdf::initcopy

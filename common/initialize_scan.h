@@ -1,6 +1,8 @@
-// rdfcom initialize, step 3: one forward pass over the primary's audit trail
-// (MAT) that says, for volume copies taken while tmf kept committing, what
-// the backup must still apply and where replication starts.
+// The online initial copy (rdfcom initialize), its audit scan: one forward
+// pass over the primary's audit trail (MAT) that says, for volume copies
+// taken while tmf kept committing, what the backup must still apply and
+// where replication starts. Run on the primary's node, by rdfcom (local
+// mode) or by the primary's monitor (common/initialize_source.h).
 //
 // Input: each protected volume's snapshot, with tmf's applied ASN S_v read
 // from the copy (the copy holds exactly the committed transactions that
@@ -32,8 +34,8 @@
 //
 // Memory: the transactions still without an outcome while the pass runs,
 // plus per volume its open set and its DDL'd files; never the trail.
-#ifndef RDF_RDFCOM_INITIALIZE_SCAN_H_
-#define RDF_RDFCOM_INITIALIZE_SCAN_H_
+#ifndef RDF_COMMON_INITIALIZE_SCAN_H_
+#define RDF_COMMON_INITIALIZE_SCAN_H_
 
 #include <cstdint>
 #include <functional>
@@ -47,7 +49,7 @@
 #include "common/durable_end.h"
 #include "common/file_system.h"
 
-namespace rdf::rdfcom {
+namespace rdf::initcopy {
 
 struct ScanVolume {
   std::string volume;        // "$DATA01"
@@ -90,6 +92,6 @@ struct AuditScan {
 // below some S_v.
 absl::StatusOr<AuditScan> ScanAuditForInitialCopy(const ScanOptions& options);
 
-}  // namespace rdf::rdfcom
+}  // namespace rdf::initcopy
 
-#endif  // RDF_RDFCOM_INITIALIZE_SCAN_H_
+#endif  // RDF_COMMON_INITIALIZE_SCAN_H_

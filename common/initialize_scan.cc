@@ -1,4 +1,4 @@
-#include "rdfcom/initialize_scan.h"
+#include "common/initialize_scan.h"
 
 #include <algorithm>
 
@@ -8,7 +8,7 @@
 #include "common/status_macros.h"
 #include "common/trail_reader.h"
 
-namespace rdf::rdfcom {
+namespace rdf::initcopy {
 namespace {
 
 // A transaction without an outcome so far in the pass.
@@ -168,4 +168,4 @@ absl::StatusOr<AuditScan> ScanAuditForInitialCopy(const ScanOptions& o) {
   return out;
 }
 
-}  // namespace rdf::rdfcom
+}  // namespace rdf::initcopy
