@@ -221,6 +221,7 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
   const bool logged = req.command() != proto::ControlRequest::STATUS &&
                       req.command() != proto::ControlRequest::VERIFY_SCAN &&
                       req.command() != proto::ControlRequest::VERIFY_FILES &&
+                      req.command() != proto::ControlRequest::VERIFY_RESULT &&
                       !InitializeService::Serves(req.command());
   if (logged) {
     events->Log(events::kCommandLogged,
@@ -291,6 +292,28 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
       }
       break;
     }
+    case proto::ControlRequest::VERIFY_RESULT:
+      for (const proto::Event& e : req.events()) {
+        auto field = [&e](const char* name) {
+          auto it = e.fields().find(name);
+          return it == e.fields().end() ? std::string() : it->second;
+        };
+        if (e.number() == events::kVerifyMismatch) {
+          events->Log(e.number(), {{"volume", field("volume")},
+                                   {"file", field("file")},
+                                   {"differences", field("differences")},
+                                   {"first_key", field("first_key")},
+                                   {"operator", req.operator_()}});
+        } else if (e.number() == events::kVerifyMatch) {
+          events->Log(e.number(), {{"volumes", field("volumes")},
+                                   {"files", field("files")},
+                                   {"records", field("records")},
+                                   {"operator", req.operator_()}});
+        } else {
+          fail(absl::StrCat("VERIFY_RESULT logs events 980 and 981, not ", e.number()));
+        }
+      }
+      break;
     default:
       if (InitializeService::Serves(req.command())) {
         // Only a stopped set: the supervisor must not start anything meanwhile.

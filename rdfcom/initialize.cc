@@ -268,8 +268,10 @@ std::string Stream::Undo(const absl::Status& why) {
     absl::Status s = Call(backup_, abort).status();
     out.push_back(s.ok() ? std::string(initcopy::kBackupUnchanged)
                          : absl::StrCat("the backup was not changed but keeps its in-progress "
-                                        "mark (", s.message(), "); run `rdfcom initialize` "
-                                        "again"));
+                                        "mark (",
+                                        absl::IsUnavailable(s) ? "its monitor did not answer"
+                                                               : s.message(),
+                                        "); run `rdfcom initialize` again"));
   } else if (phase_ == Phase::kCommitting) {
     out.push_back(initcopy::kBackupUnchanged);
   }
@@ -326,7 +328,7 @@ absl::StatusOr<proto::InitialCopy> RunInitialize(const InitializeOptions& option
   }
   InitializeOptions o = options;
   if (!o.probe) o.probe = control::NetworkCall(cfg, absl::Seconds(3));
-  if (!o.call) o.call = control::NetworkCall(cfg, absl::Seconds(30));
+  if (!o.call) o.call = control::NetworkCall(cfg, absl::Seconds(15));
   // Which monitors answer decides the mode.
   std::vector<std::string> down;
   for (const proto::NodeConfig* n : {primary, backup}) {
@@ -334,8 +336,8 @@ absl::StatusOr<proto::InitialCopy> RunInitialize(const InitializeOptions& option
     status.set_command(Request::STATUS);
     absl::StatusOr<proto::ControlReply> r = o.probe(*n, status);
     if (!r.ok()) {
-      down.push_back(absl::StrCat("the ", n == primary ? "primary" : "backup", " node '",
-                                  n->name(), "''s monitor does not answer (", r.status().message(),
+      down.push_back(absl::StrCat("the monitor of the ", n == primary ? "primary" : "backup",
+                                  " node '", n->name(), "' does not answer (", r.status().message(),
                                   "); start it there (`rdf-monitor --config FILE --node ",
                                   n->name(), " --no-start`)"));
     }

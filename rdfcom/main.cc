@@ -349,6 +349,10 @@ int Verify(const Args& a, rdf::cli::Parser& p) {
   o.operator_name = rdf::control::OperatorName();
   absl::StatusOr<rdf::rdfcom::VerifySummary> r = rdf::rdfcom::RunVerify(o, std::cout);
   if (!r.ok()) return Fail(r.status());
+  if (absl::Status logged = rdf::rdfcom::LogVerifyResult(o, *r); !logged.ok()) {
+    std::cerr << "rdfcom: verify's event (" << (r->equal ? 981 : 980)
+              << ") was not logged: " << logged.message() << std::endl;
+  }
   return r->equal ? 0 : 1;
 }
 

@@ -1,6 +1,7 @@
 #include "rdfcom/verify.h"
 
 #include <algorithm>
+#include <set>
 #include <map>
 #include <string>
 #include <tuple>
@@ -9,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/event_catalog.h"
 #include "common/status_macros.h"
 
 namespace rdf::rdfcom {
@@ -258,6 +260,33 @@ void PrintJson(const std::vector<FileResult>& results, const VerifySummary& s,
 
 }  // namespace
 
+absl::Status LogVerifyResult(const VerifyOptions& o, const VerifySummary& s) {
+  const proto::NodeConfig* backup = o.config->NodeWithRole(proto::BACKUP);
+  if (backup == nullptr) return absl::InvalidArgumentError("no BACKUP node");
+  proto::ControlRequest req;
+  req.set_command(proto::ControlRequest::VERIFY_RESULT);
+  req.set_operator_(o.operator_name);
+  auto add = [&req](uint32_t number) {
+    proto::Event* e = req.add_events();
+    e->set_number(number);
+    return e->mutable_fields();
+  };
+  if (s.equal) {
+    auto* f = add(events::kVerifyMatch);
+    (*f)["volumes"] = absl::StrCat(s.volumes);
+    (*f)["files"] = absl::StrCat(s.files);
+    (*f)["records"] = absl::StrCat(s.primary_records);
+  }
+  for (const VerifyDifferingFile& d : s.differing) {
+    auto* f = add(events::kVerifyMismatch);
+    (*f)["volume"] = d.volume;
+    (*f)["file"] = d.file;
+    (*f)["differences"] = absl::StrCat(d.differences);
+    (*f)["first_key"] = d.first_key;
+  }
+  return o.call(*backup, req).status();
+}
+
 std::string EscapeKey(std::string_view key) {
   std::string out;
   out.reserve(key.size());
@@ -307,11 +336,18 @@ absl::StatusOr<VerifySummary> RunVerify(const VerifyOptions& o, std::ostream& ou
   s.primary_applied_asn = pf.applied_asn();
   s.backup_applied_asn = bf.applied_asn();
   s.files = results.size();
+  std::set<std::string> volumes;
   for (const FileResult& r : results) {
+    volumes.insert(r.id.volume);
+    if (!r.equal()) {
+      s.differing.push_back({r.id.volume, r.id.file, r.difference_count,
+                             r.listed.empty() ? "" : EscapeKey(r.listed.front().key)});
+    }
     s.differing_files += !r.equal();
     s.primary_records += r.primary_records;
     s.backup_records += r.backup_records;
   }
+  s.volumes = volumes.size();
   s.equal = s.differing_files == 0;
   if (o.json) {
     PrintJson(results, s, out);

@@ -48,6 +48,13 @@ struct VerifyOptions {
   Clock* clock = Clock::Real();  // sleeps the recheck delay; not owned
 };
 
+// A file that differs, for event 980.
+struct VerifyDifferingFile {
+  std::string volume, file;
+  uint64_t differences = 0;
+  std::string first_key;  // escaped (EscapeKey)
+};
+
 // What RunVerify found, for the caller's exit status and events.
 struct VerifySummary {
   bool equal = false;  // every file equal on both nodes
@@ -57,6 +64,8 @@ struct VerifySummary {
   uint64_t backup_records = 0;
   uint64_t primary_applied_asn = 0;  // from the last VERIFY_FILES of each node
   uint64_t backup_applied_asn = 0;
+  uint64_t volumes = 0;  // volumes with at least one file compared
+  std::vector<VerifyDifferingFile> differing;
 };
 
 // Compares the protected files of the configuration's PRIMARY and BACKUP
@@ -81,6 +90,10 @@ struct VerifySummary {
 // cannot be reached or refuses (nothing is printed then). REQUIRES:
 // o.config and o.call set. Not thread-safe; blocks for the whole scan.
 absl::StatusOr<VerifySummary> RunVerify(const VerifyOptions& o, std::ostream& out);
+
+// Logs the result on the backup node through its monitor (VERIFY_RESULT):
+// event 980 per differing file, or 981 when all are equal (docs/events.md).
+absl::Status LogVerifyResult(const VerifyOptions& o, const VerifySummary& s);
 
 // A key for people: printable ASCII (0x20..0x7e) as is except '\\', which
 // becomes "\\\\"; every other byte "\xNN" (two lowercase hex digits).

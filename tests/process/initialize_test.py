@@ -8,14 +8,20 @@ committing on the primary, with a long transaction open across the copy,
 equal (`rdfcom verify`, check_volumes.py --compare) with no exception: the
 records of transactions already in the copy were skipped, those of the
 transactions open across it were applied, nothing twice, nothing missing.
+The copy streams through the monitors' control ports: the main case runs
+rdfcom from a copy of the configuration in another folder, where the data
+directories it names do not exist, so nothing can go through local files.
 Also: a copy of an idle primary drains at once; a takeover after a copy
 undoes the transaction that was open across it and leaves a backup that tmf
 opens as a primary; initialize refuses while the process sets run, without
---yes off a terminal, and where the primary's data directory is not a local
-path."""
+--yes off a terminal, and without monitors where the data directories are
+not local; a backup monitor SIGKILLed mid-copy fails the copy cleanly (the
+primary's pin restored) and a rerun succeeds."""
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import time
 import unittest
@@ -25,6 +31,11 @@ from monitor_test import MonitorSystem
 
 K = 5
 CHECK_VOLUMES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_volumes.py")
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
 
 
 class InitializeTest(unittest.TestCase):
@@ -45,9 +56,27 @@ class InitializeTest(unittest.TestCase):
         rdftest.wait_for(lambda: len(rdftest.read_commit_log(self.commit_log)) >= n, 60,
                          f"{n} commits of the load")
 
-    def initialize(self):
-        r = self.sys.rdfcom("initialize", "--yes", "--json", timeout=300)
+    def operator_config(self):
+        """The configuration and the node key files copied to another folder:
+        its relative data directories name folders that do not exist there."""
+        folder = os.path.join(self.sys.work, "operator")
+        os.makedirs(folder, exist_ok=True)
+        shutil.copytree(os.path.join(self.sys.work, "keys"), os.path.join(folder, "keys"),
+                        dirs_exist_ok=True)
+        cfg = os.path.join(folder, "rdf.textproto")
+        shutil.copy(self.sys.cfg, cfg)
+        for node in ("primary", "backup"):
+            self.assertFalse(os.path.exists(os.path.join(folder, node)))
+        return cfg
+
+    def initialize(self, cfg=None):
+        r = subprocess.run([rdftest.binary("rdfcom"), "--config", cfg or self.sys.cfg,
+                            "initialize", "--yes", "--json"],
+                           capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stderr)
+        # Through the monitors, never through local files.
+        self.assertIn("snapshots taken and audit scanned", r.stderr)
+        self.assertNotIn("local files", r.stderr)
         state = json.loads(r.stdout)
         print(r.stderr, end="")
         return state
@@ -97,17 +126,14 @@ class InitializeTest(unittest.TestCase):
         self.assertEqual(ex.stdout.strip(), "", "the updaters logged exceptions")
 
     def test_copy_while_inserting_with_a_transaction_open_across_it(self):
-        # Only where both data directories are reachable as files.
-        with open(self.sys.cfg) as f:
-            text = f.read()
-        elsewhere = os.path.join(self.sys.work, "elsewhere.textproto")
-        with open(elsewhere, "w") as f:
-            f.write(text.replace('data_dir: "primary"', 'data_dir: "remote/primary"'))
-        r = subprocess.run([rdftest.binary("rdfcom"), "--config", elsewhere, "initialize",
+        # Without monitors, only where both data directories are local files.
+        operator = self.operator_config()
+        r = subprocess.run([rdftest.binary("rdfcom"), "--config", operator, "initialize",
                             "--yes"], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("remote/primary does not exist here", r.stderr)
-        self.assertIn("shared file system", r.stderr)
+        self.assertIn("streams the copy through both nodes' monitors", r.stderr)
+        self.assertIn("the monitor of the primary node 'primary' does not answer", r.stderr)
+        self.assertIn("rdf-monitor --config FILE --node backup --no-start", r.stderr)
         self.sys.start()
         # Before: a running system refuses, and so does a missing --yes.
         r = self.sys.rdfcom("initialize", "--yes")
@@ -127,9 +153,12 @@ class InitializeTest(unittest.TestCase):
                              "--hold-us", "12000000", "--think-us", "2000",
                              "--abort-percent", "10"))
         self.wait_for_commits(300)
-        state = self.initialize()
+        # From the operator's folder: only the monitors can do the copy.
+        state = self.initialize(operator)
         self.assertIsNone(load.p.poll(), "the load ended before the copy was taken")
         self.assert_state(state)
+        self.assertFalse(os.path.exists(os.path.join(self.sys.primary, "initialize",
+                                                     "outgoing")))
         self.start_drain_and_compare(load, state)
         present, problems = rdftest.check_insert_transactions(self.sys.backup, K)
         self.assertEqual(problems, [])
@@ -231,6 +260,68 @@ class InitializeTest(unittest.TestCase):
         after, problems = rdftest.check_insert_transactions(self.sys.backup, K)
         self.assertEqual(problems, [])
         self.assertEqual(new - after, set())
+
+
+    def test_backup_monitor_killed_mid_copy_then_a_rerun_succeeds(self):
+        self.sys.start()
+        self.assertEqual(self.sys.load(800).wait(180), 0)
+        self.sys.rdfcom("stop", check=True)
+        pin = os.path.join(self.sys.primary, "audit", "pin")
+        with open(pin) as f:
+            pin_before = f.read()
+        # Client 0 holds its first transaction open across both attempts.
+        load = self.bg_load(("--mode", "insert", "--txns", "9000", "--rate", "300",
+                             "--hold-us", "50000000", "--think-us", "2000"))
+        self.wait_for_commits(200)
+        # Small chunks with a pause: the copy takes long enough to break.
+        env = dict(os.environ, RDF_INITIALIZE_CHUNK_BYTES="4096",
+                   RDF_INITIALIZE_CHUNK_PAUSE_MS="40")
+        err_path = os.path.join(self.sys.work, "initialize-1.err")
+        with open(err_path, "w") as err:
+            copy = subprocess.Popen([rdftest.binary("rdfcom"), "--config", self.sys.cfg,
+                                     "initialize", "--yes"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            rdftest.wait_for(lambda: "MiB of" in read(err_path), 60,
+                             "the copy to be streaming")
+            self.assertIsNone(copy.poll(), read(err_path))
+            # The monitors keep answering while the copy runs.
+            s = self.sys.status()
+            self.assertTrue(s["primary"]["reachable"])
+            self.assertEqual(s["state"], "STOPPED")
+            r = self.sys.rdfcom("start")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("initial copy", r.stderr)
+            backup = self.sys.monitors["backup"]
+            os.kill(backup.p.pid, signal.SIGKILL)
+            backup.kill()  # (reaps it by its pid, closes its log)
+            self.assertEqual(copy.wait(120), 1)
+        finally:
+            if copy.poll() is None:
+                copy.kill()
+                copy.wait(10)
+        err = read(err_path)
+        print(err, end="")
+        self.assertIn("initialize failed", err)
+        self.assertIn("node 'backup': no answer from its monitor", err)
+        self.assertIn("the primary's pin was restored", err)
+        self.assertIn("keeps its in-progress mark", err)
+        with open(pin) as f:
+            self.assertEqual(f.read(), pin_before)
+        self.assertFalse(os.path.exists(os.path.join(self.sys.primary, "initialize",
+                                                     "outgoing")))
+        # The backup keeps the mark: nothing of it starts until a copy is made.
+        self.assertTrue(os.path.exists(os.path.join(self.sys.backup, "initialize",
+                                                    "in_progress")))
+        self.sys.monitors["backup"] = rdftest.Process(
+            [rdftest.binary("rdf-monitor"), "--config", self.sys.cfg, "--node", "backup",
+             "--no-start"], log_path=os.path.join(self.sys.work, "monitor-backup-2.log"))
+        rdftest.wait_for(lambda: (self.sys.status() or {}).get("state") == "STOPPED", 30,
+                         "the backup's monitor again")
+        self.assertIsNone(load.p.poll(), "the load ended before the second copy")
+        state = self.initialize()
+        self.assert_state(state)
+        self.start_drain_and_compare(load, state)
 
 
 if __name__ == "__main__":

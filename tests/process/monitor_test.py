@@ -176,6 +176,26 @@ class MonitorTest(unittest.TestCase):
         self.assertEqual(subprocess.run(
             ["python3", os.path.join(os.path.dirname(__file__), "check_volumes.py"),
              "--compare", self.sys.primary, self.sys.backup]).returncode, 0)
+        # verify logs its result on the backup: 981 when equal...
+        match = rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 981), 10,
+                                 "event 981")
+        self.assertEqual(match[-1]["fields"]["files"], "4")
+        self.assertEqual(match[-1]["fields"]["volumes"], "4")
+        self.assertGreater(int(match[-1]["fields"]["records"]), 0)
+        # ... and 980 per file that differs (a record only the backup has).
+        subprocess.run(["mdb_load", "-T", "-s", "LOAD",
+                        os.path.join(self.sys.backup, "volumes", "DATA02")],
+                       input=b"zz-extra\nvalue\n", check=True)
+        v = self.sys.rdfcom("verify", timeout=60)
+        self.assertEqual(v.returncode, 1, v.stdout + v.stderr)
+        mismatch = rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 980), 10,
+                                    "event 980")
+        self.assertEqual(len(mismatch), 1)
+        self.assertEqual(mismatch[0]["severity"], "ERROR")
+        self.assertEqual({k: mismatch[0]["fields"][k] for k in ("volume", "file", "differences",
+                                                                "first_key")},
+                         {"volume": "$DATA02", "file": "LOAD", "differences": "1",
+                          "first_key": "zz-extra"})
         # Started again, it runs normally.
         self.sys.rdfcom("start", check=True)
         self.sys.wait_state("NORMAL")
