@@ -3,10 +3,14 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <map>
+#include <memory>
+
 #include <zmq.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/curve_keys.h"
+#include "common/status_macros.h"
 #include "common/wire.h"
 
 namespace rdf::control {
@@ -33,11 +37,20 @@ std::string OperatorName() {
   return absl::StrCat(pw != nullptr ? pw->pw_name : absl::StrCat(geteuid()), "@", host);
 }
 
-absl::StatusOr<proto::ControlReply> CallMonitor(const config::Config& config,
-                                                const proto::NodeConfig& node,
-                                                proto::ControlRequest request,
-                                                absl::Duration timeout,
-                                                const curve::KeyPair* own_keys) {
+struct MonitorChannel::Impl {
+  const config::Config& config;
+  const proto::NodeConfig& node;
+  absl::Duration timeout;
+  const curve::KeyPair* own_keys;
+  zmq::context_t ctx;
+  std::unique_ptr<zmq::socket_t> socket;  // null: connect on the next Call
+  std::string endpoint;
+
+  absl::Status Connect();
+  absl::StatusOr<std::string> Exchange(const std::string& out);
+};
+
+absl::Status MonitorChannel::Impl::Connect() {
   if (node.control_port() == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "node '", node.name(), "' has no control_port in ", config.path));
@@ -47,43 +60,85 @@ absl::StatusOr<proto::ControlReply> CallMonitor(const config::Config& config,
   if (!own.ok()) return own.status();
   absl::StatusOr<std::string> server_key = curve::PublicKeyOf(config, node);
   if (!server_key.ok()) return server_key.status();
-  request.set_version(proto::CONTROL_VERSION_1);
-  if (request.operator_().empty()) request.set_operator_(OperatorName());
-  const std::string endpoint = wire::Endpoint(node.host(), node.control_port());
-  zmq::context_t ctx;
-  std::string bytes;
+  endpoint = wire::Endpoint(node.host(), node.control_port());
   try {
-    zmq::socket_t req(ctx, zmq::socket_type::req);
-    req.set(zmq::sockopt::curve_serverkey, *server_key);
-    req.set(zmq::sockopt::curve_publickey, own->public_key);
-    req.set(zmq::sockopt::curve_secretkey, own->secret_key);
-    req.set(zmq::sockopt::linger, 0);
-    req.set(zmq::sockopt::rcvtimeo, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
-    req.set(zmq::sockopt::sndtimeo, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
-    req.connect(endpoint);
-    const std::string out = request.SerializeAsString();
-    zmq::message_t reply;
-    if (!req.send(zmq::buffer(out), zmq::send_flags::none) ||
-        !req.recv(reply, zmq::recv_flags::none)) {
-      return absl::UnavailableError(absl::StrCat(
-          "node '", node.name(), "': no answer from its monitor at ", endpoint, " within ",
-          absl::FormatDuration(timeout),
-          " (is rdf-monitor running there? do the node keys in the configuration match?)"));
-    }
-    bytes = reply.to_string();
+    auto req = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::req);
+    req->set(zmq::sockopt::curve_serverkey, *server_key);
+    req->set(zmq::sockopt::curve_publickey, own->public_key);
+    req->set(zmq::sockopt::curve_secretkey, own->secret_key);
+    req->set(zmq::sockopt::linger, 0);
+    req->set(zmq::sockopt::rcvtimeo, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+    req->set(zmq::sockopt::sndtimeo, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+    req->connect(endpoint);
+    socket = std::move(req);
   } catch (const zmq::error_t& e) {
     return absl::UnavailableError(
         absl::StrCat("node '", node.name(), "': cannot reach ", endpoint, ": ", e.what()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> MonitorChannel::Impl::Exchange(const std::string& out) {
+  if (socket == nullptr) RDF_RETURN_IF_ERROR(Connect());
+  try {
+    zmq::message_t reply;
+    if (socket->send(zmq::buffer(out), zmq::send_flags::none) &&
+        socket->recv(reply, zmq::recv_flags::none)) {
+      return reply.to_string();
+    }
+  } catch (const zmq::error_t& e) {
+    socket.reset();
+    return absl::UnavailableError(
+        absl::StrCat("node '", node.name(), "': cannot reach ", endpoint, ": ", e.what()));
+  }
+  socket.reset();  // a REQ socket without its reply takes no next request
+  return absl::UnavailableError(absl::StrCat(
+      "node '", node.name(), "': no answer from its monitor at ", endpoint, " within ",
+      absl::FormatDuration(timeout),
+      " (is rdf-monitor running there? do the node keys in the configuration match?)"));
+}
+
+MonitorChannel::MonitorChannel(const config::Config& config, const proto::NodeConfig& node,
+                               absl::Duration timeout, const curve::KeyPair* own)
+    : impl_(new Impl{config, node, timeout, own, zmq::context_t(), nullptr, ""}) {}
+
+MonitorChannel::~MonitorChannel() {
+  if (impl_) impl_->socket.reset();
+}
+
+absl::StatusOr<proto::ControlReply> MonitorChannel::Call(proto::ControlRequest request) {
+  request.set_version(proto::CONTROL_VERSION_1);
+  if (request.operator_().empty()) request.set_operator_(OperatorName());
+  absl::StatusOr<std::string> bytes = impl_->Exchange(request.SerializeAsString());
+  if (!bytes.ok()) return bytes.status();
+  const std::string& name = impl_->node.name();
   proto::ControlReply r;
-  if (!r.ParseFromString(bytes)) {
+  if (!r.ParseFromString(*bytes)) {
     return absl::DataLossError(
-        absl::StrCat("node '", node.name(), "': the monitor's reply does not parse"));
+        absl::StrCat("node '", name, "': the monitor's reply does not parse"));
   }
   if (!r.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("node '", node.name(), "': ", r.error()));
+    return absl::FailedPreconditionError(absl::StrCat("node '", name, "': ", r.error()));
   }
   return r;
+}
+
+absl::StatusOr<proto::ControlReply> CallMonitor(const config::Config& config,
+                                                const proto::NodeConfig& node,
+                                                proto::ControlRequest request,
+                                                absl::Duration timeout,
+                                                const curve::KeyPair* own_keys) {
+  return MonitorChannel(config, node, timeout, own_keys).Call(std::move(request));
+}
+
+ControlCall ChannelCall(const config::Config& config, absl::Duration timeout) {
+  auto channels = std::make_shared<std::map<std::string, std::unique_ptr<MonitorChannel>>>();
+  return [&config, timeout, channels](const proto::NodeConfig& node,
+                                      const proto::ControlRequest& req) {
+    std::unique_ptr<MonitorChannel>& ch = (*channels)[node.name()];
+    if (ch == nullptr) ch = std::make_unique<MonitorChannel>(config, node, timeout);
+    return ch->Call(req);
+  };
 }
 
 ControlCall NetworkCall(const config::Config& config, absl::Duration timeout) {

@@ -8,6 +8,7 @@
 #define RDF_COMMON_CONTROL_CLIENT_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -35,6 +36,27 @@ absl::StatusOr<proto::ControlReply> CallMonitor(const config::Config& config,
                                                 proto::ControlRequest request,
                                                 absl::Duration timeout,
                                                 const curve::KeyPair* own = nullptr);
+
+// A connection to one node's monitor kept across requests, for commands that
+// send many (rdfcom initialize relays thousands of chunks): CallMonitor pays
+// a CURVE handshake per request. Errors as CallMonitor; after one that got
+// no reply the next Call connects anew. Not thread-safe. Not owned: config
+// and node outlive it.
+class MonitorChannel {
+ public:
+  MonitorChannel(const config::Config& config, const proto::NodeConfig& node,
+                 absl::Duration timeout, const curve::KeyPair* own = nullptr);
+  ~MonitorChannel();
+  absl::StatusOr<proto::ControlReply> Call(proto::ControlRequest request);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// A ControlCall over one MonitorChannel per node, each with `timeout`.
+ControlCall ChannelCall(const config::Config& config, absl::Duration timeout);
 
 // A ControlCall over CallMonitor with `timeout`.
 ControlCall NetworkCall(const config::Config& config, absl::Duration timeout);

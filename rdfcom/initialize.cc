@@ -328,7 +328,7 @@ absl::StatusOr<proto::InitialCopy> RunInitialize(const InitializeOptions& option
   }
   InitializeOptions o = options;
   if (!o.probe) o.probe = control::NetworkCall(cfg, absl::Seconds(3));
-  if (!o.call) o.call = control::NetworkCall(cfg, absl::Seconds(15));
+  if (!o.call) o.call = control::ChannelCall(cfg, absl::Seconds(15));
   // Which monitors answer decides the mode.
   std::vector<std::string> down;
   for (const proto::NodeConfig* n : {primary, backup}) {

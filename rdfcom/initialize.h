@@ -48,8 +48,9 @@ struct InitializeOptions {
   // audit, so a retention pass of tmf that read the old pin has finished.
   absl::Duration pin_settle = absl::Milliseconds(500);
   // How rdfcom reaches the monitors: `probe` for the first STATUS of each
-  // (short), `call` for the rest. Empty: CallMonitor with 3 s and 15 s (every
-  // request is short: the long steps are polled).
+  // (short), `call` for the rest. Empty: CallMonitor with 3 s, and a
+  // MonitorChannel per node with 15 s (every request is short: the long
+  // steps are polled).
   control::ControlCall probe, call;
   // Chunk size asked of the primary (at most 512 KiB), and a pause after
   // each chunk (tests slow a copy down with it).
