@@ -644,6 +644,16 @@ class Validator {
                          ")"));
     }
 
+    uint32_t checkpoint_ms = c_.updater().checkpoint_ms();
+    if (checkpoint_ms != 0 &&
+        (checkpoint_ms < kMinUpdaterCheckpointMs || checkpoint_ms > kMaxUpdaterCheckpointMs)) {
+      Error({{"updater"}, {"checkpoint_ms"}},
+            absl::StrCat("checkpoint_ms ", checkpoint_ms, " is outside ", kMinUpdaterCheckpointMs,
+                         "..", kMaxUpdaterCheckpointMs),
+            absl::StrCat("set checkpoint_ms within that range, or remove it for the default (",
+                         kDefaultUpdaterCheckpointMs, ")"));
+    }
+
     const pb::EnumDescriptor* policy = proto::UpdaterConfig::ErrorPolicy_descriptor();
     KnownEnum({{"updater"}, {"duplicate_key"}}, policy, c_.updater().duplicate_key());
     KnownEnum({{"updater"}, {"missing_key"}}, policy, c_.updater().missing_key());
@@ -705,6 +715,7 @@ void FillDefaults(proto::SystemConfig& c) {
   auto& u = *c.mutable_updater();
   RDF_CONFIG_DEFAULT_(u, batch_records, kDefaultUpdaterBatchRecords);
   RDF_CONFIG_DEFAULT_(u, batch_bytes, kDefaultUpdaterBatchBytes);
+  RDF_CONFIG_DEFAULT_(u, checkpoint_ms, kDefaultUpdaterCheckpointMs);
   RDF_CONFIG_DEFAULT_(u, rtd_warning_ms, kDefaultRtdWarningMs);
   auto& p = *c.mutable_purger();
   RDF_CONFIG_DEFAULT_(p, interval_ms, kDefaultPurgerIntervalMs);

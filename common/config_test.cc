@@ -190,6 +190,7 @@ TEST_F(ConfigTest, ZeroFieldsTakeDocumentedDefaults) {
   EXPECT_EQ(p.updater().batch_records(), 32768u);
   EXPECT_EQ(p.updater().batch_bytes(), 4u << 20);
   EXPECT_EQ(p.updater().rtd_warning_ms(), 60000u);
+  EXPECT_EQ(p.updater().checkpoint_ms(), 250u);
   EXPECT_EQ(p.updater().duplicate_key(), proto::UpdaterConfig::SKIP);
   EXPECT_EQ(p.purger().interval_ms(), 10000u);
   EXPECT_EQ(p.purger().retain_count(), 2u);
@@ -512,6 +513,12 @@ TEST_F(ConfigTest, RetainCountOfOne) {
   ExpectError(absl::StrCat(kValid, "purger { retain_count: 1 }  # <-\n"),
               {"purger.retain_count: retain_count 1 is below the minimum 2",
                "set retain_count: 2 or more"});
+}
+
+TEST_F(ConfigTest, CheckpointIntervalOutOfRange) {
+  ExpectError(absl::StrCat(kValid, "updater { checkpoint_ms: 5 }  # <-\n"),
+              {"updater.checkpoint_ms: checkpoint_ms 5 is outside 10..60000",
+               "set checkpoint_ms within that range"});
 }
 
 TEST_F(ConfigTest, UnknownMinSeverity) {

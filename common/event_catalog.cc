@@ -74,6 +74,7 @@ constexpr std::array kEvents = {
     EventInfo{kDdlApplied, INFO, "DDL applied"},
     EventInfo{kVolumeMapGrown, INFO, "volume map grown"},
     EventInfo{kUndoPassComplete, INFO, "undo pass complete"},
+    EventInfo{kVolumeRolledBack, WARNING, "volume rolled back to its checkpoint"},
     EventInfo{kTakeoverStarted, WARNING, "takeover started"},
     EventInfo{kTransactionsLost, WARNING, "transactions lost"},
     EventInfo{kPurgeHeldByTransaction, WARNING, "purge held by an open transaction"},

@@ -152,6 +152,8 @@ inline constexpr uint32_t kVolumeMapGrown = 967;
 inline constexpr uint32_t kUndoPass = 868;
 // Takeover undo pass finished for this volume.
 inline constexpr uint32_t kUndoPassComplete = 968;
+// After a system crash the volume opened at its last checkpoint.
+inline constexpr uint32_t kVolumeRolledBack = 969;
 
 // --- takeover (backup) ------------------------------------------------------
 // Takeover started; the fencing epoch is durable.

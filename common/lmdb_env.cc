@@ -22,9 +22,8 @@ absl::Status MdbError(int rc, absl::string_view context) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<Env>> Env::Open(const std::string& dir,
-                                               uint64_t map_bytes,
-                                               uint32_t max_dbs) {
+absl::StatusOr<std::unique_ptr<Env>> Env::Open(const std::string& dir, uint64_t map_bytes,
+                                               uint32_t max_dbs, Durability durability) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("create ", dir));
@@ -42,7 +41,9 @@ absl::StatusOr<std::unique_ptr<Env>> Env::Open(const std::string& dir,
   // transaction as its changes and redoes from there (tmf from the audit
   // trail, updaters from their image trail), so nothing is lost. It halves
   // the fsyncs per commit.
-  rc = mdb_env_open(e->env_, dir.c_str(), MDB_NOTLS | MDB_NOMETASYNC, 0644);
+  unsigned flags = MDB_NOTLS | MDB_NOMETASYNC;
+  if (durability == Durability::kDeferred) flags |= MDB_NOSYNC;
+  rc = mdb_env_open(e->env_, dir.c_str(), flags, 0644);
   if (rc != 0) {
     mdb_env_close(e->env_);
     e->env_ = nullptr;

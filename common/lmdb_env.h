@@ -1,7 +1,9 @@
 // One LMDB environment (a volume on either node), opened with settings that
-// cannot corrupt on power loss: no MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP.
-// MDB_NOMETASYNC is used: a system crash may undo the last commit, never
-// corrupt, and callers keep their restart position inside each commit.
+// cannot corrupt on power loss: no MDB_MAPASYNC or MDB_WRITEMAP, and
+// MDB_NOSYNC only for a writer that keeps checkpoints (Durability::kDeferred,
+// common/lmdb_checkpoint.h). MDB_NOMETASYNC is used: a system crash may undo
+// the last commit, never corrupt, and callers keep their restart position
+// inside each commit.
 // Stale reader slots left by killed processes are cleared on open
 // (mdb_reader_check), and the map grows when it fills.
 //
@@ -40,12 +42,20 @@ inline absl::string_view View(const MDB_val& v) {
   return {static_cast<const char*>(v.mv_data), v.mv_size};
 }
 
+enum class Durability {
+  kEachCommit,  // every commit is durable when it returns (one fdatasync)
+  // Commits only write to the page cache (MDB_NOSYNC): visible to readers at
+  // once, durable at the next checkpoint. Only under a lmdb::Checkpointer,
+  // which keeps what a system crash can take back recoverable.
+  kDeferred,
+};
+
 class Env {
  public:
   // Creates `dir` if missing and opens the environment in it.
-  static absl::StatusOr<std::unique_ptr<Env>> Open(const std::string& dir,
-                                                   uint64_t map_bytes,
-                                                   uint32_t max_dbs);
+  static absl::StatusOr<std::unique_ptr<Env>> Open(
+      const std::string& dir, uint64_t map_bytes, uint32_t max_dbs,
+      Durability durability = Durability::kEachCommit);
   ~Env();
 
   MDB_env* env() const { return env_; }

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/event_catalog.h"
+#include "common/lmdb_checkpoint.h"
 #include "common/lmdb_env.h"
 #include "common/process_main.h"
 #include "common/save_point.h"
@@ -69,6 +70,15 @@ absl::StatusOr<UpdaterPosition> Purger::Impl::ReadPosition(const std::string& vo
   p.known = true;
   p.restart = {*seg, *off};
   p.applied_asn = asn.value_or(0);
+  // The updater's newest commit may not be durable yet: after a system crash
+  // it redoes from its last checkpoint (common/lmdb_checkpoint.h), so the
+  // trail is kept from the older of the two restart points.
+  RDF_ASSIGN_OR_RETURN(std::optional<proto::LmdbCheckpoint> cp,
+                       lmdb::ReadCheckpoint(config::VolumeDir(*base.node, volume)));
+  if (cp.has_value()) {
+    p.restart = std::min(p.restart, trail::Position{cp->restart_segment(), cp->restart_offset()});
+    p.applied_asn = std::min(p.applied_asn, cp->applied_asn());
+  }
   // Caught up with the save point: applied through it.
   const proto::TrailEnd* te = FindTrailEnd(sp, config::VolumeDirName(volume));
   if (te != nullptr && trail::Position{te->segment(), te->offset()} == p.restart) {

@@ -13,10 +13,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "audit.pb.h"
 #include "common/audit_record.h"
 #include "common/event_catalog.h"
 #include "common/initial_copy.h"
+#include "common/lmdb_checkpoint.h"
 #include "common/lmdb_env.h"
 #include "common/process_main.h"
 #include "common/rtd_watch.h"
@@ -115,6 +117,9 @@ struct Updater::Impl {
   std::string trail_dir;
   std::unique_ptr<lmdb::Env> env;
   MDB_dbi meta = 0;
+  // Commits are deferred-durable; this makes them durable now and then
+  // (common/lmdb_checkpoint.h). Destroyed before `env`.
+  std::unique_ptr<lmdb::Checkpointer> checkpointer;
   std::unique_ptr<SharedBlob> blob;
   std::unique_ptr<SavePointLimit> limit;
   std::unique_ptr<FinalSavePointLimit> final_limit;  // takeover only
@@ -157,8 +162,15 @@ struct Updater::Impl {
     return limit ? limit->save_point() : kNone;
   }
 
+  // The volume after any crash: its LMDB environment (rolled back to the
+  // last checkpoint after a system crash), the restart point in it, and a
+  // first checkpoint.
+  absl::Status OpenVolume();
   absl::Status OpenEnv();
   absl::Status LoadRestartPoint();
+  lmdb::CheckpointState Durable() const {
+    return {restart.segment, restart.offset, applied_asn};
+  }
   bool OpenSources();
   // Reads one batch (waiting up to 100 ms for its first record) and applies
   // it. Returns the records applied; 0 when none were there.
@@ -194,12 +206,36 @@ struct Updater::Impl {
   void PublishStatus();
 };
 
+absl::Status Updater::Impl::OpenVolume() {
+  RDF_RETURN_IF_ERROR(OpenEnv());
+  RDF_RETURN_IF_ERROR(LoadRestartPoint());
+  RDF_ASSIGN_OR_RETURN(checkpointer,
+                       lmdb::Checkpointer::Start(
+                           env.get(), absl::Milliseconds(cfg->updater().checkpoint_ms()),
+                           Durable()));
+  return absl::OkStatus();
+}
+
 absl::Status Updater::Impl::OpenEnv() {
   const proto::VolumeConfig* vol = opt.config->FindVolume(opt.volume);
   files.clear();
+  checkpointer.reset();
   env.reset();
-  RDF_ASSIGN_OR_RETURN(env, lmdb::Env::Open(config::VolumeDir(*base.node, opt.volume),
-                                            vol->map_bytes(), cfg->lmdb().max_dbs()));
+  const std::string dir = config::VolumeDir(*base.node, opt.volume);
+  RDF_ASSIGN_OR_RETURN(lmdb::Recovery rolled_back, lmdb::RecoverToCheckpoint(dir));
+  if (rolled_back.restored) {
+    const proto::LmdbCheckpoint& r = rolled_back.record;
+    Log(events::kVolumeRolledBack,
+        {{"volume", opt.volume},
+         {"txnid", absl::StrCat(r.txnid())},
+         {"applied_asn", absl::StrCat(r.applied_asn())},
+         {"position", trail::ToString({r.restart_segment(), r.restart_offset()})},
+         {"checkpoint_time", absl::FormatTime(absl::RFC3339_full,
+                                              absl::FromUnixMicros(r.time_us()),
+                                              absl::UTCTimeZone())}});
+  }
+  RDF_ASSIGN_OR_RETURN(env, lmdb::Env::Open(dir, vol->map_bytes(), cfg->lmdb().max_dbs(),
+                                            lmdb::Durability::kDeferred));
   RDF_ASSIGN_OR_RETURN(meta, env->OpenDb(lmdb::kMetaDb, true));
   return absl::OkStatus();
 }
@@ -478,7 +514,9 @@ absl::StatusOr<size_t> Updater::Impl::Step() {
   if (batch.recs.empty()) return 0;
   absl::Status s = ApplyBatch(batch);
   if (absl::IsResourceExhausted(s) && absl::StrContains(s.message(), "MDB_MAP_FULL")) {
+    RDF_RETURN_IF_ERROR(checkpointer->ReleaseForGrow(Durable()));
     RDF_RETURN_IF_ERROR(env->Grow());
+    RDF_RETURN_IF_ERROR(checkpointer->Repin());
     Log(events::kVolumeMapGrown, {{"map_bytes", absl::StrCat(env->map_bytes())}});
     return absl::UnavailableError("map grown; retrying");
   }
@@ -504,6 +542,10 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
       continue;
     }
     absl::StatusOr<size_t> n = Step();
+    if (n.ok()) {
+      absl::Status c = checkpointer->AfterCommit(Durable());
+      if (!c.ok()) n = Annotate(c, "checkpoint");
+    }
     if (n.ok()) {
       if (state == "RETRYING") Log(events::kStorageErrorCleared);
       state = running;
@@ -532,8 +574,7 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
     backoff_us = std::min<int64_t>(backoff_us * 2, 10'000'000);
     // A failed write can leave LMDB's environment unusable (MDB_PANIC):
     // start again from the durable state, as after a crash.
-    absl::Status reopened = OpenEnv();
-    if (reopened.ok()) reopened = LoadRestartPoint();
+    absl::Status reopened = OpenVolume();
     if (!reopened.ok()) last_error = std::string(reopened.message());
   }
   return absl::CancelledError("stopped");
@@ -639,6 +680,7 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
       RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaDoneEpoch, epoch.number));
     }
     RDF_RETURN_IF_ERROR(Commit(txn.get(), true));
+    RDF_RETURN_IF_ERROR(checkpointer->AfterCommit(Durable()));
     last_progress_us = Now();
     if (Now() - last_status_us >= 1'000'000) {
       last_status_us = Now();
@@ -716,8 +758,7 @@ absl::StatusOr<std::unique_ptr<Updater>> Updater::Open(const UpdaterOptions& opt
       CheckNoInitialCopyInProgress(options.fs, *impl->base.node, impl->process));
   RDF_ASSIGN_OR_RETURN(impl->copy,
                        LoadSnapshotFilter(options.fs, *impl->base.node, options.volume));
-  RDF_RETURN_IF_ERROR(impl->OpenEnv());
-  RDF_RETURN_IF_ERROR(impl->LoadRestartPoint());
+  RDF_RETURN_IF_ERROR(impl->OpenVolume());
   return std::unique_ptr<Updater>(new Updater(std::move(impl)));
 }
 
@@ -727,6 +768,11 @@ Updater::~Updater() = default;
 absl::Status Updater::Run(const std::atomic<bool>* stop) {
   Impl& s = *impl_;
   absl::Status st = s.Redo(stop, false);
+  // A clean stop: everything applied is durable, nothing to recover.
+  if (s.checkpointer != nullptr) {
+    absl::Status c = s.checkpointer->SyncNow(s.Durable(), true);
+    if (!c.ok() && (st.ok() || absl::IsCancelled(st))) st = Annotate(c, "final checkpoint");
+  }
   s.PublishStatus();
   s.base.events->Flush().IgnoreError();
   return absl::IsCancelled(st) ? absl::OkStatus() : st;
@@ -775,6 +821,8 @@ absl::StatusOr<proto::VolumeTakeoverResult> Updater::Takeover(const std::atomic<
   } else {
     result.set_undone_records(undone.value_or(0));
   }
+  // Durable before the takeover counts the volume done.
+  RDF_RETURN_IF_ERROR(Annotate(s.checkpointer->SyncNow(s.Durable(), true), "final checkpoint"));
   result.set_duration_ms((s.Now() - started) / 1000);
   s.state = "TAKEOVER_COMPLETE";
   s.PublishStatus();

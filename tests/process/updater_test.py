@@ -24,7 +24,10 @@ class UpdaterTest(unittest.TestCase):
     def setUp(self):
         # Small batches where a test needs many LMDB transactions.
         small = "commit" in self._testMethodName or "exception" in self._testMethodName
-        self.sys = ShipSystem(extra={"updater.batch_records": 32} if small else None)
+        extra = {"updater.batch_records": 32} if small else {}
+        if "machine_restart" in self._testMethodName:
+            extra["updater.checkpoint_ms"] = 60000  # only the checkpoint at start
+        self.sys = ShipSystem(extra=extra or None)
         for name in ["receiver", "extractor"] + [f"updater-{v}" for v in VOLUMES]:
             self.sys.start(name)
 
@@ -111,6 +114,34 @@ class UpdaterTest(unittest.TestCase):
         restarts = [e for e in rdftest.events(self.sys.cfg, "backup", 837)
                     if e["process"] == "updater-DATA01"]
         self.assertGreaterEqual(len(restarts), 21)
+
+    def test_a_machine_restart_rolls_back_to_the_checkpoint_and_redoes(self):
+        # Every commit of this load is deferred: the only checkpoint is the
+        # one each updater took when it started, before the load.
+        self.insert_load(2000)
+        self.wait_applied()
+        before = {v: rdftest.status(self.sys.backup, f"updater-{v.lstrip('$')}")["applied_asn"]
+                  for v in VOLUMES}
+        for v in VOLUMES:
+            self.sys.kill(f"updater-{v}")
+        # The machine "restarted": the record's boot id is no longer this one.
+        ups = [self.updater(v, {"RDF_TEST_BOOT_ID": "after-the-restart"}) for v in VOLUMES]
+        try:
+            rolled = rdftest.wait_for(
+                lambda: (lambda es: es if len(es) == len(VOLUMES) else None)(
+                    rdftest.events(self.sys.cfg, "backup", 969)), 60, "event 969 per volume")
+            for e in rolled:
+                v = e["fields"]["volume"]
+                self.assertLess(int(e["fields"]["applied_asn"]), before[v],
+                                f"{v} went back to its start-up checkpoint")
+            self.wait_applied()
+            self.assertBackupEqualsPrimary()
+            skipped = [e for e in rdftest.events(self.sys.cfg, "backup")
+                       if e["number"] in (961, 962)]
+            self.assertEqual(skipped, [], "redone inserts found no key twice")
+        finally:
+            for p in ups:
+                p.stop()
 
     def set_policy(self, policy):
         with open(self.sys.cfg) as f:

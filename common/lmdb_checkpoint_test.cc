@@ -1,0 +1,325 @@
+#include "common/lmdb_checkpoint.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/crc32c.h"
+#include "common/file_system.h"
+#include "common/testing/status_matchers.h"
+#include "common/testing/temp_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace rdf::lmdb {
+namespace {
+
+using ::rdf::testing::StatusIs;
+using Contents = std::map<std::string, std::string>;
+
+constexpr absl::Duration kNever = absl::Hours(1);
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = rdf::testing::MakeTestDir("lmdb_checkpoint_test"); }
+  void TearDown() override {
+    cp_.reset();
+    env_.reset();
+    rdf::testing::RemoveTestDir(dir_);
+  }
+
+  std::string Vol(const std::string& name = "vol") { return JoinPath(dir_, name); }
+
+  void Open(const std::string& dir) {
+    ASSERT_OK_AND_ASSIGN(env_, Env::Open(dir, 64 << 20, 8, Durability::kDeferred));
+    ASSERT_OK_AND_ASSIGN(dbi_, env_->OpenDb("F", true));
+  }
+  void Close() {
+    cp_.reset();
+    env_.reset();
+  }
+
+  // Keys k<from>..k<to - 1> set to `value`, `per_txn` keys per commit.
+  void Write(int from, int to, const std::string& value, int per_txn = 100) {
+    for (int i = from; i < to; i += per_txn) {
+      ASSERT_OK_AND_ASSIGN(auto txn, WriteTxn::Begin(env_.get()));
+      for (int k = i; k < std::min(to, i + per_txn); ++k) {
+        ASSERT_OK(txn->Put(dbi_, absl::StrCat("k", k), value));
+      }
+      ASSERT_OK(txn->Commit());
+      if (cp_) {
+        ASSERT_OK(cp_->AfterCommit({1, static_cast<uint64_t>(k_), 0}));
+      }
+    }
+  }
+
+  Contents Read() {
+    Contents out;
+    auto txn = ReadTxn::Begin(env_.get());
+    EXPECT_OK(txn.status());
+    MDB_cursor* c;
+    EXPECT_EQ(mdb_cursor_open((*txn)->txn(), dbi_, &c), 0);
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+      out[std::string(View(k))] = std::string(View(v));
+    }
+    mdb_cursor_close(c);
+    return out;
+  }
+
+  static Contents Expected(int n, const std::string& value) {
+    Contents out;
+    for (int k = 0; k < n; ++k) out[absl::StrCat("k", k)] = value;
+    return out;
+  }
+
+  uint64_t LastTxnid() {
+    MDB_envinfo info;
+    mdb_env_info(env_->env(), &info);
+    return info.me_last_txnid;
+  }
+
+  // The record as if written before a machine restart, for the data.mdb in
+  // `dir` (a copy keeps the original's record but has its own inode).
+  void PretendRestarted(const std::string& record_from, const std::string& dir) {
+    ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(record_from));
+    ASSERT_TRUE(rec.has_value());
+    rec->set_boot_id("a boot before the crash");
+    struct stat st;
+    ASSERT_EQ(stat(JoinPath(dir, "data.mdb").c_str(), &st), 0);
+    rec->set_device(st.st_dev);
+    rec->set_inode(st.st_ino);
+    WriteSlot(dir, 0, *rec);
+    if (dir != record_from) return;
+    proto::LmdbCheckpoint none;  // the other slot: an older record
+    none.set_version(1);
+    WriteSlot(dir, 1, none);
+  }
+
+  // Writes `r` into slot `slot` of the record file in `dir`.
+  static void WriteSlot(const std::string& dir, uint32_t slot, const proto::LmdbCheckpoint& r) {
+    const std::string path = CheckpointPath(dir);
+    if (!FileSystem::Default()->Exists(path)) {
+      ASSERT_OK(WriteFileAtomically(FileSystem::Default(), path,
+                                    std::string(2 * kCheckpointSlotBytes, '\0')));
+    }
+    std::string payload = r.SerializeAsString();
+    uint32_t len = payload.size(), crc = crc32c::Mask(crc32c::Value(payload.data(), len));
+    std::string bytes(8, '\0');
+    std::memcpy(bytes.data(), &len, 4);
+    std::memcpy(bytes.data() + 4, &crc, 4);
+    ASSERT_OK_AND_ASSIGN(auto f, FileSystem::Default()->OpenWritable(path, false));
+    ASSERT_OK(f->Write(slot * kCheckpointSlotBytes, bytes + payload));
+    ASSERT_OK(f->Close());
+  }
+
+  static uint64_t MetaLastPage(const proto::LmdbCheckpoint& rec) {
+    uint64_t last;
+    std::memcpy(&last, rec.meta_page().data() + 16 + 120, sizeof last);
+    return last;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Env> env_;
+  std::unique_ptr<Checkpointer> cp_;
+  MDB_dbi dbi_ = 0;
+  int k_ = 7;
+};
+
+TEST_F(CheckpointTest, StartRecordsTheNewestCommitWithItsMetaPage) {
+  Open(Vol());
+  Write(0, 500, "A");
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {3, 4096, 77}));
+  ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->txnid(), LastTxnid());
+  EXPECT_EQ(cp_->durable_txnid(), LastTxnid());
+  MDB_envinfo info;
+  mdb_env_info(env_->env(), &info);
+  EXPECT_EQ(MetaLastPage(*rec), info.me_last_pgno);  // the layout is LMDB 0.9's
+  EXPECT_EQ(rec->boot_id(), BootId());
+  EXPECT_FALSE(rec->boot_id().empty());
+  EXPECT_FALSE(rec->clean());
+  EXPECT_EQ(rec->restart_segment(), 3u);
+  EXPECT_EQ(rec->restart_offset(), 4096u);
+  EXPECT_EQ(rec->applied_asn(), 77u);
+}
+
+TEST_F(CheckpointTest, AfterASystemCrashTheVolumeOpensAtItsCheckpoint) {
+  Open(Vol());
+  Write(0, 1000, "A");
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {}));
+  const uint64_t checkpoint = LastTxnid();
+  // Deferred commits after the checkpoint: every key changed, and new ones.
+  Write(0, 5000, "B");
+  ASSERT_GT(LastTxnid(), checkpoint);
+  Close();
+  ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
+  // The page cache is gone: every page added since the checkpoint is garbage
+  // on disk, and the newest meta page names a transaction that needs them.
+  {
+    const std::string path = JoinPath(Vol(), "data.mdb");
+    ASSERT_OK_AND_ASSIGN(uint64_t size, FileSystem::Default()->FileSize(path));
+    const uint64_t psize = rec->page_size();
+    const uint64_t first_new = MetaLastPage(*rec) + 1;
+    ASSERT_GT(size / psize, first_new);
+    ASSERT_OK_AND_ASSIGN(auto f, FileSystem::Default()->OpenWritable(path, false));
+    std::string junk(psize, '\xff');
+    for (uint64_t p = first_new; p < size / psize; ++p) ASSERT_OK(f->Write(p * psize, junk));
+    ASSERT_OK(f->Close());
+  }
+  PretendRestarted(Vol(), Vol());
+  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
+  EXPECT_TRUE(r.restored);
+  EXPECT_EQ(r.record.txnid(), checkpoint);
+  Open(Vol());
+  EXPECT_EQ(LastTxnid(), checkpoint);
+  EXPECT_EQ(Read(), Expected(1000, "A"));
+  // And the volume takes commits again.
+  Write(1000, 1100, "C");
+  EXPECT_EQ(Read().size(), 1100u);
+}
+
+// The pin: commits after a checkpoint never overwrite a page the checkpoint
+// reaches, so the file as the page cache holds it, opened at the
+// checkpoint, still reads the checkpoint's contents.
+TEST_F(CheckpointTest, LaterCommitsLeaveTheCheckpointsPagesIntact) {
+  Open(Vol());
+  Write(0, 2000, "A");
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {}));
+  for (int round = 0; round < 20; ++round) Write(0, 2000, absl::StrCat("B", round));
+  const std::string copy = Vol("copy");
+  std::filesystem::create_directories(copy);
+  std::filesystem::copy_file(JoinPath(Vol(), "data.mdb"), JoinPath(copy, "data.mdb"));
+  PretendRestarted(Vol(), copy);
+  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(copy));
+  ASSERT_TRUE(r.restored);
+  Close();
+  Open(copy);
+  EXPECT_EQ(Read(), Expected(2000, "A"));
+}
+
+TEST_F(CheckpointTest, BackgroundCheckpointsFollowTheCommits) {
+  Open(Vol());
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), absl::ZeroDuration(), {}));
+  const uint64_t first = cp_->checkpoints();
+  for (int i = 0; i < 50; ++i) {
+    k_ = i;
+    Write(i * 10, i * 10 + 10, "A");
+  }
+  // Bounded wait for the last one queued, then one more for the newest commit.
+  for (int i = 0; i < 500 && cp_->durable_txnid() != LastTxnid(); ++i) {
+    ASSERT_OK(cp_->AfterCommit({1, 49, 0}));
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(cp_->durable_txnid(), LastTxnid());
+  EXPECT_GT(cp_->checkpoints(), first + 1);
+  ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
+  EXPECT_EQ(rec->txnid(), LastTxnid());
+  EXPECT_EQ(rec->restart_offset(), 49u);
+}
+
+TEST_F(CheckpointTest, NothingIsRestoredOnTheSameBoot) {
+  Open(Vol());
+  Write(0, 100, "A");
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {}));
+  Write(0, 100, "B");
+  Close();  // a process crash: the record stays unclean
+  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
+  EXPECT_FALSE(r.restored);
+  Open(Vol());
+  EXPECT_EQ(Read(), Expected(100, "B"));
+}
+
+TEST_F(CheckpointTest, NothingIsRestoredAfterACleanStop) {
+  Open(Vol());
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {}));
+  Write(0, 100, "B");
+  ASSERT_OK(cp_->SyncNow({}, /*clean=*/true));
+  Close();
+  ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
+  EXPECT_TRUE(rec->clean());
+  PretendRestarted(Vol(), Vol());
+  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
+  EXPECT_FALSE(r.restored);
+  Open(Vol());
+  EXPECT_EQ(Read(), Expected(100, "B"));
+}
+
+TEST_F(CheckpointTest, ARecordOfAReplacedFileIsIgnored) {
+  Open(Vol());
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {}));
+  Write(0, 100, "B");
+  Close();
+  PretendRestarted(Vol(), Vol());
+  // The volume is replaced (rdfcom initialize installs a new data.mdb).
+  const std::string data = JoinPath(Vol(), "data.mdb");
+  std::filesystem::copy_file(data, data + ".new");
+  std::filesystem::rename(data + ".new", data);
+  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
+  EXPECT_FALSE(r.restored);
+}
+
+TEST_F(CheckpointTest, NoRecordNoRecovery) {
+  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
+  EXPECT_FALSE(r.restored);
+  ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
+  EXPECT_FALSE(rec.has_value());
+}
+
+TEST_F(CheckpointTest, ATornRecordLeavesThePreviousOne) {
+  Open(Vol());
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {1, 1, 1}));
+  Write(0, 10, "A");
+  ASSERT_OK(cp_->SyncNow({2, 2, 2}, false));
+  ASSERT_OK_AND_ASSIGN(auto second, ReadCheckpoint(Vol()));
+  EXPECT_EQ(second->applied_asn(), 2u);
+  Write(10, 20, "A");
+  ASSERT_OK(cp_->SyncNow({3, 3, 3}, false));
+  ASSERT_OK_AND_ASSIGN(auto third, ReadCheckpoint(Vol()));
+  EXPECT_EQ(third->applied_asn(), 3u);
+  EXPECT_GT(third->sequence(), second->sequence());
+  Close();
+  // A crash in the middle of writing the third record: its slot is torn.
+  {
+    const std::string path = CheckpointPath(Vol());
+    ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFileToString(FileSystem::Default(), path));
+    // Slot 0 held the first record, slot 1 the second, slot 0 the third.
+    uint32_t len;
+    std::memcpy(&len, bytes.data(), 4);
+    ASSERT_GT(len, 0u);
+    ASSERT_OK_AND_ASSIGN(auto f, FileSystem::Default()->OpenWritable(path, false));
+    ASSERT_OK(f->Write(8 + len / 2, std::string(len / 2, 'x')));
+    ASSERT_OK(f->Close());
+  }
+  ASSERT_OK_AND_ASSIGN(auto after, ReadCheckpoint(Vol()));
+  EXPECT_EQ(after->applied_asn(), 2u);
+  EXPECT_EQ(after->sequence(), second->sequence());
+}
+
+TEST_F(CheckpointTest, ADamagedRecordFileIsDataLoss) {
+  std::filesystem::create_directories(Vol());
+  ASSERT_OK(WriteFileAtomically(FileSystem::Default(), CheckpointPath(Vol()), "\x08\x09junk"));
+  EXPECT_THAT(ReadCheckpoint(Vol()).status(), StatusIs(absl::StatusCode::kDataLoss, ::testing::_));
+}
+
+TEST_F(CheckpointTest, TheMapGrowsBetweenCheckpoints) {
+  Open(Vol());
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {}));
+  Write(0, 100, "A");
+  ASSERT_OK(cp_->ReleaseForGrow({}));
+  ASSERT_OK(env_->Grow());
+  ASSERT_OK(cp_->Repin());
+  Write(100, 200, "A");
+  ASSERT_OK(cp_->SyncNow({}, false));
+  EXPECT_EQ(cp_->durable_txnid(), LastTxnid());
+  EXPECT_EQ(Read(), Expected(200, "A"));
+}
+
+}  // namespace
+}  // namespace rdf::lmdb
