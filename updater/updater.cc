@@ -536,6 +536,19 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
       opt.clock->SleepMicros(200'000);
       continue;
     }
+    if (checkpointer == nullptr) {
+      // Reopening the volume after an error failed (a full disk, say):
+      // nothing is applied until it opens again.
+      absl::Status reopened = OpenVolume();
+      if (!reopened.ok()) {
+        last_error = std::string(reopened.message());
+        state = "RETRYING";
+        PublishStatus();
+        opt.clock->SleepMicros(backoff_us);
+        backoff_us = std::min<int64_t>(backoff_us * 2, 10'000'000);
+        continue;
+      }
+    }
     if (!OpenSources()) {
       state = "WAITING";
       opt.clock->SleepMicros(200'000);
