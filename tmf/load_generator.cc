@@ -60,7 +60,9 @@ std::string Value(uint64_t txid, uint64_t k, uint64_t bytes, std::mt19937_64& rn
 
 // One transaction's operations. Returns kAborted for a retryable lock
 // conflict; the caller aborts and retries.
-absl::Status RunOps(Shared& sh, Transaction* t, std::mt19937_64& rng) {
+// With `spread` (the held transaction of --hold-us), the i-th record of a
+// mixed transaction goes to volume i mod N, so it touches min(K, N) volumes.
+absl::Status RunOps(Shared& sh, Transaction* t, std::mt19937_64& rng, bool spread) {
   const LoadOptions& o = *sh.opt;
   const auto& vols = *sh.volumes;
   const uint64_t k = o.rows_per_txn;
@@ -97,6 +99,10 @@ absl::Status RunOps(Shared& sh, Transaction* t, std::mt19937_64& rng) {
     case LoadMode::kMixed:
       for (uint64_t i = 0; i < k; ++i) {
         uint64_t key = rng() % o.keys;
+        if (spread && o.keys >= vols.size()) {
+          key = key - key % vols.size() + i % vols.size();
+          if (key >= o.keys) key -= vols.size();
+        }
         const std::string& vol = vols[key % vols.size()];
         std::string name = absl::StrFormat("%010d", key);
         RDF_ASSIGN_OR_RETURN(auto cur, t->ReadForUpdate(vol, kLoadFile, name));
@@ -132,11 +138,12 @@ void Client(Shared& sh, uint64_t index) {
       if (next_us > now) clock->SleepMicros(next_us - now);
       next_us += static_cast<int64_t>(interval_us);
     }
-    bool abort_on_purpose =
-        o.abort_percent > 0 && (rng() % 1'000'000) < o.abort_percent * 10'000;
+    // The held transaction is never aborted on purpose.
+    bool abort_on_purpose = hold_us == 0 && o.abort_percent > 0 &&
+                            (rng() % 1'000'000) < o.abort_percent * 10'000;
     for (int attempt = 0;; ++attempt) {
       absl::StatusOr<std::unique_ptr<Transaction>> t = sh.store->Begin();
-      absl::Status s = t.ok() ? RunOps(sh, t->get(), rng) : t.status();
+      absl::Status s = t.ok() ? RunOps(sh, t->get(), rng, hold_us > 0) : t.status();
       if (s.ok() && abort_on_purpose) {
         s = (*t)->Abort();
         if (s.ok()) sh.aborted.fetch_add(1);
@@ -146,7 +153,7 @@ void Client(Shared& sh, uint64_t index) {
            s.ok() && hold_us > 0 && !sh.stop.load() && clock->MonotonicMicros() < until;) {
         clock->SleepMicros(std::min<int64_t>(100'000, until - clock->MonotonicMicros()));
       }
-      hold_us = 0;
+      if (s.ok()) hold_us = 0;  // held; a lock conflict retries it held again
       if (s.ok()) {
         int64_t c0 = clock->MonotonicMicros();
         s = (*t)->Commit();

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   p.AddDouble("rate", &rate, "transactions per second over all clients (0: unlimited)");
   p.AddUint("seed", &seed, "random seed");
   p.AddUint("hold-us", &hold_us,
-            "client 0 keeps its first transaction open this long (microseconds)");
+            "client 0 keeps its first transaction open this long (microseconds); in "
+            "mixed mode its i-th record goes to volume i mod N");
   p.AddUint("think-us", &think_us,
             "pause after each operation, microseconds (transactions stay open longer)");
   p.AddString("commit-log", &commit_log, "append each committed transaction id to this file");
