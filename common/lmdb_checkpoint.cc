@@ -16,6 +16,7 @@
 #include "common/crc32c.h"
 #include "common/file_system.h"
 #include "common/status_macros.h"
+#include "common/trail_format.h"
 
 namespace rdf::lmdb {
 namespace {
@@ -67,6 +68,17 @@ std::string DataPath(const std::string& dir) { return JoinPath(dir, "data.mdb");
 
 std::string CheckpointPath(const std::string& dir) { return JoinPath(dir, "checkpoint"); }
 
+std::string EncodeCheckpointSlot(const proto::LmdbCheckpoint& record) {
+  const std::string payload = record.SerializeAsString();
+  const uint32_t fields[2] = {static_cast<uint32_t>(payload.size()),
+                              crc32c::Mask(crc32c::Value(payload.data(), payload.size()))};
+  std::string slot;
+  for (uint32_t v : fields) {
+    for (int i = 0; i < 4; ++i) slot.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  return slot + payload;
+}
+
 std::string BootId() {
   // Test hook (process tests only): a machine restart, as the updater sees it.
   if (const char* fake = std::getenv("RDF_TEST_BOOT_ID")) return fake;
@@ -84,8 +96,8 @@ namespace {
 std::optional<proto::LmdbCheckpoint> ParseSlot(const std::string& file, uint32_t slot) {
   const size_t at = slot * kCheckpointSlotBytes;
   if (file.size() < at + 8) return std::nullopt;
-  const uint32_t len = Load<uint32_t>(file, at);
-  const uint32_t crc = Load<uint32_t>(file, at + 4);
+  const uint32_t len = trail::DecodeFixed32(file.data() + at);
+  const uint32_t crc = trail::DecodeFixed32(file.data() + at + 4);
   if (len == 0 || len > kCheckpointSlotBytes - 8 || file.size() < at + 8 + len) {
     return std::nullopt;
   }
@@ -271,13 +283,7 @@ absl::Status Checkpointer::Persist(Job job) {
   }
   if (s.ok()) {
     job.record.set_sequence(sequence_ + 1);
-    const std::string payload = job.record.SerializeAsString();
-    std::string slot(8, '\0');
-    const uint32_t len = static_cast<uint32_t>(payload.size());
-    const uint32_t crc = crc32c::Mask(crc32c::Value(payload.data(), payload.size()));
-    std::memcpy(slot.data(), &len, 4);
-    std::memcpy(slot.data() + 4, &crc, 4);
-    slot += payload;
+    const std::string slot = EncodeCheckpointSlot(job.record);
     const std::string path = CheckpointPath(env_->dir());
     if (slot.size() > kCheckpointSlotBytes) {
       s = absl::InternalError(absl::StrCat(path, ": record of ", slot.size(),

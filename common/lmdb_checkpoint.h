@@ -52,6 +52,10 @@ inline constexpr size_t kCheckpointSlotBytes = 96 << 10;  // a 64 KiB meta page 
 // neither slot holds a valid record.
 absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::string& dir);
 
+// One slot's bytes for `record`: length and masked CRC32C (little-endian
+// 32-bit each), then the message.
+std::string EncodeCheckpointSlot(const proto::LmdbCheckpoint& record);
+
 // This boot of the machine (/proc/sys/kernel/random/boot_id; the process
 // tests pretend a restart with RDF_TEST_BOOT_ID).
 std::string BootId();

@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/crc32c.h"
 #include "common/file_system.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
@@ -108,13 +107,8 @@ class CheckpointTest : public ::testing::Test {
       ASSERT_OK(WriteFileAtomically(FileSystem::Default(), path,
                                     std::string(2 * kCheckpointSlotBytes, '\0')));
     }
-    std::string payload = r.SerializeAsString();
-    uint32_t len = payload.size(), crc = crc32c::Mask(crc32c::Value(payload.data(), len));
-    std::string bytes(8, '\0');
-    std::memcpy(bytes.data(), &len, 4);
-    std::memcpy(bytes.data() + 4, &crc, 4);
     ASSERT_OK_AND_ASSIGN(auto f, FileSystem::Default()->OpenWritable(path, false));
-    ASSERT_OK(f->Write(slot * kCheckpointSlotBytes, bytes + payload));
+    ASSERT_OK(f->Write(slot * kCheckpointSlotBytes, EncodeCheckpointSlot(r)));
     ASSERT_OK(f->Close());
   }
 
