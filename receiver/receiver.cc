@@ -430,6 +430,7 @@ absl::Status Receiver::Run(const std::atomic<bool>* stop) {
     return absl::OkStatus();
   }
   constexpr size_t kDrainBytes = 16u << 20;
+  const int64_t max_wait_us = int64_t{s.cfg->receiver().save_point_max_wait_ms()} * 1000;
   while (!stop->load()) {
     zmq::pollitem_t items[] = {{s.router->handle(), 0, ZMQ_POLLIN, 0}};
     try {
@@ -438,9 +439,12 @@ absl::Status Receiver::Run(const std::atomic<bool>* stop) {
       if (e.num() != EINTR) return absl::InternalError(absl::StrCat("poll: ", e.what()));
     }
     // Drain what has arrived, then one save point for all of it: light
-    // load gets a save point per batch, heavy load coalesces.
+    // load gets a save point per batch, heavy load coalesces. While batches
+    // keep arriving (a catch-up), the save point waits at most
+    // save_point_max_wait_ms (and kDrainBytes) after the first of them.
     size_t drained = 0;
-    while (drained < kDrainBytes) {
+    const int64_t drain_until = s.Now() + max_wait_us;
+    while (drained < kDrainBytes && (drained == 0 || s.Now() < drain_until)) {
       zmq::message_t id, body;
       try {
         if (!s.router->recv(id, zmq::recv_flags::dontwait)) break;

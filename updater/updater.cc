@@ -34,6 +34,16 @@
 namespace rdf::updater {
 namespace {
 
+// The first 8 bytes of `key`, zero-padded, as a big-endian number: ordering
+// by it agrees with LMDB's byte-wise key order (ties need the whole key).
+uint64_t KeyPrefix(const std::string& key) {
+  uint64_t p = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    p = (p << 8) | (i < key.size() ? static_cast<unsigned char>(key[i]) : 0u);
+  }
+  return p;
+}
+
 // LMDB keeps a write transaction's dirty pages in memory: a batch is cut so
 // that the pages it is expected to touch stay within this many (32 MiB of
 // 4 KiB pages), whatever the size of the volume.
@@ -408,7 +418,14 @@ absl::Status Updater::Impl::ApplyDdl(const Batch& one) {
 // One LMDB transaction: the batch's changes and the restart point after it.
 absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
   const std::vector<proto::AuditRecord>& recs = batch.recs;
-  std::vector<std::pair<MDB_dbi, size_t>> order;
+  // Sorted by (file, key); the key's first 8 bytes, big-endian, decide most
+  // comparisons without reading the records again.
+  struct Item {
+    MDB_dbi dbi;
+    uint32_t index;
+    uint64_t prefix;
+  };
+  std::vector<Item> order;
   order.reserve(recs.size());
   for (size_t i = 0; i < recs.size(); ++i) {
     const proto::AuditRecord& r = recs[i];
@@ -425,14 +442,15 @@ absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
       it = files.emplace(r.file(), *d).first;
       leaf_pages_at_us = 0;  // a new file: count its pages again
     }
-    order.push_back({it->second, i});
+    order.push_back({it->second, static_cast<uint32_t>(i), KeyPrefix(r.key())});
   }
   // Key order makes LMDB touch each page once; a stable sort keeps the
   // changes of one key in trail order, which is all that order matters for
   // (2PL: no two open transactions change one key).
-  std::stable_sort(order.begin(), order.end(), [&recs](const auto& a, const auto& b) {
-    if (a.first != b.first) return a.first < b.first;
-    return recs[a.second].key() < recs[b.second].key();
+  std::stable_sort(order.begin(), order.end(), [&recs](const Item& a, const Item& b) {
+    if (a.dbi != b.dbi) return a.dbi < b.dbi;
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
+    return recs[a.index].key() < recs[b.index].key();
   });
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
   // One cursor per file: in key order LMDB finds the next key within the
@@ -441,8 +459,9 @@ absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
   // transaction are freed with it on every error path.)
   MDB_cursor* cursor = nullptr;
   MDB_dbi cursor_dbi = 0;
-  for (const auto& [dbi, i] : order) {
-    const proto::AuditRecord& r = recs[i];
+  for (const Item& item : order) {
+    const MDB_dbi dbi = item.dbi;
+    const proto::AuditRecord& r = recs[item.index];
     if (cursor == nullptr || dbi != cursor_dbi) {
       if (cursor != nullptr) mdb_cursor_close(cursor);
       int rc = mdb_cursor_open(txn->txn(), dbi, &cursor);
