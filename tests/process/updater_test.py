@@ -5,11 +5,15 @@ primary's, compared with LMDB's own mdb_dump (bookkeeping databases
 excluded), also when updaters are killed with SIGKILL during the load or
 right after an LMDB commit; errors 10/11 follow the configured policy and
 reach the exception log; a full disk under a backup volume makes the updater
-wait in RETRYING and then finish with nothing lost."""
+wait in RETRYING and then finish with nothing lost; after a machine restart
+(pretended, then a real power cut of the backup's own file system) every
+volume goes back to its last checkpoint and redoes."""
 
+import fcntl
 import json
 import os
 import random
+import struct
 import subprocess
 import time
 import unittest
@@ -27,12 +31,49 @@ class UpdaterTest(unittest.TestCase):
         extra = {"updater.batch_records": 32} if small else {}
         if "machine_restart" in self._testMethodName:
             extra["updater.checkpoint_ms"] = 60000  # only the checkpoint at start
+        if "power_loss" in self._testMethodName:
+            extra["updater.checkpoint_ms"] = 300
         self.sys = ShipSystem(extra=extra or None)
+        self.loop = None
+        if "power_loss" in self._testMethodName:
+            self.mount_backup_disk()
         for name in ["receiver", "extractor"] + [f"updater-{v}" for v in VOLUMES]:
             self.sys.start(name)
 
     def tearDown(self):
+        if self.loop:
+            self.sys.stop_all()
+            subprocess.run(["umount", "-l", self.sys.backup])
+            subprocess.run(["losetup", "-d", self.loop])
         self.sys.cleanup()
+
+    def mount_backup_disk(self):
+        """The backup's data folder on an ext4 file system of its own (a
+        loop device over an image file), so that its power can be cut."""
+        self.assertEqual(os.geteuid(), 0, "this test mounts a loop device: run it as root")
+        image = os.path.join(self.sys.work, "backup-disk.img")
+        with open(image, "wb") as f:
+            f.truncate(1 << 30)
+        subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
+        self.loop = subprocess.run(["losetup", "-f", "--show", image], check=True,
+                                   capture_output=True, text=True).stdout.strip()
+        os.makedirs(self.sys.backup, exist_ok=True)
+        subprocess.run(["mount", self.loop, self.sys.backup], check=True)
+
+    def cut_backup_power(self):
+        """What a power cut leaves on the backup's disk: the file system is
+        shut down without flushing its journal (EXT4_IOC_SHUTDOWN,
+        NOLOGFLUSH), so nothing that was not synced reaches the disk, not
+        even the page cache's dirty pages; the processes die with it."""
+        fd = os.open(self.sys.backup, os.O_RDONLY)
+        try:
+            fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 2))  # EXT4_IOC_SHUTDOWN
+        finally:
+            os.close(fd)
+        for name in ["receiver"] + [f"updater-{v}" for v in VOLUMES]:
+            self.sys.kill(name)
+        subprocess.run(["umount", self.sys.backup], check=True)
+        subprocess.run(["mount", self.loop, self.sys.backup], check=True)  # journal replayed
 
     def load(self, txns):
         return rdftest.Process([rdftest.binary("rdf-load"), "--config", self.sys.cfg,
@@ -142,6 +183,43 @@ class UpdaterTest(unittest.TestCase):
         finally:
             for p in ups:
                 p.stop()
+
+    def test_a_power_loss_under_the_backup_rolls_back_and_redoes(self):
+        # Inserts, so that a change redone over itself would be error 10.
+        # Checkpoints every 300 ms while the load runs: at the cut, every
+        # volume has commits that no checkpoint made durable.
+        load = self.sys.load(60000, extra=["--mode", "insert"])
+        try:
+            rdftest.wait_for(lambda: all(
+                (rdftest.status(self.sys.backup, f"updater-{v.lstrip('$')}") or {})
+                .get("applied_asn", 0) > 5000 for v in VOLUMES), 120, "the updaters to apply")
+            time.sleep(1)
+            before = {v: rdftest.status(self.sys.backup, f"updater-{v.lstrip('$')}")["applied_asn"]
+                      for v in VOLUMES}
+            self.assertIsNone(load.p.poll(), "the load still runs at the cut")
+            self.cut_backup_power()
+            self.sys.start("receiver")
+            # The machine restarted: the records' boot id is no longer this one.
+            ups = [self.updater(v, {"RDF_TEST_BOOT_ID": "after-the-power-cut"}) for v in VOLUMES]
+            try:
+                rolled = rdftest.wait_for(
+                    lambda: (lambda es: es if len(es) == len(VOLUMES) else None)(
+                        rdftest.events(self.sys.cfg, "backup", 969)), 60, "event 969 per volume")
+                for e in rolled:
+                    v = e["fields"]["volume"]
+                    self.assertLess(int(e["fields"]["applied_asn"]), before[v],
+                                    f"{v} went back to a checkpoint before the cut")
+                self.assertEqual(load.wait(300), 0)
+                self.wait_applied()
+                self.assertBackupEqualsPrimary()
+                skipped = [e for e in rdftest.events(self.sys.cfg, "backup")
+                           if e["number"] in (961, 962)]
+                self.assertEqual(skipped, [], "redone inserts found no key twice")
+            finally:
+                for p in ups:
+                    p.stop()
+        finally:
+            load.stop()
 
     def set_policy(self, policy):
         with open(self.sys.cfg) as f:
