@@ -2,10 +2,12 @@
 fresh copy of the example configuration, starting and stopping processes by
 pid, and reading volumes with LMDB's own mdb_dump (never with our code)."""
 
+import fcntl
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -183,6 +185,50 @@ class Process:
         rc = self.p.wait(timeout=timeout)
         self._close()
         return rc
+
+
+# --- A disk whose power can be cut ----------------------------------------------
+
+
+class LoopDisk:
+    """An ext4 file system of its own (a loop device over an image file in
+    `work`), mounted at `path` (a node's data folder), so that a test can cut
+    its power. Needs root."""
+
+    def __init__(self, work, path, size=1 << 30):
+        if os.geteuid() != 0:
+            raise RuntimeError("a loop device needs root: run the test as root")
+        self.path = path
+        image = os.path.join(work, os.path.basename(path.rstrip("/")) + "-disk.img")
+        with open(image, "wb") as f:
+            f.truncate(size)
+        subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
+        self.device = subprocess.run(["losetup", "-f", "--show", image], check=True,
+                                     capture_output=True, text=True).stdout.strip()
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", self.device, path], check=True)
+
+    def cut_power(self, processes=()):
+        """What a power cut leaves on the disk: the file system is shut down
+        without flushing its journal (EXT4_IOC_SHUTDOWN, NOLOGFLUSH), so
+        nothing that was not synced reaches the disk, not even the page
+        cache's dirty pages. Then `processes` (rdftest.Process) die with
+        SIGKILL, and the file system is mounted again (its journal replayed),
+        as after the reboot."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 2))  # EXT4_IOC_SHUTDOWN
+        finally:
+            os.close(fd)
+        for p in processes:
+            p.kill()
+        subprocess.run(["umount", self.path], check=True)
+        subprocess.run(["mount", self.device, self.path], check=True)
+
+    def remove(self):
+        """Unmounts and frees the loop device (after every process using it stopped)."""
+        subprocess.run(["umount", "-l", self.path])
+        subprocess.run(["losetup", "-d", self.device])
 
 
 # --- Trails, read with rdf-trail-dump ------------------------------------------

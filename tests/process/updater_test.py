@@ -9,11 +9,9 @@ wait in RETRYING and then finish with nothing lost; after a machine restart
 (pretended, then a real power cut of the backup's own file system) every
 volume goes back to its last checkpoint and redoes."""
 
-import fcntl
 import json
 import os
 import random
-import struct
 import subprocess
 import time
 import unittest
@@ -34,46 +32,17 @@ class UpdaterTest(unittest.TestCase):
         if "power_loss" in self._testMethodName:
             extra["updater.checkpoint_ms"] = 300
         self.sys = ShipSystem(extra=extra or None)
-        self.loop = None
-        if "power_loss" in self._testMethodName:
-            self.mount_backup_disk()
+        # The backup's data folder on a disk of its own, whose power is cut.
+        self.disk = (rdftest.LoopDisk(self.sys.work, self.sys.backup)
+                     if "power_loss" in self._testMethodName else None)
         for name in ["receiver", "extractor"] + [f"updater-{v}" for v in VOLUMES]:
             self.sys.start(name)
 
     def tearDown(self):
-        if self.loop:
+        if self.disk:
             self.sys.stop_all()
-            subprocess.run(["umount", "-l", self.sys.backup])
-            subprocess.run(["losetup", "-d", self.loop])
+            self.disk.remove()
         self.sys.cleanup()
-
-    def mount_backup_disk(self):
-        """The backup's data folder on an ext4 file system of its own (a
-        loop device over an image file), so that its power can be cut."""
-        self.assertEqual(os.geteuid(), 0, "this test mounts a loop device: run it as root")
-        image = os.path.join(self.sys.work, "backup-disk.img")
-        with open(image, "wb") as f:
-            f.truncate(1 << 30)
-        subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
-        self.loop = subprocess.run(["losetup", "-f", "--show", image], check=True,
-                                   capture_output=True, text=True).stdout.strip()
-        os.makedirs(self.sys.backup, exist_ok=True)
-        subprocess.run(["mount", self.loop, self.sys.backup], check=True)
-
-    def cut_backup_power(self):
-        """What a power cut leaves on the backup's disk: the file system is
-        shut down without flushing its journal (EXT4_IOC_SHUTDOWN,
-        NOLOGFLUSH), so nothing that was not synced reaches the disk, not
-        even the page cache's dirty pages; the processes die with it."""
-        fd = os.open(self.sys.backup, os.O_RDONLY)
-        try:
-            fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 2))  # EXT4_IOC_SHUTDOWN
-        finally:
-            os.close(fd)
-        for name in ["receiver"] + [f"updater-{v}" for v in VOLUMES]:
-            self.sys.kill(name)
-        subprocess.run(["umount", self.sys.backup], check=True)
-        subprocess.run(["mount", self.loop, self.sys.backup], check=True)  # journal replayed
 
     def load(self, txns):
         return rdftest.Process([rdftest.binary("rdf-load"), "--config", self.sys.cfg,
@@ -197,7 +166,8 @@ class UpdaterTest(unittest.TestCase):
             before = {v: rdftest.status(self.sys.backup, f"updater-{v.lstrip('$')}")["applied_asn"]
                       for v in VOLUMES}
             self.assertIsNone(load.p.poll(), "the load still runs at the cut")
-            self.cut_backup_power()
+            names = ["receiver"] + [f"updater-{v}" for v in VOLUMES]
+            self.disk.cut_power([self.sys.procs.pop(n) for n in names])
             self.sys.start("receiver")
             # The machine restarted: the records' boot id is no longer this one.
             ups = [self.updater(v, {"RDF_TEST_BOOT_ID": "after-the-power-cut"}) for v in VOLUMES]
