@@ -19,6 +19,11 @@ injects one fault at a time, at random moments chosen by the seed:
   disk_full   the backup's image-trail disk is filled for 6-12 s, then freed
   monitor     a node's monitor is SIGKILLed (its children die with it) and
               started again
+  power       the primary's disk loses power (when run as root: its data
+              folder is an ext4 file system of its own on a loop device,
+              shut down without flushing its journal, so nothing unsynced
+              survives), with the application and the primary's monitor;
+              after the file system is mounted again both start and recover
 
 After each fault it measures the time to recover: until the backup has
 received and applied everything the primary had written when the fault
@@ -56,7 +61,7 @@ from fault_proxy import FaultProxy  # noqa: E402
 
 K = 5
 VOLUMES = ["DATA01", "DATA02", "DATA03", "DATA04"]
-KINDS = ["kill", "kill_app", "cut", "delay", "disk_full", "monitor"]
+KINDS = ["kill", "kill_app", "cut", "delay", "disk_full", "monitor", "power"]
 RECOVERY_LIMIT_S = 120
 
 
@@ -94,10 +99,12 @@ class Campaign:
         self.backup = os.path.join(self.work, "backup")
         self.trails = os.path.join(self.backup, "imagetrails")
         self.mounted = False
+        self.disk = None  # the primary's data folder, whose power the campaign cuts
         if os.geteuid() == 0:
             os.makedirs(self.trails)
             r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", self.trails])
             self.mounted = r.returncode == 0
+            self.disk = rdftest.LoopDisk(self.work, self.primary, size=2 << 30)
         self.commit_log = os.path.join(self.work, "commits.log")
         self.monitors = {}
         self.load = None
@@ -139,6 +146,8 @@ class Campaign:
         self.proxy.stop()
         if self.mounted:
             subprocess.run(["umount", "-l", self.trails])
+        if self.disk:
+            self.disk.remove()
         if os.environ.get("RDF_KEEP"):
             log(f"kept {self.work}")
         else:
@@ -226,14 +235,22 @@ class Campaign:
             time.sleep(rng.uniform(0.2, 2))
             self.start_monitor(node)
             return f"SIGKILL of the {node} monitor, started again"
+        if kind == "power":
+            self.disk.cut_power([self.monitors.pop("primary"), self.load])
+            self.start_monitor("primary")
+            self.start_load()
+            return "the primary's disk lost power; its monitor and the application restarted"
         raise ValueError(kind)
 
     # --- the campaign ----------------------------------------------------------
 
     def run(self, minutes, mode, only=None):
-        kinds = [k for k in (only or KINDS) if k != "disk_full" or self.mounted]
+        kinds = [k for k in (only or KINDS)
+                 if (k != "disk_full" or self.mounted) and (k != "power" or self.disk)]
         if not self.mounted:
             log("not root (or mount failed): the disk_full fault is left out")
+        if not self.disk:
+            log("not root: the power fault is left out")
         self.start_monitor("backup")
         self.start_monitor("primary")
         rdftest.wait_for(lambda: (self.status() or {}).get("state") == "NORMAL", 60,

@@ -222,7 +222,13 @@ class LoopDisk:
             os.close(fd)
         for p in processes:
             p.kill()
-        subprocess.run(["umount", self.path], check=True)
+        # Children of those (a monitor's) die with them, a moment later.
+        for _ in range(100):
+            if subprocess.run(["umount", self.path], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"{self.path} still busy 10 s after the power cut")
         subprocess.run(["mount", self.device, self.path], check=True)
 
     def remove(self):
