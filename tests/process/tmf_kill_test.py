@@ -19,6 +19,11 @@ ROUNDS = 20
 POWER_CUTS = 6
 
 
+def tail(path, n=3000):
+    with open(path) as f:
+        return f.read()[-n:]
+
+
 class TmfKillTest(unittest.TestCase):
     def test_sigkill_at_random_moments_loses_no_committed_transaction(self):
         rng = random.Random(20261125)
@@ -36,7 +41,7 @@ class TmfKillTest(unittest.TestCase):
             # Reopen once more (recovery) with nothing running, then check.
             r = rdftest.Process([rdftest.binary("rdf-load"), "--config", cfg, "--txns", "0"],
                                 log_path=f"{work}/load.log")
-            self.assertEqual(r.wait(120), 0, open(f"{work}/load.log").read()[-3000:])
+            self.assertEqual(r.wait(120), 0, tail(f"{work}/load.log"))
             committed = rdftest.read_commit_log(log)
             present, problems = rdftest.check_insert_transactions(f"{work}/primary", K)
             self.assertGreater(len(committed), 100)
@@ -64,7 +69,7 @@ class TmfKillTest(unittest.TestCase):
                 disk.cut_power([p])
             r = rdftest.Process([rdftest.binary("rdf-load"), "--config", cfg, "--txns", "0"],
                                 log_path=f"{work}/load.log")
-            self.assertEqual(r.wait(120), 0, open(f"{work}/load.log").read()[-3000:])
+            self.assertEqual(r.wait(120), 0, tail(f"{work}/load.log"))
             committed = rdftest.read_commit_log(log)
             present, problems = rdftest.check_insert_transactions(f"{work}/primary", K)
             self.assertGreater(len(committed), 100)
