@@ -33,8 +33,13 @@ class UpdaterTest(unittest.TestCase):
             extra["updater.checkpoint_ms"] = 300
         self.sys = ShipSystem(extra=extra or None)
         # The backup's data folder on a disk of its own, whose power is cut.
-        self.disk = (rdftest.LoopDisk(self.sys.work, self.sys.backup)
-                     if "power_loss" in self._testMethodName else None)
+        self.disk = None
+        if "power_loss" in self._testMethodName:
+            try:
+                self.disk = rdftest.LoopDisk(self.sys.work, self.sys.backup)
+            except BaseException:
+                self.sys.cleanup()  # tearDown does not run when setUp fails
+                raise
         for name in ["receiver", "extractor"] + [f"updater-{v}" for v in VOLUMES]:
             self.sys.start(name)
 
