@@ -25,20 +25,28 @@ def tail(path, n=3000):
 
 
 class TmfKillTest(unittest.TestCase):
-    def test_sigkill_at_random_moments_loses_no_committed_transaction(self):
-        rng = random.Random(20261125)
+    def crash_rounds(self, rounds, rng, pause, crash, disk=False):
+        """`rounds` times: rdf-load runs for a random `pause` (seconds, a
+        range) and `crash(process)` ends it; then the primary is reopened
+        (recovered) with nothing running and checked: every transaction whole
+        and every commit in the commit log present. With `disk` the primary's
+        data folder is a LoopDisk, passed to `crash` as its second argument;
+        the commit log (what the clients were told) stays on this machine's
+        disk."""
         work, cfg = rdftest.fresh_system({"trail.audit_segment_bytes": 1048576})
         log = f"{work}/commits.log"
+        loop = None
         try:
-            for round in range(ROUNDS):
+            if disk:
+                loop = rdftest.LoopDisk(work, f"{work}/primary")
+            for round in range(rounds):
                 p = rdftest.Process([rdftest.binary("rdf-load"), "--config", cfg,
                                      "--txns", "1000000", "--rows-per-txn", str(K),
                                      "--clients", "4", "--abort-percent", "10",
                                      "--seed", str(round), "--commit-log", log, "--quiet"],
                                     log_path=f"{work}/load.log")
-                time.sleep(rng.uniform(0.3, 1.5))
-                p.kill()
-            # Reopen once more (recovery) with nothing running, then check.
+                time.sleep(rng.uniform(*pause))
+                crash(p, loop)
             r = rdftest.Process([rdftest.binary("rdf-load"), "--config", cfg, "--txns", "0"],
                                 log_path=f"{work}/load.log")
             self.assertEqual(r.wait(120), 0, tail(f"{work}/load.log"))
@@ -48,36 +56,19 @@ class TmfKillTest(unittest.TestCase):
             self.assertEqual(problems, [])
             self.assertEqual(committed - present, set())
         finally:
+            if loop:
+                loop.remove()
             rdftest.remove(work)
 
+    def test_sigkill_at_random_moments_loses_no_committed_transaction(self):
+        self.crash_rounds(ROUNDS, random.Random(20261125), (0.3, 1.5),
+                          lambda p, _: p.kill())
+
     def test_power_cut_at_random_moments_loses_no_committed_transaction(self):
-        # The primary's data folder on a disk of its own; the commit log (what
-        # the clients were told) stays on the machine's disk.
-        rng = random.Random(20261126)
-        work, cfg = rdftest.fresh_system({"trail.audit_segment_bytes": 1048576})
-        disk = rdftest.LoopDisk(work, f"{work}/primary")
-        log = f"{work}/commits.log"
-        try:
-            for round in range(POWER_CUTS):
-                p = rdftest.Process([rdftest.binary("rdf-load"), "--config", cfg,
-                                     "--txns", "1000000", "--rows-per-txn", str(K),
-                                     "--clients", "4", "--abort-percent", "10",
-                                     "--seed", str(round), "--commit-log", log, "--quiet"],
-                                    log_path=f"{work}/load.log")
-                time.sleep(rng.uniform(0.5, 2.0))
-                self.assertIsNone(p.p.poll(), "the load still runs at the cut")
-                disk.cut_power([p])
-            r = rdftest.Process([rdftest.binary("rdf-load"), "--config", cfg, "--txns", "0"],
-                                log_path=f"{work}/load.log")
-            self.assertEqual(r.wait(120), 0, tail(f"{work}/load.log"))
-            committed = rdftest.read_commit_log(log)
-            present, problems = rdftest.check_insert_transactions(f"{work}/primary", K)
-            self.assertGreater(len(committed), 100)
-            self.assertEqual(problems, [])
-            self.assertEqual(committed - present, set())
-        finally:
-            disk.remove()
-            rdftest.remove(work)
+        def cut(p, loop):
+            self.assertIsNone(p.p.poll(), "the load still runs at the cut")
+            loop.cut_power([p])
+        self.crash_rounds(POWER_CUTS, random.Random(20261126), (0.5, 2.0), cut, disk=True)
 
 
 if __name__ == "__main__":

@@ -130,17 +130,16 @@ class UpdaterTest(unittest.TestCase):
                     if e["process"] == "updater-DATA01"]
         self.assertGreaterEqual(len(restarts), 21)
 
-    def test_a_machine_restart_rolls_back_to_the_checkpoint_and_redoes(self):
-        # Every commit of this load is deferred: the only checkpoint is the
-        # one each updater took when it started, before the load.
-        self.insert_load(2000)
-        self.wait_applied()
-        before = {v: rdftest.status(self.sys.backup, f"updater-{v.lstrip('$')}")["applied_asn"]
-                  for v in VOLUMES}
-        for v in VOLUMES:
-            self.sys.kill(f"updater-{v}")
-        # The machine "restarted": the record's boot id is no longer this one.
-        ups = [self.updater(v, {"RDF_TEST_BOOT_ID": "after-the-restart"}) for v in VOLUMES]
+    def applied(self):
+        return {v: rdftest.status(self.sys.backup, f"updater-{v.lstrip('$')}")["applied_asn"]
+                for v in VOLUMES}
+
+    def restart_after_reboot(self, before, boot_id, before_end=None):
+        """Starts the four updaters as after a reboot (another boot id):
+        each volume must log 969, gone back below its applied ASN `before`;
+        then (after `before_end`, if any) they must redo to volumes equal to
+        the primary's with no insert found twice."""
+        ups = [self.updater(v, {"RDF_TEST_BOOT_ID": boot_id}) for v in VOLUMES]
         try:
             rolled = rdftest.wait_for(
                 lambda: (lambda es: es if len(es) == len(VOLUMES) else None)(
@@ -148,7 +147,9 @@ class UpdaterTest(unittest.TestCase):
             for e in rolled:
                 v = e["fields"]["volume"]
                 self.assertLess(int(e["fields"]["applied_asn"]), before[v],
-                                f"{v} went back to its start-up checkpoint")
+                                f"{v} went back to a checkpoint before the restart")
+            if before_end:
+                before_end()
             self.wait_applied()
             self.assertBackupEqualsPrimary()
             skipped = [e for e in rdftest.events(self.sys.cfg, "backup")
@@ -157,6 +158,17 @@ class UpdaterTest(unittest.TestCase):
         finally:
             for p in ups:
                 p.stop()
+
+    def test_a_machine_restart_rolls_back_to_the_checkpoint_and_redoes(self):
+        # Every commit of this load is deferred: the only checkpoint is the
+        # one each updater took when it started, before the load.
+        self.insert_load(2000)
+        self.wait_applied()
+        before = self.applied()
+        for v in VOLUMES:
+            self.sys.kill(f"updater-{v}")
+        # The machine "restarted": the record's boot id is no longer this one.
+        self.restart_after_reboot(before, "after-the-restart")
 
     def test_a_power_loss_under_the_backup_rolls_back_and_redoes(self):
         # Inserts, so that a change redone over itself would be error 10.
@@ -168,31 +180,13 @@ class UpdaterTest(unittest.TestCase):
                 (rdftest.status(self.sys.backup, f"updater-{v.lstrip('$')}") or {})
                 .get("applied_asn", 0) > 5000 for v in VOLUMES), 120, "the updaters to apply")
             time.sleep(1)
-            before = {v: rdftest.status(self.sys.backup, f"updater-{v.lstrip('$')}")["applied_asn"]
-                      for v in VOLUMES}
+            before = self.applied()
             self.assertIsNone(load.p.poll(), "the load still runs at the cut")
             names = ["receiver"] + [f"updater-{v}" for v in VOLUMES]
             self.disk.cut_power([self.sys.procs.pop(n) for n in names])
             self.sys.start("receiver")
-            # The machine restarted: the records' boot id is no longer this one.
-            ups = [self.updater(v, {"RDF_TEST_BOOT_ID": "after-the-power-cut"}) for v in VOLUMES]
-            try:
-                rolled = rdftest.wait_for(
-                    lambda: (lambda es: es if len(es) == len(VOLUMES) else None)(
-                        rdftest.events(self.sys.cfg, "backup", 969)), 60, "event 969 per volume")
-                for e in rolled:
-                    v = e["fields"]["volume"]
-                    self.assertLess(int(e["fields"]["applied_asn"]), before[v],
-                                    f"{v} went back to a checkpoint before the cut")
-                self.assertEqual(load.wait(300), 0)
-                self.wait_applied()
-                self.assertBackupEqualsPrimary()
-                skipped = [e for e in rdftest.events(self.sys.cfg, "backup")
-                           if e["number"] in (961, 962)]
-                self.assertEqual(skipped, [], "redone inserts found no key twice")
-            finally:
-                for p in ups:
-                    p.stop()
+            self.restart_after_reboot(before, "after-the-power-cut",
+                                      before_end=lambda: self.assertEqual(load.wait(300), 0))
         finally:
             load.stop()
 
