@@ -653,6 +653,17 @@ class Validator {
             absl::StrCat("set checkpoint_ms within that range, or remove it for the default (",
                          kDefaultUpdaterCheckpointMs, ")"));
     }
+    uint32_t copy_ms = c_.updater().checkpoint_copy_ms();
+    if (copy_ms != 0 &&
+        (copy_ms < kMinUpdaterCheckpointCopyMs || copy_ms > kMaxUpdaterCheckpointCopyMs)) {
+      Error({{"updater"}, {"checkpoint_copy_ms"}},
+            absl::StrCat("checkpoint_copy_ms ", copy_ms, " is outside ",
+                         kMinUpdaterCheckpointCopyMs, "..", kMaxUpdaterCheckpointCopyMs),
+            absl::StrCat("set checkpoint_copy_ms within that range, or remove it for the "
+                         "default (", kDefaultUpdaterCheckpointCopyMs, ")"));
+    }
+    KnownEnum({{"updater"}, {"checkpoint_mode"}}, proto::UpdaterConfig::CheckpointMode_descriptor(),
+              c_.updater().checkpoint_mode());
 
     const pb::EnumDescriptor* policy = proto::UpdaterConfig::ErrorPolicy_descriptor();
     KnownEnum({{"updater"}, {"duplicate_key"}}, policy, c_.updater().duplicate_key());
@@ -716,6 +727,8 @@ void FillDefaults(proto::SystemConfig& c) {
   RDF_CONFIG_DEFAULT_(u, batch_records, kDefaultUpdaterBatchRecords);
   RDF_CONFIG_DEFAULT_(u, batch_bytes, kDefaultUpdaterBatchBytes);
   RDF_CONFIG_DEFAULT_(u, checkpoint_ms, kDefaultUpdaterCheckpointMs);
+  RDF_CONFIG_DEFAULT_(u, checkpoint_copy_max_bytes, kDefaultUpdaterCheckpointCopyMaxBytes);
+  RDF_CONFIG_DEFAULT_(u, checkpoint_copy_ms, kDefaultUpdaterCheckpointCopyMs);
   RDF_CONFIG_DEFAULT_(u, rtd_warning_ms, kDefaultRtdWarningMs);
   auto& p = *c.mutable_purger();
   RDF_CONFIG_DEFAULT_(p, interval_ms, kDefaultPurgerIntervalMs);

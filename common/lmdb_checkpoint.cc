@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -31,7 +33,11 @@ constexpr uint32_t kRecordVersion = 1;
 constexpr size_t kMetaOffset = 16;
 constexpr uint32_t kMetaMagic = 0xBEEFC0DE;
 constexpr uint32_t kMetaVersion = 1;
+constexpr size_t kLastPgOffset = kMetaOffset + 120;
 constexpr size_t kTxnidOffset = kMetaOffset + 128;
+constexpr size_t kCopyChunkBytes = 1 << 20;
+// The pace at which a copy is written back (then one fdatasync).
+constexpr double kCopyBytesPerSecond = 32 << 20;
 
 template <typename T>
 T Load(const std::string& page, size_t offset) {
@@ -64,7 +70,88 @@ absl::StatusOr<std::string> ReadPage(int fd, size_t page_size, uint32_t slot,
 
 std::string DataPath(const std::string& dir) { return JoinPath(dir, "data.mdb"); }
 
+// `page`, the meta page of slot `from`, as it must read in slot `to` (the
+// page header starts with the page number).
+std::string MetaPageFor(std::string page, uint32_t to) {
+  const uint64_t pgno = to;
+  std::memcpy(page.data(), &pgno, sizeof pgno);
+  return page;
+}
+
+absl::Status WriteAll(int fd, const char* data, size_t n, off_t at, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = pwrite(fd, data, n, at);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return ErrnoToStatus(w < 0 ? errno : EIO, absl::StrCat("write ", path));
+    data += w;
+    n -= static_cast<size_t>(w);
+    at += w;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadAll(int fd, char* data, size_t n, off_t at, const std::string& path) {
+  while (n > 0) {
+    ssize_t r = pread(fd, data, n, at);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ErrnoToStatus(errno, absl::StrCat("read ", path));
+    if (r == 0) return absl::DataLossError(absl::StrCat(path, ": ends early"));
+    data += r;
+    n -= static_cast<size_t>(r);
+    at += r;
+  }
+  return absl::OkStatus();
+}
+
+// Copy mode, after a system crash: the record's copy written back over
+// data.mdb (whose pages past the copy's last one LMDB never reads).
+absl::Status RestoreCopy(const std::string& dir, const proto::LmdbCheckpoint& rec) {
+  const std::string from = CheckpointCopyPath(dir, rec.copy_slot());
+  const std::string to = DataPath(dir);
+  int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) {
+    return ErrnoToStatus(errno, absl::StrCat("open the checkpoint copy ", from,
+                                             " (initialize this volume again if it is lost)"));
+  }
+  absl::Cleanup close_in = [in] { close(in); };
+  struct stat st;
+  if (fstat(in, &st) != 0) return ErrnoToStatus(errno, absl::StrCat("stat ", from));
+  if (static_cast<uint64_t>(st.st_size) != rec.copy_bytes()) {
+    return absl::DataLossError(absl::StrCat(from, " holds ", st.st_size, " bytes, its record says ",
+                                            rec.copy_bytes(),
+                                            ": the checkpoint copy is damaged; initialize "
+                                            "this volume again"));
+  }
+  // The whole copy is checked before anything is written over data.mdb.
+  std::string buf(kCopyChunkBytes, '\0');
+  uint32_t crc = 0;
+  for (uint64_t at = 0; at < rec.copy_bytes(); at += kCopyChunkBytes) {
+    const size_t n = std::min<uint64_t>(kCopyChunkBytes, rec.copy_bytes() - at);
+    RDF_RETURN_IF_ERROR(ReadAll(in, buf.data(), n, static_cast<off_t>(at), from));
+    crc = crc32c::Extend(crc, buf.data(), n);
+  }
+  if (crc32c::Mask(crc) != rec.copy_crc32c()) {
+    return absl::DataLossError(absl::StrCat(
+        from, ": CRC32C differs from its record: the checkpoint copy is damaged; "
+              "initialize this volume again"));
+  }
+  int out = open(to.c_str(), O_RDWR | O_CLOEXEC);
+  if (out < 0) return ErrnoToStatus(errno, absl::StrCat("open ", to));
+  absl::Cleanup close_out = [out] { close(out); };
+  for (uint64_t at = 0; at < rec.copy_bytes(); at += kCopyChunkBytes) {
+    const size_t n = std::min<uint64_t>(kCopyChunkBytes, rec.copy_bytes() - at);
+    RDF_RETURN_IF_ERROR(ReadAll(in, buf.data(), n, static_cast<off_t>(at), from));
+    RDF_RETURN_IF_ERROR(WriteAll(out, buf.data(), n, static_cast<off_t>(at), to));
+  }
+  if (fdatasync(out) != 0) return ErrnoToStatus(errno, absl::StrCat("fdatasync ", to));
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+std::string CheckpointCopyPath(const std::string& dir, uint32_t slot) {
+  return JoinPath(dir, absl::StrCat("checkpoint.mdb.", slot));
+}
 
 std::string CheckpointPath(const std::string& dir) { return JoinPath(dir, "checkpoint"); }
 
@@ -147,6 +234,12 @@ absl::StatusOr<Recovery> RecoverToCheckpoint(const std::string& dir) {
   if (stat(path.c_str(), &st) != 0 || st.st_dev != rec->device() || st.st_ino != rec->inode()) {
     return out;  // the record belongs to a data.mdb that was replaced since
   }
+  if (rec->copy_bytes() > 0) {
+    RDF_RETURN_IF_ERROR(RestoreCopy(dir, *rec));
+    out.restored = true;
+    out.record = *std::move(rec);
+    return out;
+  }
   const size_t psize = rec->page_size();
   const uint32_t slot = rec->meta_slot();
   if (slot > 1 || rec->meta_page().size() != psize) {
@@ -170,9 +263,7 @@ absl::StatusOr<Recovery> RecoverToCheckpoint(const std::string& dir) {
   // The saved page into its own slot, and into the other with that slot's
   // page number, so both name the checkpoint.
   for (uint32_t s = 0; s < 2; ++s) {
-    std::string page = rec->meta_page();
-    const uint64_t pgno = s;
-    if (s != slot) std::memcpy(page.data(), &pgno, sizeof pgno);
+    const std::string page = MetaPageFor(rec->meta_page(), s);
     if (pwrite(fd, page.data(), psize, static_cast<off_t>(s * psize)) !=
         static_cast<ssize_t>(psize)) {
       return ErrnoToStatus(errno, absl::StrCat("restore meta page ", s, " of ", path));
@@ -186,8 +277,9 @@ absl::StatusOr<Recovery> RecoverToCheckpoint(const std::string& dir) {
 
 absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Start(Env* env,
                                                                   absl::Duration interval,
-                                                                  const CheckpointState& now) {
-  std::unique_ptr<Checkpointer> c(new Checkpointer(env, interval));
+                                                                  const CheckpointState& now,
+                                                                  Mode mode) {
+  std::unique_ptr<Checkpointer> c(new Checkpointer(env, interval, mode));
   c->boot_id_ = BootId();
   struct stat st;
   const std::string path = DataPath(env->dir());
@@ -195,7 +287,9 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Start(Env* env,
   c->device_ = st.st_dev;
   c->inode_ = st.st_ino;
   RDF_RETURN_IF_ERROR(c->OpenRecordFile());
-  RDF_RETURN_IF_ERROR(c->SyncNow(now, false));
+  RDF_RETURN_IF_ERROR(c->SyncNowWith(now, false, /*in_place=*/true));
+  // Copy mode: the first copy as soon as the writer commits.
+  c->next_interval_ = mode == Mode::kCopy ? absl::ZeroDuration() : interval;
   c->thread_ = std::thread([p = c.get()] { p->Background(); });
   return c;
 }
@@ -216,6 +310,10 @@ absl::Status Checkpointer::OpenRecordFile() {
   const int current = CurrentSlot(slots);
   next_slot_ = current == 0 ? 1 : 0;
   sequence_ = current < 0 ? 0 : slots[current]->sequence();
+  // Never overwrite the copy that the current record names.
+  if (current >= 0 && slots[current]->copy_bytes() > 0) {
+    next_copy_slot_ = slots[current]->copy_slot() ^ 1;
+  }
   record_fd_ = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (record_fd_ < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
   return absl::OkStatus();
@@ -274,12 +372,72 @@ absl::StatusOr<Checkpointer::Job> Checkpointer::Prepare(const CheckpointState& n
   return job;
 }
 
+absl::Status Checkpointer::WriteCopy(Job& job) {
+  const std::string data_path = DataPath(env_->dir());
+  const std::string path = CheckpointCopyPath(env_->dir(), next_copy_slot_);
+  int data_fd = -1;
+  int rc = mdb_env_get_fd(env_->env(), &data_fd);
+  if (rc != 0) return MdbError(rc, "checkpoint: mdb_env_get_fd");
+  const std::string& meta = job.record.meta_page();
+  const size_t psize = job.record.page_size();
+  const uint64_t pages = Load<uint64_t>(meta, kLastPgOffset) + 1;
+  const uint64_t bytes = pages * psize;
+  const bool existed = FileSystem::Default()->Exists(path);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("checkpoint: open ", path));
+  absl::Cleanup close_fd = [fd] { close(fd); };
+  // C's meta page in both slots, as RecoverToCheckpoint puts it back.
+  uint32_t crc = 0;
+  for (uint32_t slot = 0; slot < 2; ++slot) {
+    const std::string page = MetaPageFor(meta, slot);
+    crc = crc32c::Extend(crc, page.data(), page.size());
+    RDF_RETURN_IF_ERROR(WriteAll(fd, page.data(), psize, static_cast<off_t>(slot * psize), path));
+  }
+  // Every page C can reach lies below its last page and stays as it is in
+  // the page cache while the pin holds C.
+  std::string buf(kCopyChunkBytes, '\0');
+  for (uint64_t at = 2 * psize; at < bytes; at += kCopyChunkBytes) {
+    const size_t n = std::min<uint64_t>(kCopyChunkBytes, bytes - at);
+    RDF_RETURN_IF_ERROR(ReadAll(data_fd, buf.data(), n, static_cast<off_t>(at), data_path));
+    crc = crc32c::Extend(crc, buf.data(), n);
+    RDF_RETURN_IF_ERROR(WriteAll(fd, buf.data(), n, static_cast<off_t>(at), path));
+  }
+  mdb_txn_abort(job.pin);  // the writer may reuse C's pages now
+  job.pin = nullptr;
+  // Written back a chunk at a time at a bounded pace: each sync of any
+  // process on this disk then carries little of it.
+  const absl::Time began = absl::Now();
+  for (uint64_t at = 0; at < bytes; at += kCopyChunkBytes) {
+    const size_t n = std::min<uint64_t>(kCopyChunkBytes, bytes - at);
+    if (sync_file_range(fd, static_cast<off_t>(at), static_cast<off_t>(n),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+      return ErrnoToStatus(errno, absl::StrCat("checkpoint: write back ", path));
+    }
+    const absl::Time due = began + absl::Seconds(static_cast<double>(at + n) / kCopyBytesPerSecond);
+    const absl::Duration ahead = due - absl::Now();
+    if (ahead > absl::ZeroDuration()) absl::SleepFor(ahead);
+  }
+  if (fdatasync(fd) != 0) return ErrnoToStatus(errno, absl::StrCat("checkpoint: fdatasync ", path));
+  if (!existed) RDF_RETURN_IF_ERROR(FileSystem::Default()->SyncDir(env_->dir()));
+  job.record.set_copy_slot(next_copy_slot_);
+  job.record.set_copy_bytes(bytes);
+  job.record.set_copy_crc32c(crc32c::Mask(crc));
+  return absl::OkStatus();
+}
+
 absl::Status Checkpointer::Persist(Job job) {
-  int fd = -1;
-  int rc = mdb_env_get_fd(env_->env(), &fd);
-  absl::Status s = rc == 0 ? absl::OkStatus() : MdbError(rc, "checkpoint: mdb_env_get_fd");
-  if (s.ok() && fdatasync(fd) != 0) {
-    s = ErrnoToStatus(errno, absl::StrCat("checkpoint: fdatasync ", DataPath(env_->dir())));
+  absl::Status s;
+  const bool copy = mode_ == Mode::kCopy && !job.record.clean() && !job.in_place;
+  if (copy) {
+    s = WriteCopy(job);
+  } else {
+    int fd = -1;
+    int rc = mdb_env_get_fd(env_->env(), &fd);
+    s = rc == 0 ? absl::OkStatus() : MdbError(rc, "checkpoint: mdb_env_get_fd");
+    if (s.ok() && fdatasync(fd) != 0) {
+      s = ErrnoToStatus(errno, absl::StrCat("checkpoint: fdatasync ", DataPath(env_->dir())));
+    }
   }
   if (s.ok()) {
     job.record.set_sequence(sequence_ + 1);
@@ -297,13 +455,20 @@ absl::Status Checkpointer::Persist(Job job) {
     } else {
       ++sequence_;
       next_slot_ ^= 1;
+      if (job.record.copy_bytes() > 0) next_copy_slot_ ^= 1;
     }
   }
   MDB_txn* release = job.pin;
   {
     absl::MutexLock l(&mu_);
     if (s.ok()) {
-      std::swap(release, pin_);  // the older checkpoint's pages may be reused now
+      // In place: the older checkpoint's pages may be reused now. A copy
+      // needs no pin: any older one goes.
+      std::swap(release, pin_);
+      if (copy && pin_ != nullptr) {
+        mdb_txn_abort(pin_);
+        pin_ = nullptr;
+      }
       ++checkpoints_;
       durable_txnid_ = job.record.txnid();
     }
@@ -339,11 +504,12 @@ absl::Status Checkpointer::AfterCommit(const CheckpointState& now) {
     if (!error_.ok()) return std::exchange(error_, absl::OkStatus());
     if (running_) return absl::OkStatus();
   }
-  if (absl::Now() - last_begun_ < interval_) return absl::OkStatus();
+  if (absl::Now() - last_begun_ < next_interval_) return absl::OkStatus();
   MDB_envinfo info;
   mdb_env_info(env_->env(), &info);
   if (info.me_last_txnid == last_pinned_txnid_) return absl::OkStatus();  // nothing new
   RDF_ASSIGN_OR_RETURN(Job job, Prepare(now, false));
+  next_interval_ = NextInterval();
   absl::MutexLock l(&mu_);
   job_ = std::move(job);
   running_ = true;
@@ -351,18 +517,39 @@ absl::Status Checkpointer::AfterCommit(const CheckpointState& now) {
 }
 
 absl::Status Checkpointer::SyncNow(const CheckpointState& now, bool clean) {
+  return SyncNowWith(now, clean, false);
+}
+
+absl::Status Checkpointer::SyncNowWith(const CheckpointState& now, bool clean, bool in_place) {
+  WaitIdle();
   {
     absl::MutexLock l(&mu_);
-    mu_.Await(absl::Condition(
-        +[](Checkpointer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return !c->running_; },
-        this));
     error_ = absl::OkStatus();  // superseded by this checkpoint
   }
   RDF_ASSIGN_OR_RETURN(Job job, Prepare(now, clean));
+  job.in_place = in_place;
+  next_interval_ = NextInterval();
   return Persist(std::move(job));
 }
 
+absl::Duration Checkpointer::NextInterval() {
+  if (mode_ == Mode::kInPlace) return interval_;
+  return interval_ * std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
+}
+
+void Checkpointer::WaitIdle() {
+  absl::MutexLock l(&mu_);
+  mu_.Await(absl::Condition(
+      +[](Checkpointer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return !c->running_; }, this));
+}
+
 absl::Status Checkpointer::ReleaseForGrow(const CheckpointState& now) {
+  if (mode_ == Mode::kCopy) {
+    WaitIdle();  // a copy's pin ends with it
+    absl::MutexLock l(&mu_);
+    if (pin_ == nullptr) return absl::OkStatus();
+  }
+  // In place, or Start's pin in copy mode: SyncNow (a copy then) ends it.
   RDF_RETURN_IF_ERROR(SyncNow(now, false));
   absl::MutexLock l(&mu_);
   if (pin_ != nullptr) mdb_txn_abort(pin_);
@@ -371,6 +558,7 @@ absl::Status Checkpointer::ReleaseForGrow(const CheckpointState& now) {
 }
 
 absl::Status Checkpointer::Repin() {
+  if (mode_ == Mode::kCopy) return absl::OkStatus();
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_->env(), nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return MdbError(rc, "checkpoint: pin after growing the map");

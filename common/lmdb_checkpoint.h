@@ -23,6 +23,23 @@
 // meta page back into both slots (the record's boot id differs from the
 // running system's): LMDB opens C, whose pages are intact, and the writer
 // redoes from C's restart point.
+//
+// That is Mode::kInPlace. Its cost is that no page freed after C is reused
+// before the next checkpoint, so every commit writes whole new pages (about
+// one per changed row for random keys) and all of them reach the disk. For a
+// volume small enough to copy, Mode::kCopy holds no pin between checkpoints
+// (LMDB reuses pages, so the page cache merges the commits of one interval
+// and the kernel writes each page back once at most) and is never synced in
+// place; instead each checkpoint copies C while pinned, from the page cache,
+// into the copy slot <dir>/checkpoint.mdb.<0|1> that is not current (C's
+// meta page into both meta slots, then pages 2..C's last page), releases the
+// pin, syncs the copy and then writes the record naming it. After a system
+// crash RecoverToCheckpoint writes the copy back over data.mdb (checking its
+// size and CRC32C). The copy reaches the disk paced (kCopyBytesPerSecond),
+// so that it does not hold up the other processes' syncs. A clean stop syncs
+// data.mdb in place in either mode, and so does Start (cheap after a clean
+// stop); in copy mode the first copy follows at once in the background and
+// ends Start's pin.
 #ifndef RDF_COMMON_LMDB_CHECKPOINT_H_
 #define RDF_COMMON_LMDB_CHECKPOINT_H_
 
@@ -31,6 +48,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -60,8 +78,11 @@ std::string EncodeCheckpointSlot(const proto::LmdbCheckpoint& record);
 // tests pretend a restart with RDF_TEST_BOOT_ID).
 std::string BootId();
 
+// Copy slot `slot` (0 or 1) of the environment in `dir`.
+std::string CheckpointCopyPath(const std::string& dir, uint32_t slot);
+
 struct Recovery {
-  bool restored = false;       // the meta pages were put back to the record's
+  bool restored = false;       // the meta pages (or the copy) were put back
   proto::LmdbCheckpoint record;  // when restored: the checkpoint opened
 };
 
@@ -83,10 +104,12 @@ struct CheckpointState {
 // that thread has a write transaction open.
 class Checkpointer {
  public:
+  enum class Mode { kInPlace, kCopy };
   // Makes everything committed so far durable and records it before
   // returning; later checkpoints run in the background.
   static absl::StatusOr<std::unique_ptr<Checkpointer>> Start(Env* env, absl::Duration interval,
-                                                             const CheckpointState& now);
+                                                             const CheckpointState& now,
+                                                             Mode mode = Mode::kInPlace);
   // Waits for a background checkpoint and releases the pins. Writes no
   // clean record: call SyncNow(.., true) first for a clean stop.
   ~Checkpointer();
@@ -99,7 +122,8 @@ class Checkpointer {
   // Everything committed so far durable and recorded before returning. With
   // `clean` (the writer stops) the record says there is nothing to recover.
   absl::Status SyncNow(const CheckpointState& now, bool clean);
-  // Map growth needs every transaction of the process ended: SyncNow, then
+  // Map growth needs every transaction of the process ended: SyncNow (in
+  // place mode; in copy mode the running checkpoint is waited for), then
   // the pins are released. Repin() after growing, before the next commit.
   absl::Status ReleaseForGrow(const CheckpointState& now);
   absl::Status Repin();
@@ -111,26 +135,42 @@ class Checkpointer {
   struct Job {
     MDB_txn* pin = nullptr;
     proto::LmdbCheckpoint record;
+    bool in_place = false;  // synced in place (and pinned) even in copy mode
   };
-  Checkpointer(Env* env, absl::Duration interval) : env_(env), interval_(interval) {}
+  Checkpointer(Env* env, absl::Duration interval, Mode mode)
+      : env_(env), interval_(interval), mode_(mode) {}
   // Pins the newest commit and fills the record but for durability.
   absl::StatusOr<Job> Prepare(const CheckpointState& now, bool clean);
-  // fdatasync, then the record; on success the job's pin replaces the held one.
+  // SyncNow with the job made by `prepare`.
+  absl::Status SyncNowWith(const CheckpointState& now, bool clean, bool in_place);
+  // fdatasync (or the copy), then the record; on success in place mode the
+  // job's pin replaces the held one.
   absl::Status Persist(Job job);
+  // Copy mode: writes the pinned commit into the copy slot not current,
+  // releases the pin, syncs the copy and fills the record's copy fields.
+  absl::Status WriteCopy(Job& job);
+  void WaitIdle();
+  // The wait before the next background checkpoint: `interval` (copy mode:
+  // +-20 %, so that the copies of several volumes seldom coincide).
+  absl::Duration NextInterval();
   // Opens (or makes) the record file; finds the slot to write next.
   absl::Status OpenRecordFile();
   void Background();
 
   Env* const env_;
   const absl::Duration interval_;
+  const Mode mode_;
   std::string boot_id_;
   uint64_t device_ = 0, inode_ = 0;
   absl::Time last_begun_ = absl::InfinitePast();
+  absl::Duration next_interval_;  // writer thread only
+  std::minstd_rand rng_{std::random_device{}()};  // writer thread only
   uint64_t last_pinned_txnid_ = 0;  // writer thread only
   // The record file; used by Persist only (never two at once).
   int record_fd_ = -1;
   uint32_t next_slot_ = 0;
   uint64_t sequence_ = 0;
+  uint32_t next_copy_slot_ = 0;  // copy mode: the slot the next copy goes to
 
   mutable absl::Mutex mu_;
   MDB_txn* pin_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the newest record

@@ -315,5 +315,123 @@ TEST_F(CheckpointTest, TheMapGrowsBetweenCheckpoints) {
   EXPECT_EQ(Read(), Expected(200, "A"));
 }
 
+// Copy mode: a system crash may leave any page of data.mdb garbage, since
+// nothing pins the checkpoint; the copy is written back.
+TEST_F(CheckpointTest, CopyModeRestoresTheCopyWhateverDataMdbHolds) {
+  Open(Vol());
+  Write(0, 1000, "A");
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {5, 6, 6},
+                                                Checkpointer::Mode::kCopy));
+  // Start syncs in place (and pins); the copy follows.
+  ASSERT_OK_AND_ASSIGN(auto started, ReadCheckpoint(Vol()));
+  EXPECT_EQ(started->copy_bytes(), 0u);
+  ASSERT_OK(cp_->SyncNow({5, 6, 7}, false));
+  const uint64_t checkpoint = LastTxnid();
+  ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
+  EXPECT_EQ(rec->txnid(), checkpoint);
+  EXPECT_EQ(rec->copy_slot(), 0u);
+  EXPECT_EQ(rec->copy_bytes(), (MetaLastPage(*rec) + 1) * rec->page_size());
+  EXPECT_EQ(rec->applied_asn(), 7u);
+  // 20 rounds of rewriting every key: with no pin LMDB reuses the pages the
+  // checkpoint reached, so data.mdb alone no longer holds it.
+  for (int round = 0; round < 20; ++round) Write(0, 2000, absl::StrCat("B", round));
+  Close();
+  {
+    const std::string path = JoinPath(Vol(), "data.mdb");
+    ASSERT_OK_AND_ASSIGN(uint64_t size, FileSystem::Default()->FileSize(path));
+    ASSERT_OK_AND_ASSIGN(auto f, FileSystem::Default()->OpenWritable(path, false));
+    ASSERT_OK(f->Write(0, std::string(size, '\xff')));
+    ASSERT_OK(f->Close());
+  }
+  PretendRestarted(Vol(), Vol());
+  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
+  EXPECT_TRUE(r.restored);
+  EXPECT_EQ(r.record.txnid(), checkpoint);
+  Open(Vol());
+  EXPECT_EQ(LastTxnid(), checkpoint);
+  EXPECT_EQ(Read(), Expected(1000, "A"));
+  Write(1000, 1100, "C");
+  EXPECT_EQ(Read().size(), 1100u);
+}
+
+TEST_F(CheckpointTest, CopyModeAlternatesItsSlotsAndKeepsNoPin) {
+  Open(Vol());
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {1, 1, 1},
+                                                Checkpointer::Mode::kCopy));
+  uint32_t last_slot = 2;
+  for (uint32_t i = 0; i < 4; ++i) {
+    Write(0, 500, absl::StrCat("V", i));
+    ASSERT_OK(cp_->SyncNow({2, 2, 2 + i}, false));
+    ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
+    EXPECT_NE(rec->copy_slot(), last_slot);
+    last_slot = rec->copy_slot();
+    EXPECT_GT(rec->copy_bytes(), 0u);
+    EXPECT_EQ(rec->txnid(), LastTxnid());
+  }
+  // No reader is left between checkpoints (in place mode keeps its pin).
+  std::string readers;
+  mdb_reader_list(
+      env_->env(),
+      +[](const char* line, void* out) {
+        static_cast<std::string*>(out)->append(line);
+        return 0;
+      },
+      &readers);
+  EXPECT_THAT(readers, ::testing::HasSubstr("no active readers"));
+  // Reopened after a crash, the next copy never overwrites the one the
+  // record names.
+  Close();
+  Open(Vol());
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {4, 4, 10},
+                                                Checkpointer::Mode::kCopy));
+  ASSERT_OK(cp_->SyncNow({4, 4, 11}, false));
+  ASSERT_OK_AND_ASSIGN(auto next, ReadCheckpoint(Vol()));
+  EXPECT_NE(next->copy_slot(), last_slot);
+  // A clean stop syncs in place and names no copy.
+  ASSERT_OK(cp_->SyncNow({4, 4, 12}, true));
+  ASSERT_OK_AND_ASSIGN(auto clean, ReadCheckpoint(Vol()));
+  EXPECT_TRUE(clean->clean());
+  EXPECT_EQ(clean->copy_bytes(), 0u);
+}
+
+TEST_F(CheckpointTest, ADamagedCopyIsDataLossAndLeavesDataMdbAlone) {
+  Open(Vol());
+  Write(0, 300, "A");
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {},
+                                                Checkpointer::Mode::kCopy));
+  ASSERT_OK(cp_->SyncNow({}, false));
+  Write(0, 300, "B");
+  Close();
+  PretendRestarted(Vol(), Vol());
+  ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
+  {
+    ASSERT_OK_AND_ASSIGN(auto f, FileSystem::Default()->OpenWritable(
+                                     CheckpointCopyPath(Vol(), rec->copy_slot()), false));
+    ASSERT_OK(f->Write(3 * rec->page_size() + 100, "bit rot"));
+    ASSERT_OK(f->Close());
+  }
+  EXPECT_THAT(RecoverToCheckpoint(Vol()).status(),
+              StatusIs(absl::StatusCode::kDataLoss, ::testing::HasSubstr("CRC32C")));
+  Open(Vol());
+  EXPECT_EQ(Read(), Expected(300, "B"));  // untouched: the page cache still has it here
+}
+
+TEST_F(CheckpointTest, CopyModeGrowsTheMapWithoutACopy) {
+  Open(Vol());
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {},
+                                                Checkpointer::Mode::kCopy));
+  ASSERT_OK(cp_->SyncNow({}, false));  // a copy: Start's pin is gone
+  Write(0, 100, "A");
+  const uint64_t copies = cp_->checkpoints();
+  ASSERT_OK(cp_->ReleaseForGrow({}));
+  ASSERT_OK(env_->Grow());
+  ASSERT_OK(cp_->Repin());
+  EXPECT_EQ(cp_->checkpoints(), copies);
+  Write(100, 200, "A");
+  ASSERT_OK(cp_->SyncNow({}, false));
+  EXPECT_EQ(cp_->durable_txnid(), LastTxnid());
+  EXPECT_EQ(Read(), Expected(200, "A"));
+}
+
 }  // namespace
 }  // namespace rdf::lmdb
