@@ -191,6 +191,9 @@ TEST_F(ConfigTest, ZeroFieldsTakeDocumentedDefaults) {
   EXPECT_EQ(p.updater().batch_bytes(), 4u << 20);
   EXPECT_EQ(p.updater().rtd_warning_ms(), 60000u);
   EXPECT_EQ(p.updater().checkpoint_ms(), 250u);
+  EXPECT_EQ(p.updater().checkpoint_mode(), proto::UpdaterConfig::AUTO);
+  EXPECT_EQ(p.updater().checkpoint_copy_max_bytes(), uint64_t{1} << 30);
+  EXPECT_EQ(p.updater().checkpoint_copy_ms(), 30000u);
   EXPECT_EQ(p.updater().duplicate_key(), proto::UpdaterConfig::SKIP);
   EXPECT_EQ(p.purger().interval_ms(), 10000u);
   EXPECT_EQ(p.purger().retain_count(), 2u);
@@ -519,6 +522,12 @@ TEST_F(ConfigTest, CheckpointIntervalOutOfRange) {
   ExpectError(absl::StrCat(kValid, "updater { checkpoint_ms: 5 }  # <-\n"),
               {"updater.checkpoint_ms: checkpoint_ms 5 is outside 10..60000",
                "set checkpoint_ms within that range"});
+}
+
+TEST_F(ConfigTest, CheckpointCopyIntervalOutOfRange) {
+  ExpectError(absl::StrCat(kValid, "updater { checkpoint_copy_ms: 999 }  # <-\n"),
+              {"updater.checkpoint_copy_ms: checkpoint_copy_ms 999 is outside 1000..600000",
+               "set checkpoint_copy_ms within that range"});
 }
 
 TEST_F(ConfigTest, UnknownMinSeverity) {
