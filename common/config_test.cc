@@ -192,7 +192,7 @@ TEST_F(ConfigTest, ZeroFieldsTakeDocumentedDefaults) {
   EXPECT_EQ(p.updater().rtd_warning_ms(), 60000u);
   EXPECT_EQ(p.updater().checkpoint_ms(), 250u);
   EXPECT_EQ(p.updater().checkpoint_mode(), proto::UpdaterConfig::AUTO);
-  EXPECT_EQ(p.updater().checkpoint_copy_max_bytes(), uint64_t{1} << 30);
+  EXPECT_EQ(p.updater().checkpoint_copy_max_bytes(), uint64_t{256} << 20);
   EXPECT_EQ(p.updater().checkpoint_copy_ms(), 30000u);
   EXPECT_EQ(p.updater().duplicate_key(), proto::UpdaterConfig::SKIP);
   EXPECT_EQ(p.purger().interval_ms(), 10000u);

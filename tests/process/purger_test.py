@@ -21,8 +21,11 @@ SMALL = 64 << 10  # image segments of 64 KiB: many of them
 
 class PurgerTest(unittest.TestCase):
     def setUp(self):
+        # Volume copies every second (about), so that the checkpoints hold the
+        # volume trails for a second, not the default 30.
         self.sys = ShipSystem(extra={"trail.image_segment_bytes": SMALL,
-                                     "purger.interval_ms": 300, "purger.retain_count": 2})
+                                     "purger.interval_ms": 300, "purger.retain_count": 2,
+                                     "updater.checkpoint_copy_ms": 1000})
 
     def tearDown(self):
         self.sys.cleanup()
