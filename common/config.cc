@@ -587,6 +587,20 @@ class Validator {
           absl::StrCat("set at least ", min, ", or remove it for the default"));
   }
 
+  // A block's checkpoint_mode and checkpoint_copy_ms (tmf, updater).
+  void CheckpointCopy(const char* block, int mode, uint32_t copy_ms) {
+    if (copy_ms != 0 &&
+        (copy_ms < kMinCheckpointCopyMs || copy_ms > kMaxCheckpointCopyMs)) {
+      Error({{block}, {"checkpoint_copy_ms"}},
+            absl::StrCat("checkpoint_copy_ms ", copy_ms, " is outside ", kMinCheckpointCopyMs,
+                         "..", kMaxCheckpointCopyMs),
+            absl::StrCat("set checkpoint_copy_ms within that range, or remove it for the "
+                         "default (", kDefaultCheckpointCopyMs, ")"));
+    }
+    KnownEnum({{block}, {"checkpoint_mode"}}, proto::UpdaterConfig::CheckpointMode_descriptor(),
+              mode);
+  }
+
   void KnownEnum(const Where& where, const pb::EnumDescriptor* e, int value) {
     if (e->FindValueByNumber(value) != nullptr) return;
     Error(where, absl::StrCat("unknown value ", value), absl::StrCat("use one of ", EnumNames(*e)));
@@ -605,6 +619,7 @@ class Validator {
     const auto& tmf = c_.tmf();
     KnownEnum({{"tmf"}, {"retention_policy"}}, proto::TmfConfig::RetentionPolicy_descriptor(),
               tmf.retention_policy());
+    CheckpointCopy("tmf", tmf.checkpoint_mode(), tmf.checkpoint_copy_ms());
     uint64_t segment =
         t.audit_segment_bytes() ? t.audit_segment_bytes() : kDefaultAuditSegmentBytes;
     uint64_t retention =
@@ -653,17 +668,7 @@ class Validator {
             absl::StrCat("set checkpoint_ms within that range, or remove it for the default (",
                          kDefaultUpdaterCheckpointMs, ")"));
     }
-    uint32_t copy_ms = c_.updater().checkpoint_copy_ms();
-    if (copy_ms != 0 &&
-        (copy_ms < kMinUpdaterCheckpointCopyMs || copy_ms > kMaxUpdaterCheckpointCopyMs)) {
-      Error({{"updater"}, {"checkpoint_copy_ms"}},
-            absl::StrCat("checkpoint_copy_ms ", copy_ms, " is outside ",
-                         kMinUpdaterCheckpointCopyMs, "..", kMaxUpdaterCheckpointCopyMs),
-            absl::StrCat("set checkpoint_copy_ms within that range, or remove it for the "
-                         "default (", kDefaultUpdaterCheckpointCopyMs, ")"));
-    }
-    KnownEnum({{"updater"}, {"checkpoint_mode"}}, proto::UpdaterConfig::CheckpointMode_descriptor(),
-              c_.updater().checkpoint_mode());
+    CheckpointCopy("updater", c_.updater().checkpoint_mode(), c_.updater().checkpoint_copy_ms());
 
     const pb::EnumDescriptor* policy = proto::UpdaterConfig::ErrorPolicy_descriptor();
     KnownEnum({{"updater"}, {"duplicate_key"}}, policy, c_.updater().duplicate_key());
@@ -714,6 +719,8 @@ void FillDefaults(proto::SystemConfig& c) {
   RDF_CONFIG_DEFAULT_(tmf, audit_retention_bytes, kDefaultAuditRetentionBytes);
   RDF_CONFIG_DEFAULT_(tmf, apply_batch_txns, kDefaultApplyBatchTxns);
   RDF_CONFIG_DEFAULT_(tmf, apply_interval_ms, kDefaultApplyIntervalMs);
+  RDF_CONFIG_DEFAULT_(tmf, checkpoint_copy_max_bytes, kDefaultCheckpointCopyMaxBytes);
+  RDF_CONFIG_DEFAULT_(tmf, checkpoint_copy_ms, kDefaultCheckpointCopyMs);
   auto& x = *c.mutable_extractor();
   RDF_CONFIG_DEFAULT_(x, batch_bytes, kDefaultExtractorBatchBytes);
   RDF_CONFIG_DEFAULT_(x, batch_wait_ms, kDefaultExtractorBatchWaitMs);
@@ -727,8 +734,8 @@ void FillDefaults(proto::SystemConfig& c) {
   RDF_CONFIG_DEFAULT_(u, batch_records, kDefaultUpdaterBatchRecords);
   RDF_CONFIG_DEFAULT_(u, batch_bytes, kDefaultUpdaterBatchBytes);
   RDF_CONFIG_DEFAULT_(u, checkpoint_ms, kDefaultUpdaterCheckpointMs);
-  RDF_CONFIG_DEFAULT_(u, checkpoint_copy_max_bytes, kDefaultUpdaterCheckpointCopyMaxBytes);
-  RDF_CONFIG_DEFAULT_(u, checkpoint_copy_ms, kDefaultUpdaterCheckpointCopyMs);
+  RDF_CONFIG_DEFAULT_(u, checkpoint_copy_max_bytes, kDefaultCheckpointCopyMaxBytes);
+  RDF_CONFIG_DEFAULT_(u, checkpoint_copy_ms, kDefaultCheckpointCopyMs);
   RDF_CONFIG_DEFAULT_(u, rtd_warning_ms, kDefaultRtdWarningMs);
   auto& p = *c.mutable_purger();
   RDF_CONFIG_DEFAULT_(p, interval_ms, kDefaultPurgerIntervalMs);

@@ -59,10 +59,11 @@ inline constexpr uint32_t kDefaultUpdaterBatchBytes = 4 << 20;
 inline constexpr uint32_t kDefaultUpdaterCheckpointMs = 250;
 inline constexpr uint32_t kMinUpdaterCheckpointMs = 10;
 inline constexpr uint32_t kMaxUpdaterCheckpointMs = 60000;
-inline constexpr uint64_t kDefaultUpdaterCheckpointCopyMaxBytes = uint64_t{256} << 20;
-inline constexpr uint32_t kDefaultUpdaterCheckpointCopyMs = 30000;
-inline constexpr uint32_t kMinUpdaterCheckpointCopyMs = 1000;
-inline constexpr uint32_t kMaxUpdaterCheckpointCopyMs = 600000;
+// Checkpoint copies (tmf and updater volumes, common/lmdb_checkpoint.h).
+inline constexpr uint64_t kDefaultCheckpointCopyMaxBytes = uint64_t{256} << 20;
+inline constexpr uint32_t kDefaultCheckpointCopyMs = 30000;
+inline constexpr uint32_t kMinCheckpointCopyMs = 1000;
+inline constexpr uint32_t kMaxCheckpointCopyMs = 600000;
 inline constexpr uint32_t kMinUpdaterBatchBytes = 64 << 10;
 inline constexpr uint32_t kDefaultPurgerIntervalMs = 10000;
 inline constexpr uint32_t kDefaultRetainCount = 2;

@@ -51,6 +51,7 @@ constexpr std::array kEvents = {
     EventInfo{kRecoveryComplete, INFO, "recovery complete"},
     EventInfo{kTransactionTooLarge, WARNING, "transaction too large"},
     EventInfo{kTxidFloorRaised, INFO, "transaction ids raised above takeover floor"},
+    EventInfo{kTmfVolumeRolledBack, WARNING, "volume rolled back to its checkpoint copy"},
     EventInfo{kConnectFailed, WARNING, "cannot connect to receiver"},
     EventInfo{kConnectionLost, WARNING, "connection to receiver lost"},
     EventInfo{kAuthenticationFailed, ERROR, "authentication failed"},

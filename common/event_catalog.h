@@ -78,6 +78,8 @@ inline constexpr uint32_t kRecoveryComplete = 934;
 inline constexpr uint32_t kTransactionTooLarge = 935;
 // A promoted tmf starts transaction ids above every id seen (first_txid).
 inline constexpr uint32_t kTxidFloorRaised = 936;
+// A volume in copy mode went back to its checkpoint copy after a system crash.
+inline constexpr uint32_t kTmfVolumeRolledBack = 937;
 // (Lock timeouts and deadlocks are returned to the caller, not logged.)
 
 // --- extractor (primary) ---------------------------------------------------

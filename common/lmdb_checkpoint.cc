@@ -287,9 +287,7 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Start(Env* env,
   c->device_ = st.st_dev;
   c->inode_ = st.st_ino;
   RDF_RETURN_IF_ERROR(c->OpenRecordFile());
-  RDF_RETURN_IF_ERROR(c->SyncNowWith(now, false, /*in_place=*/true));
-  // Copy mode: the first copy as soon as the writer commits.
-  c->next_interval_ = mode == Mode::kCopy ? absl::ZeroDuration() : interval;
+  RDF_RETURN_IF_ERROR(c->SyncNow(now, false));
   c->thread_ = std::thread([p = c.get()] { p->Background(); });
   return c;
 }
@@ -327,7 +325,10 @@ Checkpointer::~Checkpointer() {
   if (thread_.joinable()) thread_.join();
   if (record_fd_ >= 0) close(record_fd_);
   absl::MutexLock l(&mu_);
-  if (job_.has_value()) mdb_txn_abort(job_->pin);
+  if (job_.has_value()) {
+    if (job_->pin != nullptr) mdb_txn_abort(job_->pin);
+    if (job_->copy_fd >= 0) close(job_->copy_fd);
+  }
   if (pin_ != nullptr) mdb_txn_abort(pin_);
 }
 
@@ -366,13 +367,14 @@ absl::StatusOr<Checkpointer::Job> Checkpointer::Prepare(const CheckpointState& n
   r.set_restart_segment(now.restart_segment);
   r.set_restart_offset(now.restart_offset);
   r.set_applied_asn(now.applied_asn);
+  r.set_redo_from_asn(now.redo_from_asn);
   std::move(unpin).Cancel();
   last_pinned_txnid_ = txnid;
   last_begun_ = absl::Now();
   return job;
 }
 
-absl::Status Checkpointer::WriteCopy(Job& job) {
+absl::Status Checkpointer::CopyOut(Job& job) {
   const std::string data_path = DataPath(env_->dir());
   const std::string path = CheckpointCopyPath(env_->dir(), next_copy_slot_);
   int data_fd = -1;
@@ -380,18 +382,17 @@ absl::Status Checkpointer::WriteCopy(Job& job) {
   if (rc != 0) return MdbError(rc, "checkpoint: mdb_env_get_fd");
   const std::string& meta = job.record.meta_page();
   const size_t psize = job.record.page_size();
-  const uint64_t pages = Load<uint64_t>(meta, kLastPgOffset) + 1;
-  const uint64_t bytes = pages * psize;
-  const bool existed = FileSystem::Default()->Exists(path);
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("checkpoint: open ", path));
-  absl::Cleanup close_fd = [fd] { close(fd); };
+  const uint64_t bytes = (Load<uint64_t>(meta, kLastPgOffset) + 1) * psize;
+  job.copy_created = !FileSystem::Default()->Exists(path);
+  job.copy_fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (job.copy_fd < 0) return ErrnoToStatus(errno, absl::StrCat("checkpoint: open ", path));
   // C's meta page in both slots, as RecoverToCheckpoint puts it back.
   uint32_t crc = 0;
   for (uint32_t slot = 0; slot < 2; ++slot) {
     const std::string page = MetaPageFor(meta, slot);
     crc = crc32c::Extend(crc, page.data(), page.size());
-    RDF_RETURN_IF_ERROR(WriteAll(fd, page.data(), psize, static_cast<off_t>(slot * psize), path));
+    RDF_RETURN_IF_ERROR(
+        WriteAll(job.copy_fd, page.data(), psize, static_cast<off_t>(slot * psize), path));
   }
   // Every page C can reach lies below its last page and stays as it is in
   // the page cache while the pin holds C.
@@ -400,16 +401,29 @@ absl::Status Checkpointer::WriteCopy(Job& job) {
     const size_t n = std::min<uint64_t>(kCopyChunkBytes, bytes - at);
     RDF_RETURN_IF_ERROR(ReadAll(data_fd, buf.data(), n, static_cast<off_t>(at), data_path));
     crc = crc32c::Extend(crc, buf.data(), n);
-    RDF_RETURN_IF_ERROR(WriteAll(fd, buf.data(), n, static_cast<off_t>(at), path));
+    RDF_RETURN_IF_ERROR(WriteAll(job.copy_fd, buf.data(), n, static_cast<off_t>(at), path));
   }
   mdb_txn_abort(job.pin);  // the writer may reuse C's pages now
   job.pin = nullptr;
+  job.copy_crc = crc;
+  job.record.set_copy_slot(next_copy_slot_);
+  job.record.set_copy_bytes(bytes);
+  return absl::OkStatus();
+}
+
+absl::Status Checkpointer::SyncCopy(Job& job, bool paced) {
+  const std::string path = CheckpointCopyPath(env_->dir(), job.record.copy_slot());
+  absl::Cleanup close_fd = [&job] {
+    close(job.copy_fd);
+    job.copy_fd = -1;
+  };
+  const uint64_t bytes = job.record.copy_bytes();
   // Written back a chunk at a time at a bounded pace: each sync of any
   // process on this disk then carries little of it.
   const absl::Time began = absl::Now();
-  for (uint64_t at = 0; at < bytes; at += kCopyChunkBytes) {
+  for (uint64_t at = 0; paced && at < bytes; at += kCopyChunkBytes) {
     const size_t n = std::min<uint64_t>(kCopyChunkBytes, bytes - at);
-    if (sync_file_range(fd, static_cast<off_t>(at), static_cast<off_t>(n),
+    if (sync_file_range(job.copy_fd, static_cast<off_t>(at), static_cast<off_t>(n),
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                             SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
       return ErrnoToStatus(errno, absl::StrCat("checkpoint: write back ", path));
@@ -418,19 +432,19 @@ absl::Status Checkpointer::WriteCopy(Job& job) {
     const absl::Duration ahead = due - absl::Now();
     if (ahead > absl::ZeroDuration()) absl::SleepFor(ahead);
   }
-  if (fdatasync(fd) != 0) return ErrnoToStatus(errno, absl::StrCat("checkpoint: fdatasync ", path));
-  if (!existed) RDF_RETURN_IF_ERROR(FileSystem::Default()->SyncDir(env_->dir()));
-  job.record.set_copy_slot(next_copy_slot_);
-  job.record.set_copy_bytes(bytes);
-  job.record.set_copy_crc32c(crc32c::Mask(crc));
+  if (fdatasync(job.copy_fd) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("checkpoint: fdatasync ", path));
+  }
+  if (job.copy_created) RDF_RETURN_IF_ERROR(FileSystem::Default()->SyncDir(env_->dir()));
+  job.record.set_copy_crc32c(crc32c::Mask(job.copy_crc));
   return absl::OkStatus();
 }
 
-absl::Status Checkpointer::Persist(Job job) {
+absl::Status Checkpointer::Persist(Job job, bool paced) {
   absl::Status s;
-  const bool copy = mode_ == Mode::kCopy && !job.record.clean() && !job.in_place;
+  const bool copy = job.copy_fd >= 0;
   if (copy) {
-    s = WriteCopy(job);
+    s = SyncCopy(job, paced);
   } else {
     int fd = -1;
     int rc = mdb_env_get_fd(env_->env(), &fd);
@@ -465,12 +479,13 @@ absl::Status Checkpointer::Persist(Job job) {
       // In place: the older checkpoint's pages may be reused now. A copy
       // needs no pin: any older one goes.
       std::swap(release, pin_);
-      if (copy && pin_ != nullptr) {
+      if (mode_ == Mode::kCopy && pin_ != nullptr) {
         mdb_txn_abort(pin_);
         pin_ = nullptr;
       }
       ++checkpoints_;
       durable_txnid_ = job.record.txnid();
+      durable_redo_from_asn_ = job.record.redo_from_asn();
     }
   }
   if (release != nullptr) mdb_txn_abort(release);
@@ -491,7 +506,7 @@ void Checkpointer::Background() {
       job = std::move(job_);
       job_.reset();
     }
-    absl::Status s = Persist(*std::move(job));
+    absl::Status s = Persist(*std::move(job), /*paced=*/true);
     absl::MutexLock l(&mu_);
     if (!s.ok() && error_.ok()) error_ = s;
     running_ = false;
@@ -508,7 +523,7 @@ absl::Status Checkpointer::AfterCommit(const CheckpointState& now) {
   MDB_envinfo info;
   mdb_env_info(env_->env(), &info);
   if (info.me_last_txnid == last_pinned_txnid_) return absl::OkStatus();  // nothing new
-  RDF_ASSIGN_OR_RETURN(Job job, Prepare(now, false));
+  RDF_ASSIGN_OR_RETURN(Job job, PrepareAndCopy(now, false));
   next_interval_ = NextInterval();
   absl::MutexLock l(&mu_);
   job_ = std::move(job);
@@ -517,19 +532,28 @@ absl::Status Checkpointer::AfterCommit(const CheckpointState& now) {
 }
 
 absl::Status Checkpointer::SyncNow(const CheckpointState& now, bool clean) {
-  return SyncNowWith(now, clean, false);
-}
-
-absl::Status Checkpointer::SyncNowWith(const CheckpointState& now, bool clean, bool in_place) {
   WaitIdle();
   {
     absl::MutexLock l(&mu_);
     error_ = absl::OkStatus();  // superseded by this checkpoint
   }
-  RDF_ASSIGN_OR_RETURN(Job job, Prepare(now, clean));
-  job.in_place = in_place;
+  RDF_ASSIGN_OR_RETURN(Job job, PrepareAndCopy(now, clean));
   next_interval_ = NextInterval();
-  return Persist(std::move(job));
+  return Persist(std::move(job), /*paced=*/false);
+}
+
+absl::StatusOr<Checkpointer::Job> Checkpointer::PrepareAndCopy(const CheckpointState& now,
+                                                               bool clean) {
+  RDF_ASSIGN_OR_RETURN(Job job, Prepare(now, clean));
+  if (mode_ == Mode::kCopy && !clean) {
+    absl::Status s = CopyOut(job);
+    if (!s.ok()) {
+      if (job.pin != nullptr) mdb_txn_abort(job.pin);
+      if (job.copy_fd >= 0) close(job.copy_fd);
+      return s;
+    }
+  }
+  return job;
 }
 
 absl::Duration Checkpointer::NextInterval() {
@@ -545,11 +569,9 @@ void Checkpointer::WaitIdle() {
 
 absl::Status Checkpointer::ReleaseForGrow(const CheckpointState& now) {
   if (mode_ == Mode::kCopy) {
-    WaitIdle();  // a copy's pin ends with it
-    absl::MutexLock l(&mu_);
-    if (pin_ == nullptr) return absl::OkStatus();
+    WaitIdle();  // copy mode holds no pin
+    return absl::OkStatus();
   }
-  // In place, or Start's pin in copy mode: SyncNow (a copy then) ends it.
   RDF_RETURN_IF_ERROR(SyncNow(now, false));
   absl::MutexLock l(&mu_);
   if (pin_ != nullptr) mdb_txn_abort(pin_);
@@ -566,6 +588,37 @@ absl::Status Checkpointer::Repin() {
   if (pin_ != nullptr) mdb_txn_abort(pin_);
   pin_ = txn;
   return absl::OkStatus();
+}
+
+absl::StatusOr<Checkpointer::Mode> ChooseMode(proto::UpdaterConfig::CheckpointMode mode,
+                                              uint64_t copy_max_bytes, const std::string& dir) {
+  if (mode == proto::UpdaterConfig::COPY) return Checkpointer::Mode::kCopy;
+  if (mode == proto::UpdaterConfig::IN_PLACE) return Checkpointer::Mode::kInPlace;
+  const std::string path = DataPath(dir);
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Checkpointer::Mode::kCopy;  // a new volume
+    return ErrnoToStatus(errno, absl::StrCat("stat ", path));
+  }
+  return static_cast<uint64_t>(st.st_size) <= copy_max_bytes ? Checkpointer::Mode::kCopy
+                                                             : Checkpointer::Mode::kInPlace;
+}
+
+absl::Status RemoveCheckpoint(const std::string& dir) {
+  FileSystem* fs = FileSystem::Default();
+  bool removed = false;
+  for (const std::string& path :
+       {CheckpointPath(dir), CheckpointCopyPath(dir, 0), CheckpointCopyPath(dir, 1)}) {
+    if (!fs->Exists(path)) continue;
+    RDF_RETURN_IF_ERROR(fs->Remove(path));
+    removed = true;
+  }
+  return removed ? fs->SyncDir(dir) : absl::OkStatus();
+}
+
+uint64_t Checkpointer::durable_redo_from_asn() const {
+  absl::MutexLock l(&mu_);
+  return durable_redo_from_asn_;
 }
 
 uint64_t Checkpointer::checkpoints() const {

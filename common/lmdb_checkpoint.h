@@ -35,11 +35,12 @@
 // meta page into both meta slots, then pages 2..C's last page), releases the
 // pin, syncs the copy and then writes the record naming it. After a system
 // crash RecoverToCheckpoint writes the copy back over data.mdb (checking its
-// size and CRC32C). The copy reaches the disk paced (kCopyBytesPerSecond),
-// so that it does not hold up the other processes' syncs. A clean stop syncs
-// data.mdb in place in either mode, and so does Start (cheap after a clean
-// stop); in copy mode the first copy follows at once in the background and
-// ends Start's pin.
+// size and CRC32C). The copy is taken in the writer's thread (a memory copy,
+// so that no commit frees pages while C is pinned: a swollen LMDB free list
+// slows every later commit), and reaches the disk in the background, paced
+// (kCopyBytesPerSecond), so that it does not hold up the other processes'
+// syncs. Start and SyncNow copy and sync at once; a clean stop syncs data.mdb
+// in place in either mode.
 #ifndef RDF_COMMON_LMDB_CHECKPOINT_H_
 #define RDF_COMMON_LMDB_CHECKPOINT_H_
 
@@ -57,6 +58,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "checkpoint.pb.h"
+#include "config.pb.h"
 #include "common/lmdb_env.h"
 
 namespace rdf::lmdb {
@@ -97,6 +99,7 @@ struct CheckpointState {
   uint64_t restart_segment = 0;
   uint64_t restart_offset = 0;
   uint64_t applied_asn = 0;
+  uint64_t redo_from_asn = 0;  // tmf: the audit its recovery needs from this commit
 };
 
 // Takes the checkpoints of one environment opened with Durability::kDeferred.
@@ -123,32 +126,42 @@ class Checkpointer {
   // `clean` (the writer stops) the record says there is nothing to recover.
   absl::Status SyncNow(const CheckpointState& now, bool clean);
   // Map growth needs every transaction of the process ended: SyncNow (in
-  // place mode; in copy mode the running checkpoint is waited for), then
-  // the pins are released. Repin() after growing, before the next commit.
+  // place mode; in copy mode, which holds no pin, the running checkpoint is
+  // waited for), then the pins are released. Repin() after growing, before
+  // the next commit.
   absl::Status ReleaseForGrow(const CheckpointState& now);
   absl::Status Repin();
 
   uint64_t checkpoints() const;    // records written
   uint64_t durable_txnid() const;  // the newest recorded checkpoint
+  uint64_t durable_redo_from_asn() const;  // its CheckpointState's
 
  private:
   struct Job {
     MDB_txn* pin = nullptr;
     proto::LmdbCheckpoint record;
-    bool in_place = false;  // synced in place (and pinned) even in copy mode
+    // Copy mode: the copy is in the page cache (CopyOut), its file open,
+    // its pin released; Persist syncs it.
+    int copy_fd = -1;
+    bool copy_created = false;  // the copy file is new: sync its folder too
+    uint32_t copy_crc = 0;
   };
   Checkpointer(Env* env, absl::Duration interval, Mode mode)
       : env_(env), interval_(interval), mode_(mode) {}
   // Pins the newest commit and fills the record but for durability.
   absl::StatusOr<Job> Prepare(const CheckpointState& now, bool clean);
-  // SyncNow with the job made by `prepare`.
-  absl::Status SyncNowWith(const CheckpointState& now, bool clean, bool in_place);
-  // fdatasync (or the copy), then the record; on success in place mode the
-  // job's pin replaces the held one.
-  absl::Status Persist(Job job);
-  // Copy mode: writes the pinned commit into the copy slot not current,
-  // releases the pin, syncs the copy and fills the record's copy fields.
-  absl::Status WriteCopy(Job& job);
+  // Prepare, then in copy mode (unless clean) CopyOut.
+  absl::StatusOr<Job> PrepareAndCopy(const CheckpointState& now, bool clean);
+  // fdatasync (or the copy's, `paced` in the background), then the record;
+  // on success in place the job's pin replaces the held one.
+  absl::Status Persist(Job job, bool paced);
+  // Copy mode, in the writer's thread (no commit can free a page while the
+  // pin holds C, so LMDB's free list never swells): the pinned commit into
+  // the copy slot not current, in the page cache; then the pin is released.
+  absl::Status CopyOut(Job& job);
+  // Copy mode: the copy written back (paced, or at once) and synced, and the
+  // record's copy fields filled.
+  absl::Status SyncCopy(Job& job, bool paced);
   void WaitIdle();
   // The wait before the next background checkpoint: `interval` (copy mode:
   // +-20 %, so that the copies of several volumes seldom coincide).
@@ -180,8 +193,19 @@ class Checkpointer {
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   uint64_t checkpoints_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t durable_txnid_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t durable_redo_from_asn_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
+
+// The mode a `checkpoint_mode` setting (tmf or updater) asks for the
+// environment in `dir`: AUTO is kCopy when its data.mdb is at most
+// `copy_max_bytes` now (or does not exist yet).
+// Removes the record and the copies of the environment in `dir`: its writer
+// now syncs every commit, so none of them may ever be restored.
+absl::Status RemoveCheckpoint(const std::string& dir);
+
+absl::StatusOr<Checkpointer::Mode> ChooseMode(proto::UpdaterConfig::CheckpointMode mode,
+                                              uint64_t copy_max_bytes, const std::string& dir);
 
 }  // namespace rdf::lmdb
 

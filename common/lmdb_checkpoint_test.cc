@@ -199,23 +199,29 @@ TEST_F(CheckpointTest, LaterCommitsLeaveTheCheckpointsPagesIntact) {
 }
 
 TEST_F(CheckpointTest, BackgroundCheckpointsFollowTheCommits) {
-  Open(Vol());
-  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), absl::ZeroDuration(), {}));
-  const uint64_t first = cp_->checkpoints();
-  for (int i = 0; i < 50; ++i) {
-    k_ = i;
-    Write(i * 10, i * 10 + 10, "A");
+  for (auto mode : {Checkpointer::Mode::kInPlace, Checkpointer::Mode::kCopy}) {
+    const bool copy = mode == Checkpointer::Mode::kCopy;
+    SCOPED_TRACE(copy ? "copy mode" : "in place");
+    Open(Vol(copy ? "copy" : "vol"));
+    ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), absl::ZeroDuration(), {}, mode));
+    const uint64_t first = cp_->checkpoints();
+    for (int i = 0; i < 50; ++i) {
+      k_ = i;
+      Write(i * 10, i * 10 + 10, "A");
+    }
+    // Bounded wait for the last one queued, then one more for the newest commit.
+    for (int i = 0; i < 500 && cp_->durable_txnid() != LastTxnid(); ++i) {
+      ASSERT_OK(cp_->AfterCommit({1, 49, 0}));
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    EXPECT_EQ(cp_->durable_txnid(), LastTxnid());
+    EXPECT_GT(cp_->checkpoints(), first + 1);
+    ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol(copy ? "copy" : "vol")));
+    EXPECT_EQ(rec->txnid(), LastTxnid());
+    EXPECT_EQ(rec->restart_offset(), 49u);
+    EXPECT_EQ(rec->copy_bytes() > 0, copy);
+    Close();
   }
-  // Bounded wait for the last one queued, then one more for the newest commit.
-  for (int i = 0; i < 500 && cp_->durable_txnid() != LastTxnid(); ++i) {
-    ASSERT_OK(cp_->AfterCommit({1, 49, 0}));
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  EXPECT_EQ(cp_->durable_txnid(), LastTxnid());
-  EXPECT_GT(cp_->checkpoints(), first + 1);
-  ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
-  EXPECT_EQ(rec->txnid(), LastTxnid());
-  EXPECT_EQ(rec->restart_offset(), 49u);
 }
 
 TEST_F(CheckpointTest, NothingIsRestoredOnTheSameBoot) {
@@ -320,12 +326,8 @@ TEST_F(CheckpointTest, TheMapGrowsBetweenCheckpoints) {
 TEST_F(CheckpointTest, CopyModeRestoresTheCopyWhateverDataMdbHolds) {
   Open(Vol());
   Write(0, 1000, "A");
-  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {5, 6, 6},
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {5, 6, 7},
                                                 Checkpointer::Mode::kCopy));
-  // Start syncs in place (and pins); the copy follows.
-  ASSERT_OK_AND_ASSIGN(auto started, ReadCheckpoint(Vol()));
-  EXPECT_EQ(started->copy_bytes(), 0u);
-  ASSERT_OK(cp_->SyncNow({5, 6, 7}, false));
   const uint64_t checkpoint = LastTxnid();
   ASSERT_OK_AND_ASSIGN(auto rec, ReadCheckpoint(Vol()));
   EXPECT_EQ(rec->txnid(), checkpoint);
@@ -384,8 +386,8 @@ TEST_F(CheckpointTest, CopyModeAlternatesItsSlotsAndKeepsNoPin) {
   Open(Vol());
   ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {4, 4, 10},
                                                 Checkpointer::Mode::kCopy));
-  ASSERT_OK(cp_->SyncNow({4, 4, 11}, false));
-  ASSERT_OK_AND_ASSIGN(auto next, ReadCheckpoint(Vol()));
+  ASSERT_OK_AND_ASSIGN(auto next, ReadCheckpoint(Vol()));  // Start's copy
+  EXPECT_GT(next->copy_bytes(), 0u);
   EXPECT_NE(next->copy_slot(), last_slot);
   // A clean stop syncs in place and names no copy.
   ASSERT_OK(cp_->SyncNow({4, 4, 12}, true));
@@ -399,7 +401,6 @@ TEST_F(CheckpointTest, ADamagedCopyIsDataLossAndLeavesDataMdbAlone) {
   Write(0, 300, "A");
   ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {},
                                                 Checkpointer::Mode::kCopy));
-  ASSERT_OK(cp_->SyncNow({}, false));
   Write(0, 300, "B");
   Close();
   PretendRestarted(Vol(), Vol());
@@ -420,7 +421,6 @@ TEST_F(CheckpointTest, CopyModeGrowsTheMapWithoutACopy) {
   Open(Vol());
   ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {},
                                                 Checkpointer::Mode::kCopy));
-  ASSERT_OK(cp_->SyncNow({}, false));  // a copy: Start's pin is gone
   Write(0, 100, "A");
   const uint64_t copies = cp_->checkpoints();
   ASSERT_OK(cp_->ReleaseForGrow({}));

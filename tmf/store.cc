@@ -18,6 +18,7 @@
 #include "common/audit_record.h"
 #include "common/event_catalog.h"
 #include "common/event_log.h"
+#include "common/lmdb_checkpoint.h"
 #include "common/lmdb_env.h"
 #include "common/pin_file.h"
 #include "common/process_lock.h"
@@ -73,6 +74,12 @@ struct OverlayEntry {
 struct Volume {
   std::string name;
   std::unique_ptr<lmdb::Env> env;
+  // Copy mode (tmf.checkpoint_mode): commits are not synced, and this makes
+  // them durable (docs/tmf.md). Null in place: every commit is synced.
+  std::unique_ptr<lmdb::Checkpointer> checkpointer;
+  // Held across each write transaction and the checkpointer call after it:
+  // a checkpoint never begins while a write transaction is open.
+  absl::Mutex write_mu;
   MDB_dbi meta = 0;
   absl::Mutex mu;
   // Committed changes not yet in LMDB, by FileKey.
@@ -211,6 +218,12 @@ struct Store::Impl {
   void ApplierLoop();
   void Housekeeping();
   void RefreshIdleMeta(uint64_t recovery_asn, uint64_t max_txid);
+  // Copy mode, with v->write_mu held, right after a commit of `v` (or when
+  // idle): a background checkpoint when one is due. A failed checkpoint is
+  // logged and the next call tries again; the previous one stays durable.
+  void AfterCommit(Volume* v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(v->write_mu);
+  // The lowest audit ASN a recovery may start from, as durable now.
+  uint64_t DurableRecoveryBound();
   void EnforceRetention();
 };
 
@@ -266,6 +279,7 @@ absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
     dbis[op->file] = *dbi;
   }
   for (int attempt = 0;; ++attempt) {
+    absl::MutexLock w(&v->write_mu);
     absl::Status s = [&]() -> absl::Status {
       RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
       for (const Op* op : ops) {
@@ -285,17 +299,24 @@ absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
           lmdb::PutU64(txn.get(), v->meta, kMaxTxid, max_txid));
       return txn->Commit();
     }();
-    if (s.ok()) break;
+    if (s.ok()) {
+      v->stored_recovery_asn = recovery_asn;
+      AfterCommit(v);
+      break;
+    }
     if (absl::IsResourceExhausted(s) && attempt < 8 &&
         absl::StrContains(s.message(), "MDB_MAP_FULL")) {
+      if (v->checkpointer != nullptr) {
+        RDF_RETURN_IF_ERROR(v->checkpointer->ReleaseForGrow({.redo_from_asn = v->stored_recovery_asn}));
+      }
       RDF_RETURN_IF_ERROR(v->env->Grow());
+      if (v->checkpointer != nullptr) RDF_RETURN_IF_ERROR(v->checkpointer->Repin());
       Log(events::kVolumeMapGrown, {{"volume", v->name},
            {"map_bytes", absl::StrCat(v->env->map_bytes())}});
       continue;
     }
     return Annotate(s, absl::StrCat("apply to ", v->name));
   }
-  v->stored_recovery_asn = recovery_asn;
   v->meta_written_us = opt.clock->MonotonicMicros();
   absl::MutexLock l(&v->mu);
   v->applied_asn = std::max(v->applied_asn, through_asn);
@@ -338,6 +359,7 @@ absl::Status Store::Impl::ApplyBatch(const std::vector<Committed>& batch,
 absl::Status Store::Impl::ApplyDdl(const proto::AuditRecord& r) {
   Volume* v = FindVolume(r.volume());
   if (v == nullptr) return absl::OkStatus();  // volume no longer configured
+  absl::MutexLock w(&v->write_mu);
   if (r.ddl() == proto::CREATE_FILE) {
     RDF_RETURN_IF_ERROR(v->env->OpenDb(r.file(), true).status());
     absl::MutexLock l(&v->mu);
@@ -415,7 +437,11 @@ void Store::Impl::RefreshIdleMeta(uint64_t recovery_asn, uint64_t max_txid) {
   // A volume without recent changes would otherwise keep an old recovery
   // ASN and pin audit that nothing needs.
   for (auto& [name, v] : volumes) {
-    if (v->stored_recovery_asn >= recovery_asn) continue;
+    absl::MutexLock w(&v->write_mu);
+    if (v->stored_recovery_asn >= recovery_asn) {
+      AfterCommit(v.get());  // an idle volume's last commits get their copy too
+      continue;
+    }
     absl::Status s = [&]() -> absl::Status {
       RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
       RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), v->meta, kRecoveryAsn,
@@ -424,8 +450,29 @@ void Store::Impl::RefreshIdleMeta(uint64_t recovery_asn, uint64_t max_txid) {
           lmdb::PutU64(txn.get(), v->meta, kMaxTxid, max_txid));
       return txn->Commit();
     }();
-    if (s.ok()) v->stored_recovery_asn = recovery_asn;
+    if (s.ok()) {
+      v->stored_recovery_asn = recovery_asn;
+      AfterCommit(v.get());
+    }
   }
+}
+
+void Store::Impl::AfterCommit(Volume* v) {
+  if (v->checkpointer == nullptr) return;
+  absl::Status s = v->checkpointer->AfterCommit({.redo_from_asn = v->stored_recovery_asn});
+  if (!s.ok()) {
+    Log(events::kFileSystemError, {{"op", "checkpoint"}, {"volume", v->name},
+         {"error", std::string(s.message())}, {"retry_in_ms", "1000"}});
+  }
+}
+
+uint64_t Store::Impl::DurableRecoveryBound() {
+  uint64_t bound = UINT64_MAX;
+  for (auto& [name, v] : volumes) {
+    bound = std::min(bound, v->checkpointer != nullptr ? v->checkpointer->durable_redo_from_asn()
+                                                       : v->stored_recovery_asn);
+  }
+  return bound;
 }
 
 void Store::Impl::Housekeeping() {
@@ -443,10 +490,8 @@ void Store::Impl::Housekeeping() {
 }
 
 void Store::Impl::EnforceRetention() {
-  uint64_t bound = UINT64_MAX;
-  for (auto& [name, v] : volumes) {
-    bound = std::min(bound, v->stored_recovery_asn);
-  }
+  // After a system crash a volume in copy mode recovers from its last copy.
+  uint64_t bound = DurableRecoveryBound();
   absl::StatusOr<std::optional<uint64_t>> pin = ReadPin(opt.fs, audit_dir);
   std::string released_path = JoinPath(audit_dir, "pin.released");
   if (!opt.fs->Exists(released_path)) {
@@ -562,8 +607,28 @@ absl::Status Store::Impl::OpenVolumes() {
     auto v = std::make_unique<Volume>();
     v->name = vc.name();
     uint64_t map = vc.map_bytes() != 0 ? vc.map_bytes() : default_map;
-    RDF_ASSIGN_OR_RETURN(v->env, lmdb::Env::Open(config::VolumeDir(*node, vc.name()),
-                                                 map, cfg->lmdb().max_dbs()));
+    const std::string dir = config::VolumeDir(*node, vc.name());
+    // A volume last written in copy mode (by tmf, or by an updater before a
+    // takeover) goes back to its copy after a system crash.
+    RDF_ASSIGN_OR_RETURN(lmdb::Recovery rolled_back, lmdb::RecoverToCheckpoint(dir));
+    if (rolled_back.restored) {
+      const proto::LmdbCheckpoint& r = rolled_back.record;
+      Log(events::kTmfVolumeRolledBack,
+          {{"volume", vc.name()}, {"txnid", absl::StrCat(r.txnid())},
+           {"redo_from_asn", absl::StrCat(r.redo_from_asn())},
+           {"checkpoint_time", absl::FormatTime(absl::RFC3339_full,
+                                                absl::FromUnixMicros(r.time_us()),
+                                                absl::UTCTimeZone())}});
+    }
+    const proto::TmfConfig& t = cfg->tmf();
+    RDF_ASSIGN_OR_RETURN(lmdb::Checkpointer::Mode mode,
+                         lmdb::ChooseMode(t.checkpoint_mode(), t.checkpoint_copy_max_bytes(), dir));
+    const bool copy = mode == lmdb::Checkpointer::Mode::kCopy;
+    // In place every commit is synced: no older copy may ever be restored.
+    if (!copy) RDF_RETURN_IF_ERROR(lmdb::RemoveCheckpoint(dir));
+    RDF_ASSIGN_OR_RETURN(v->env, lmdb::Env::Open(dir, map, cfg->lmdb().max_dbs(),
+                                                 copy ? lmdb::Durability::kDeferred
+                                                      : lmdb::Durability::kEachCommit));
     RDF_ASSIGN_OR_RETURN(v->meta, v->env->OpenDb(lmdb::kMetaDb, true));
     RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(v->env.get()));
     RDF_ASSIGN_OR_RETURN(auto applied, lmdb::GetU64(txn.get(), v->meta, kAppliedAsn));
@@ -580,6 +645,12 @@ absl::Status Store::Impl::OpenVolumes() {
     }
     v->stored_recovery_asn = rec.value_or(1);
     if (maxtx.has_value() && *maxtx > next_txid.load()) next_txid = *maxtx;
+    if (copy) {
+      RDF_ASSIGN_OR_RETURN(v->checkpointer,
+                           lmdb::Checkpointer::Start(
+                               v->env.get(), absl::Milliseconds(t.checkpoint_copy_ms()),
+                               {.redo_from_asn = v->stored_recovery_asn}, mode));
+    }
     volumes[vc.name()] = std::move(v);
   }
   return absl::OkStatus();
@@ -775,6 +846,17 @@ Store::~Store() {
     impl_->work_cv.SignalAll();
   }
   impl_->applier.join();
+  // Copy mode: everything synced in place, and a clean record (nothing to
+  // restore at the next open).
+  for (auto& [name, v] : impl_->volumes) {
+    if (v->checkpointer == nullptr) continue;
+    absl::MutexLock w(&v->write_mu);
+    absl::Status s = v->checkpointer->SyncNow({.redo_from_asn = v->stored_recovery_asn}, true);
+    if (!s.ok()) {
+      impl_->Log(events::kFileSystemError,
+                 {{"op", "checkpoint"}, {"volume", name}, {"error", std::string(s.message())}});
+    }
+  }
 }
 
 const RecoveryReport& Store::recovery() const { return impl_->recovery; }

@@ -32,8 +32,17 @@ class StoreTest : public ::testing::Test {
   }
 
   // Opens (or reopens) the primary with `extra` appended to the config.
+  // The volumes (copy mode: they are small) are copied every second, so
+  // that the audit their checkpoints hold is released as soon as these
+  // tests expect.
   void Open(std::string extra = "") {
     store_.reset();
+    const size_t tmf = extra.find("tmf {");
+    if (tmf == std::string::npos) {
+      extra += " tmf { checkpoint_copy_ms: 1000 }";
+    } else if (extra.find("checkpoint_") == std::string::npos) {
+      extra.insert(tmf + 5, " checkpoint_copy_ms: 1000");
+    }
     std::string text = absl::StrCat(R"(
       system: "t"
       nodes { name: "primary" role: PRIMARY host: "127.0.0.1" data_dir: "p" key_file: "p.key" }

@@ -1,11 +1,9 @@
 #include "updater/updater.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
-#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
@@ -222,18 +220,16 @@ absl::Status Updater::Impl::OpenVolume() {
   RDF_RETURN_IF_ERROR(OpenEnv());
   RDF_RETURN_IF_ERROR(LoadRestartPoint());
   const proto::UpdaterConfig& u = cfg->updater();
-  bool copy = u.checkpoint_mode() == proto::UpdaterConfig::COPY;
-  if (u.checkpoint_mode() == proto::UpdaterConfig::AUTO) {
-    const std::string data = JoinPath(config::VolumeDir(*base.node, opt.volume), "data.mdb");
-    struct stat st;
-    if (stat(data.c_str(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("stat ", data));
-    copy = static_cast<uint64_t>(st.st_size) <= u.checkpoint_copy_max_bytes();
-  }
+  RDF_ASSIGN_OR_RETURN(
+      lmdb::Checkpointer::Mode mode,
+      lmdb::ChooseMode(u.checkpoint_mode(), u.checkpoint_copy_max_bytes(),
+                       config::VolumeDir(*base.node, opt.volume)));
+  const bool copy = mode == lmdb::Checkpointer::Mode::kCopy;
   RDF_ASSIGN_OR_RETURN(
       checkpointer,
       lmdb::Checkpointer::Start(
           env.get(), absl::Milliseconds(copy ? u.checkpoint_copy_ms() : u.checkpoint_ms()),
-          Durable(), copy ? lmdb::Checkpointer::Mode::kCopy : lmdb::Checkpointer::Mode::kInPlace));
+          Durable(), mode));
   return absl::OkStatus();
 }
 

@@ -108,6 +108,9 @@ class Campaign:
         self.commit_log = os.path.join(self.work, "commits.log")
         self.monitors = {}
         self.load = None
+        # Boots of the primary's "machine": a power cut starts a new one, so
+        # that tmf restores its volumes' checkpoint copies (RDF_TEST_BOOT_ID).
+        self.primary_boots = 0
         self.faults = {k: 0 for k in KINDS}
         self.recovery = {k: [] for k in KINDS}
         self.violations = []
@@ -125,7 +128,13 @@ class Campaign:
             [rdftest.binary("rdf-load"), "--config", self.cfg, "--seconds", "100000", "--rate",
              str(self.rate), "--rows-per-txn", str(K), "--clients", "4", "--mode", "insert",
              "--quiet", "--commit-log", self.commit_log],
-            log_path=os.path.join(self.work, "load.log"))
+            log_path=os.path.join(self.work, "load.log"), env=self.primary_env())
+
+    def primary_env(self):
+        """The application's environment: this boot of the primary."""
+        if not self.primary_boots:
+            return None
+        return dict(os.environ, RDF_TEST_BOOT_ID=f"chaos-boot-{self.primary_boots}")
 
     def rdfcom(self, *args, timeout=300):
         return subprocess.run([rdftest.binary("rdfcom"), "--config", self.cfg, *args],
@@ -237,6 +246,7 @@ class Campaign:
             return f"SIGKILL of the {node} monitor, started again"
         if kind == "power":
             self.disk.cut_power([self.monitors.pop("primary"), self.load])
+            self.primary_boots += 1
             self.start_monitor("primary")
             self.start_load()
             return "the primary's disk lost power; its monitor and the application restarted"
@@ -279,7 +289,8 @@ class Campaign:
             self.load.kill()
             self.load = None
             if rdftest.Process([rdftest.binary("rdf-load"), "--config", self.cfg, "--txns", "0"],
-                               log_path=os.path.join(self.work, "load.log")).wait(300) != 0:
+                               log_path=os.path.join(self.work, "load.log"),
+                               env=self.primary_env()).wait(300) != 0:
                 self.violations.append("the primary did not recover")
             rdftest.wait_for(lambda: (self.status() or {}).get("state") == "NORMAL", 120,
                              "both nodes NORMAL before the drain")
