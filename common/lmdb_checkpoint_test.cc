@@ -112,6 +112,20 @@ class CheckpointTest : public ::testing::Test {
     ASSERT_OK(f->Close());
   }
 
+  // After a pretended machine restart, the volume (closed) recovers to
+  // `checkpoint`, which holds k0..k999 = "A", and takes commits again.
+  void ExpectReopensAt(uint64_t checkpoint) {
+    PretendRestarted(Vol(), Vol());
+    ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
+    EXPECT_TRUE(r.restored);
+    EXPECT_EQ(r.record.txnid(), checkpoint);
+    Open(Vol());
+    EXPECT_EQ(LastTxnid(), checkpoint);
+    EXPECT_EQ(Read(), Expected(1000, "A"));
+    Write(1000, 1100, "C");
+    EXPECT_EQ(Read().size(), 1100u);
+  }
+
   static uint64_t MetaLastPage(const proto::LmdbCheckpoint& rec) {
     uint64_t last;
     std::memcpy(&last, rec.meta_page().data() + 16 + 120, sizeof last);
@@ -167,16 +181,7 @@ TEST_F(CheckpointTest, AfterASystemCrashTheVolumeOpensAtItsCheckpoint) {
     for (uint64_t p = first_new; p < size / psize; ++p) ASSERT_OK(f->Write(p * psize, junk));
     ASSERT_OK(f->Close());
   }
-  PretendRestarted(Vol(), Vol());
-  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
-  EXPECT_TRUE(r.restored);
-  EXPECT_EQ(r.record.txnid(), checkpoint);
-  Open(Vol());
-  EXPECT_EQ(LastTxnid(), checkpoint);
-  EXPECT_EQ(Read(), Expected(1000, "A"));
-  // And the volume takes commits again.
-  Write(1000, 1100, "C");
-  EXPECT_EQ(Read().size(), 1100u);
+  ExpectReopensAt(checkpoint);
 }
 
 // The pin: commits after a checkpoint never overwrite a page the checkpoint
@@ -345,15 +350,7 @@ TEST_F(CheckpointTest, CopyModeRestoresTheCopyWhateverDataMdbHolds) {
     ASSERT_OK(f->Write(0, std::string(size, '\xff')));
     ASSERT_OK(f->Close());
   }
-  PretendRestarted(Vol(), Vol());
-  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
-  EXPECT_TRUE(r.restored);
-  EXPECT_EQ(r.record.txnid(), checkpoint);
-  Open(Vol());
-  EXPECT_EQ(LastTxnid(), checkpoint);
-  EXPECT_EQ(Read(), Expected(1000, "A"));
-  Write(1000, 1100, "C");
-  EXPECT_EQ(Read().size(), 1100u);
+  ExpectReopensAt(checkpoint);
 }
 
 TEST_F(CheckpointTest, CopyModeAlternatesItsSlotsAndKeepsNoPin) {
