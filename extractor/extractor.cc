@@ -212,19 +212,32 @@ bool Extractor::Impl::FillAndSend() {
   const size_t half_window = std::max<size_t>(1, cfg->extractor().window() / 2);
   size_t batch_bytes = 0;
   int64_t first_us = 0;
-  uint64_t start_read = read_through;
+  const uint64_t start_read = read_through;
+  const int64_t start_sent_time_us = sent_time_us;
   while (batch_bytes < max_bytes) {
     absl::StatusOr<std::optional<trail::Record>> rec = reader->Next();
     if (rec.ok() && !rec->has_value()) {
       // Nothing more yet. While less than half the window is in flight,
-      // send what there is now (low latency); otherwise gather until the
-      // batch wait runs out (throughput: the acks pace us anyway).
-      int64_t left = first_us == 0                          ? 50'000
-                     : inflight.size() < half_window ? 0
-                                                          : first_us + wait_us - Now();
-      if (left <= 0) break;
-      rec = reader->NextWait(absl::Microseconds(left));
-      if (rec.ok() && !rec->has_value()) break;
+      // send what there is now. Otherwise the receiver is busy with a save
+      // point and takes what comes now only into its next one: hold the
+      // batch until an ack frees the window (that save point is done), and
+      // send it then with whatever audit came meanwhile: as soon, in fewer
+      // messages. The batch wait bounds the hold.
+      if (first_us == 0) {
+        rec = reader->NextWait(absl::Microseconds(50'000));
+        if (rec.ok() && !rec->has_value()) break;
+      } else if (inflight.size() >= half_window && Now() < first_us + wait_us) {
+        Poll(static_cast<int>((first_us + wait_us - Now() + 999) / 1000));
+        if (state != State::kStream) {
+          // Refused meanwhile: the batch is dropped; a Welcome seeks again.
+          read_through = start_read;
+          sent_time_us = start_sent_time_us;
+          return false;
+        }
+        continue;
+      } else {
+        break;
+      }
     }
     if (!rec.ok()) {
       ReadError(rec.status());
@@ -472,6 +485,7 @@ absl::Status Extractor::Run(const std::atomic<bool>* stop) {
         if (s.state != State::kStream) break;
         bool sent = false;
         if (s.inflight.size() < window) sent = s.FillAndSend();
+        if (s.state != State::kStream) break;
         if (!s.inflight.empty() && s.Now() - s.last_ack_us > kAckTimeoutUs) {
           s.Log(events::kConnectionLost, {{"endpoint", s.endpoint}, {"unacknowledged", absl::StrCat(s.inflight.size())}});
           s.EnterSync("acknowledgement timeout");
