@@ -9,11 +9,17 @@
 #include <cerrno>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
 namespace rdf {
 namespace {
+
+// See RemoveGradually.
+constexpr uint64_t kGradualRemoveStepBytes = 1 << 20;
+constexpr useconds_t kGradualRemovePauseMicros = 1000;
+constexpr char kRemovingSuffix[] = ".removing";
 
 absl::Status PathError(absl::string_view op, const std::string& path) {
   return ErrnoToStatus(errno, absl::StrCat(op, " ", path));
@@ -176,8 +182,49 @@ class PosixFileSystem : public FileSystem {
   }
 
   absl::Status Remove(const std::string& path) override {
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        static_cast<uint64_t>(st.st_size) > kGradualRemoveStepBytes) {
+      return RemoveGradually(path, static_cast<uint64_t>(st.st_size));
+    }
     if (unlink(path.c_str()) != 0) return PathError("unlink", path);
     return absl::OkStatus();
+  }
+
+  // A file system mounted with `discard` trims every block a removal frees,
+  // and the device takes no flush meanwhile: on this project's test machine
+  // (ext4, discard, virtio disk) unlinking a 64 MiB file held a concurrent
+  // 600-byte append + fdatasync loop for up to 40 ms. Freed a step at a
+  // time with a pause between, the longest fdatasync was 3 ms. The file is
+  // renamed first, so it leaves its name (and its trail) at once; a crash
+  // in between leaves a `.removing` file, removed by the next large removal
+  // in that folder.
+  absl::Status RemoveGradually(const std::string& path, uint64_t size) {
+    const std::string doomed = absl::StrCat(path, kRemovingSuffix);
+    if (rename(path.c_str(), doomed.c_str()) != 0) return PathError("rename", path);
+    int fd = RetryEintr([&] { return open(doomed.c_str(), O_WRONLY | O_CLOEXEC); });
+    if (fd >= 0) {
+      while (size > 0) {
+        size = size > kGradualRemoveStepBytes ? size - kGradualRemoveStepBytes : 0;
+        if (ftruncate(fd, static_cast<off_t>(size)) != 0) break;  // unlink frees the rest
+        if (size > 0) usleep(kGradualRemovePauseMicros);
+      }
+      close(fd);
+    }
+    if (unlink(doomed.c_str()) != 0) return PathError("unlink", doomed);
+    RemoveLeftovers(path);
+    return absl::OkStatus();
+  }
+
+  // `.removing` files of a crashed RemoveGradually beside `path`.
+  void RemoveLeftovers(const std::string& path) {
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    absl::StatusOr<std::vector<std::string>> names = ListDir(dir);
+    if (!names.ok()) return;
+    for (const std::string& n : *names) {
+      if (absl::EndsWith(n, kRemovingSuffix)) unlink(JoinPath(dir, n).c_str());
+    }
   }
 
   absl::Status Rename(const std::string& from, const std::string& to) override {

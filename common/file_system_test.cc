@@ -146,6 +146,28 @@ TEST(PosixFileSystem, CreateDirsOverAFileFails) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr("/f")));
 }
 
+// Files over a step are freed a step at a time (see RemoveGradually): the
+// file leaves its name at once, nothing is left behind, and a `.removing`
+// file a crash left in the folder goes with the next such removal.
+TEST(PosixFileSystem, LargeFileIsRemovedAStepAtATimeLeavingNothing) {
+  TempDir tmp;
+  FileSystem* fs = FileSystem::Default();
+  const std::string big = JoinPath(tmp.path(), "seg.000001");
+  const std::string stale = JoinPath(tmp.path(), "seg.000000.removing");
+  const std::string small = JoinPath(tmp.path(), "small");
+  for (const auto& [path, bytes] : {std::pair{big, size_t{3} << 20 | 12345},
+                                    std::pair{stale, size_t{2} << 20}, std::pair{small, size_t{10}}}) {
+    ASSERT_OK_AND_ASSIGN(auto f, fs->OpenWritable(path, true));
+    ASSERT_OK(f->Write(0, std::string(bytes, 'x')));
+    ASSERT_OK(f->Close());
+  }
+  ASSERT_OK(fs->Remove(big));
+  ASSERT_OK(fs->Remove(small));
+  EXPECT_FALSE(fs->Exists(big));
+  EXPECT_THAT(fs->ListDir(tmp.path()), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(fs->Remove(big), StatusIs(absl::StatusCode::kNotFound, HasSubstr("seg.000001")));
+}
+
 TEST(PathHelpers, JoinAndDirName) {
   EXPECT_EQ(JoinPath("a", "b"), "a/b");
   EXPECT_EQ(JoinPath("a/", "b"), "a/b");

@@ -384,8 +384,27 @@ absl::Status Checkpointer::CopyOut(Job& job) {
   const size_t psize = job.record.page_size();
   const uint64_t bytes = (Load<uint64_t>(meta, kLastPgOffset) + 1) * psize;
   job.copy_created = !FileSystem::Default()->Exists(path);
-  job.copy_fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Rewritten in place, never truncated first: the slot's blocks are
+  // overwritten as they are and only growth allocates (up front). Truncating
+  // freed the whole last copy every interval, and on a file system mounted
+  // with `discard` freeing trims, which holds every other fsync on the disk
+  // meanwhile (see PosixFileSystem::RemoveGradually).
+  job.copy_fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (job.copy_fd < 0) return ErrnoToStatus(errno, absl::StrCat("checkpoint: open ", path));
+  struct stat st;
+  if (fstat(job.copy_fd, &st) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("checkpoint: stat ", path));
+  }
+  if (static_cast<uint64_t>(st.st_size) > bytes &&
+      ftruncate(job.copy_fd, static_cast<off_t>(bytes)) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("checkpoint: truncate ", path));
+  }
+  if (static_cast<uint64_t>(st.st_size) < bytes) {
+    const int r = fallocate(job.copy_fd, 0, 0, static_cast<off_t>(bytes));
+    if (r != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
+      return ErrnoToStatus(errno, absl::StrCat("checkpoint: allocate ", path));
+    }
+  }
   // C's meta page in both slots, as RecoverToCheckpoint puts it back.
   uint32_t crc = 0;
   for (uint32_t slot = 0; slot < 2; ++slot) {
