@@ -211,7 +211,8 @@ class PosixFileSystem : public FileSystem {
       }
       close(fd);
     }
-    if (unlink(doomed.c_str()) != 0) return PathError("unlink", doomed);
+    // ENOENT: another removal in this folder took it for a crash's leftover.
+    if (unlink(doomed.c_str()) != 0 && errno != ENOENT) return PathError("unlink", doomed);
     RemoveLeftovers(path);
     return absl::OkStatus();
   }
