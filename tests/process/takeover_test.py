@@ -56,6 +56,9 @@ class TakeoverTest(unittest.TestCase):
         rdftest.wait_for(lambda: (rdftest.status(self.sys.backup, "receiver") or {})
                          .get("save_point_asn", 0) > min_asn, 120,
                          f"the save point to pass ASN {min_asn}")
+        # The primary must die in the middle of its load (transactions open),
+        # not after it ended: `txns` is far more than it commits by then.
+        self.assertIsNone(load.p.poll(), "the load ended before the primary was killed")
         load.kill()
         self.sys.kill("extractor")
 
@@ -93,7 +96,7 @@ class TakeoverTest(unittest.TestCase):
     def test_takeover_after_sigkill_of_the_primary_set_mid_load(self):
         for name in ["receiver", "extractor"] + [f"updater-{v}" for v in VOLUMES]:
             self.sys.start(name)
-        self.load_then_kill_primary(40000, 20000)
+        self.load_then_kill_primary(400000, 20000)
         time.sleep(0.5)
         # tmf refuses the backup before takeover.
         r = subprocess.run([rdftest.binary("rdf-load"), "--config", self.sys.cfg,
@@ -146,7 +149,7 @@ class TakeoverTest(unittest.TestCase):
         # Updaters not running: takeover has the whole backlog to apply.
         self.sys.start("receiver")
         self.sys.start("extractor")
-        self.load_then_kill_primary(30000, 15000)
+        self.load_then_kill_primary(300000, 15000)
         self.sys.stop_all()
         # A copy of the backup that takes over straight through, for reference.
         ref_work = self.sys.work + ".ref"
