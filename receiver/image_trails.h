@@ -30,6 +30,8 @@
 
 namespace rdf::receiver {
 
+class ParallelSync;
+
 class ImageTrails {
  public:
   static absl::StatusOr<std::unique_ptr<ImageTrails>> Open(const config::Config& config,
@@ -46,6 +48,8 @@ class ImageTrails {
   void NoteAuditEnd(uint64_t asn, int64_t time_us);
   // Advances received_asn over filtered audit (heartbeat read_through).
   void NoteReadThrough(uint64_t asn);
+
+  ~ImageTrails();
 
   // Whether anything was received since the last save point.
   bool pending() const { return received_asn_ > save_point_.asn(); }
@@ -85,6 +89,7 @@ class ImageTrails {
   std::vector<std::unique_ptr<Trail>> trails_;  // [0] is the MIT
   absl::flat_hash_map<std::string, Trail*> by_volume_;  // "$DATA01" -> trail
   std::unique_ptr<SharedBlob> shm_;
+  std::unique_ptr<ParallelSync> sync_;  // syncs the volume trails of a save point
   proto::SavePoint save_point_;
   uint64_t received_asn_ = 0;
   int64_t last_record_time_us_ = 0;  // primary time of the newest record

@@ -125,5 +125,29 @@ TEST_F(ImageTrailsTest, FrameWhoseTrailsDidNotAllSyncIsSkipped) {
   EXPECT_EQ(trails_->save_point().max_txid(), 7u);
 }
 
+TEST_F(ImageTrailsTest, VolumeTrailSyncErrorFailsThatSavePointOnly) {
+  Open();
+  ASSERT_OK(trails_->Append(Txn(1)));
+  fs_.SetPathFilter("DATA01");
+  fs_.SetSyncError(absl::DataLossError("injected: device gone"));
+  absl::Status failed = trails_->SavePoint(2);
+  EXPECT_TRUE(absl::IsDataLoss(failed)) << failed;
+  EXPECT_EQ(trails_->save_point().asn(), 0u);
+  // The next save point syncs the trails again and is published; the
+  // error does not stick to later save points.
+  fs_.SetSyncError(absl::OkStatus());
+  ASSERT_OK(trails_->SavePoint(2));
+  EXPECT_EQ(trails_->save_point().asn(), 3u);
+  for (uint64_t txid = 2; txid <= 50; ++txid) {
+    ASSERT_OK(trails_->Append(Txn(txid)));
+    ASSERT_OK(trails_->SavePoint(txid + 1));
+  }
+  EXPECT_EQ(trails_->save_point().asn(), 150u);
+  trails_.reset();
+  mem_.DropUnsyncedData();
+  Open();
+  EXPECT_EQ(trails_->save_point().asn(), 150u);
+}
+
 }  // namespace
 }  // namespace rdf::receiver
