@@ -96,6 +96,16 @@ class MonitorSystem:
                              capture_output=True, text=True).stdout
         return [int(x) for x in out.split()]
 
+    def wait_processes(self, receivers, updaters, purgers, timeout=30):
+        """Waits until exactly these many of the backup's programs run (a
+        child the monitor forked shows under its own name only once it has
+        exec'd, which can lag NORMAL on a busy machine): their pids."""
+        want = {"rdf-receiver": receivers, "rdf-updater": updaters, "rdf-purger": purgers}
+        def check():
+            got = {p: self.running(p) for p in want}
+            return got if {p: len(v) for p, v in got.items()} == want else None
+        return rdftest.wait_for(check, timeout, f"running processes {want}")
+
     def cleanup(self):
         for p in self.others:
             p.stop()
@@ -245,13 +255,14 @@ class MonitorTest(unittest.TestCase):
 
     def test_sigkilled_monitor_restarted_leaves_no_duplicate_process(self):
         self.sys.start()
-        before = {p: self.sys.running(p) for p in ("rdf-receiver", "rdf-updater", "rdf-purger")}
-        self.assertEqual(len(before["rdf-receiver"]), 1)
-        self.assertEqual(len(before["rdf-updater"]), 4)
+        before = self.sys.wait_processes(1, 4, 1)
         self.sys.monitors["backup"].kill()
-        # Its children die with it (PR_SET_PDEATHSIG).
-        rdftest.wait_for(lambda: all(not self.sys.running(p) for p in before), 10,
-                         "the children to die with the monitor")
+        # Its children die with it (PR_SET_PDEATHSIG) and release their
+        # locks (after pgrep stops seeing them: rdftest.lock_holder).
+        locks = ["receiver", "purger"] + [f"updater-DATA0{i}" for i in range(1, 5)]
+        rdftest.wait_for(lambda: all(not self.sys.running(p) for p in before) and
+                         not any(rdftest.lock_holder(self.sys.backup, n) for n in locks),
+                         10, "the children to die with the monitor")
         # A leftover copy (started by hand) is ended by the new monitor.
         stray = rdftest.Process([rdftest.binary("rdf-purger"), "--config", self.sys.cfg],
                                 log_path=os.path.join(self.sys.work, "stray.log"))
@@ -261,6 +272,8 @@ class MonitorTest(unittest.TestCase):
         self.sys.start_monitor("backup")
         self.sys.wait_state("NORMAL")
         self.assertIsNotNone(stray.p.poll(), "the stray purger still runs")
+        self.sys.wait_processes(1, 4, 1)
+        time.sleep(1)  # and no second copy of any of them comes up
         after = {p: self.sys.running(p) for p in before}
         self.assertEqual(len(after["rdf-receiver"]), 1)
         self.assertEqual(len(after["rdf-updater"]), 4)

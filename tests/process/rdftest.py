@@ -332,6 +332,28 @@ def status(data_dir, process):
         return None
 
 
+def lock_holder(data_dir, name):
+    """The pid holding <data_dir>/locks/<name>.lock, as ProcessLock::HolderPid
+    sees it (flock), or 0 when nobody does. A killed process holds its lock
+    until it has closed its files, after /proc stops showing its command
+    line (pgrep no longer finds it): wait on this, not on pgrep, before
+    starting another copy."""
+    try:
+        fd = os.open(os.path.join(data_dir, "locks", f"{name}.lock"), os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return 0
+    finally:
+        os.close(fd)
+
+
 def wait_for(predicate, timeout, what):
     """Polls predicate() every 0.1 s for at most `timeout` seconds; raises
     AssertionError naming `what` when it never holds."""
