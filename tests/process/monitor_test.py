@@ -259,9 +259,12 @@ class MonitorTest(unittest.TestCase):
         self.sys.monitors["backup"].kill()
         # Its children die with it (PR_SET_PDEATHSIG) and release their
         # locks (after pgrep stops seeing them: rdftest.lock_holder).
-        locks = ["receiver", "purger"] + [f"updater-DATA0{i}" for i in range(1, 5)]
+        lock_dir = os.path.join(self.sys.backup, "locks")
+        children = [f[:-len(".lock")] for f in os.listdir(lock_dir)
+                    if f.endswith(".lock") and f != "monitor.lock"]
+        self.assertEqual(len(children), 6, children)  # receiver, 4 updaters, purger
         rdftest.wait_for(lambda: all(not self.sys.running(p) for p in before) and
-                         not any(rdftest.lock_holder(self.sys.backup, n) for n in locks),
+                         not any(rdftest.lock_holder(self.sys.backup, n) for n in children),
                          10, "the children to die with the monitor")
         # A leftover copy (started by hand) is ended by the new monitor.
         stray = rdftest.Process([rdftest.binary("rdf-purger"), "--config", self.sys.cfg],
