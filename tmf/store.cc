@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <thread>
 #include <vector>
@@ -39,6 +40,9 @@ constexpr char kAuditTrail[] = "MAT";
 // Bookkeeping keys in each volume's __meta database.
 constexpr char kAppliedAsn[] = "applied_asn";
 constexpr char kRecoveryAsn[] = "recovery_asn";
+// The ASN of the newest DDL record applied to the volume: recovery replays
+// only DDL above it (DDL is applied in ASN order under Store::Impl::ddl_mu).
+constexpr char kDdlAsn[] = "ddl_asn";
 constexpr const char* kMaxTxid = kMetaMaxTxid;  // holds the next transaction id to use
 
 uint8_t TypeByte(proto::RecordType t) { return static_cast<uint8_t>(t); }
@@ -69,6 +73,24 @@ struct OverlayEntry {
   uint64_t asn = 0;  // commit ASN
 };
 
+// The compensation record of a change from `before` to `after` (nullopt:
+// no record): it changes the key back.
+proto::AuditRecord Compensation(uint64_t txid, absl::string_view volume, absl::string_view file,
+                                absl::string_view key, const std::optional<std::string>& before,
+                                const std::optional<std::string>& after) {
+  proto::AuditRecord c;
+  c.set_type(proto::DATA);
+  c.set_txid(txid);
+  c.set_volume(std::string(volume));
+  c.set_file(std::string(file));
+  c.set_key(std::string(key));
+  c.set_compensation(true);
+  if (after.has_value()) c.set_before(*after);
+  if (before.has_value()) c.set_after(*before);
+  c.set_op(!before.has_value() ? proto::DELETE : !after.has_value() ? proto::INSERT : proto::UPDATE);
+  return c;
+}
+
 }  // namespace
 
 struct Volume {
@@ -85,9 +107,19 @@ struct Volume {
   // Committed changes not yet in LMDB, by FileKey.
   absl::flat_hash_map<std::string, OverlayEntry> overlay ABSL_GUARDED_BY(mu);
   absl::flat_hash_set<std::string> files ABSL_GUARDED_BY(mu);
+  // Open transactions that have written each file (by file name): a purge
+  // of a file in use is refused (error 12), so no DATA of an open
+  // transaction can follow its file's PURGE in the audit.
+  absl::flat_hash_map<std::string, int> open_writers ABSL_GUARDED_BY(mu);
   uint64_t applied_asn ABSL_GUARDED_BY(mu) = 0;
-  // Applier thread only.
+  // The newest DDL applied (kDdlAsn); under Store::Impl::ddl_mu.
+  uint64_t ddl_asn = 0;
+  // Applier thread only (and Open). The recovery ASN stored by the newest
+  // LMDB commit, and the newest one known durable: in place, a commit's
+  // meta page is not synced (MDB_NOMETASYNC) until the next commit's
+  // fdatasync, so a power loss can bring back the previous commit's.
   uint64_t stored_recovery_asn = 0;
+  uint64_t durable_recovery_asn = 0;
   int64_t meta_written_us = 0;
 };
 
@@ -101,7 +133,26 @@ struct Transaction::State {
   // Latest value this transaction wrote per (volume, file, key).
   absl::flat_hash_map<std::string, std::optional<std::string>> writes;
   std::vector<std::string> lock_keys;
+  // The files it has written (registered in Volume::open_writers).
+  std::vector<std::pair<Volume*, std::string>> written_files;
 };
+
+namespace {
+// An abort whose outcome is not yet durable (its compensations or ABORT could
+// not be written or synced): the store keeps its locks and its hold on the
+// recovery bound, and finishes it once the audit trail can be written again
+// (Store::Impl::RetryAborts). Releasing the locks earlier would let another
+// transaction change a key that a later recovery would then "back out".
+struct PendingAbort {
+  uint64_t txid = 0;
+  uint64_t first_asn = 0;
+  std::vector<Op> to_compensate;  // oldest first; compensated newest first
+  bool abort_written = false;
+  uint64_t abort_asn = 0;
+  std::vector<std::string> lock_keys;
+  std::vector<std::pair<Volume*, std::string>> written_files;
+};
+}  // namespace
 
 struct Store::Impl {
   StoreOptions opt;
@@ -117,6 +168,12 @@ struct Store::Impl {
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> aborts{0};
   RecoveryReport recovery;
+
+  // Serializes DDL, so that DDL records are appended and applied in ASN
+  // order (each volume's kDdlAsn then says which DDL it holds).
+  absl::Mutex ddl_mu;
+  absl::Mutex aborts_mu;
+  std::vector<PendingAbort> pending_aborts ABSL_GUARDED_BY(aborts_mu);
 
   absl::Mutex audit_mu;
   uint64_t next_asn ABSL_GUARDED_BY(audit_mu) = 1;
@@ -201,6 +258,32 @@ struct Store::Impl {
   uint64_t RecoveryBound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(audit_mu) {
     return unfinished.empty() ? next_asn : unfinished.begin()->first;
   }
+  // The recovery bound as far as it is durable: a recovery point is never
+  // stored past what a crash keeps.
+  uint64_t DurableBound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(audit_mu) {
+    return std::min(RecoveryBound(), writer->durable_end().asn + 1);
+  }
+
+  // The volume of a write to `file`, registering transaction `s` as one of
+  // the file's open writers (until the transaction ends).
+  absl::StatusOr<Volume*> VolumeForWrite(Transaction::State* s, absl::string_view volume,
+                                         absl::string_view file);
+  // Ends a transaction's claims: its locks and its registrations as writer.
+  void ReleaseClaims(uint64_t txid, std::vector<std::string>& lock_keys,
+                     std::vector<std::pair<Volume*, std::string>>& written_files);
+  // Writes what remains of an abort (compensations newest first, then
+  // ABORT), makes it durable, and only then stops holding the recovery
+  // bound and releases the transaction's claims. On error it can be called
+  // again: it resumes where it stopped.
+  absl::Status CompleteAbort(PendingAbort& a);
+  // Housekeeping: aborts left pending by a write or sync error.
+  void RetryAborts();
+  // Runs `write` (one LMDB write transaction on `v`), growing the map and
+  // running it again when it fills. REQUIRES: v->write_mu held.
+  absl::Status WithGrowth(Volume* v, const std::function<absl::Status()>& write)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(v->write_mu);
+  // After a successful LMDB commit storing `recovery_asn` in `v`.
+  void NoteStored(Volume* v, uint64_t recovery_asn);
 
   absl::StatusOr<std::optional<std::string>> ReadCommitted(
       Volume* v, absl::string_view file, absl::string_view key);
@@ -278,9 +361,9 @@ absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
     }
     dbis[op->file] = *dbi;
   }
-  for (int attempt = 0;; ++attempt) {
+  {
     absl::MutexLock w(&v->write_mu);
-    absl::Status s = [&]() -> absl::Status {
+    absl::Status s = WithGrowth(v, [&]() -> absl::Status {
       RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
       for (const Op* op : ops) {
         MDB_dbi dbi = dbis[op->file];
@@ -298,24 +381,10 @@ absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
       RDF_RETURN_IF_ERROR(
           lmdb::PutU64(txn.get(), v->meta, kMaxTxid, max_txid));
       return txn->Commit();
-    }();
-    if (s.ok()) {
-      v->stored_recovery_asn = recovery_asn;
-      AfterCommit(v);
-      break;
-    }
-    if (absl::IsResourceExhausted(s) && attempt < 8 &&
-        absl::StrContains(s.message(), "MDB_MAP_FULL")) {
-      if (v->checkpointer != nullptr) {
-        RDF_RETURN_IF_ERROR(v->checkpointer->ReleaseForGrow({.redo_from_asn = v->stored_recovery_asn}));
-      }
-      RDF_RETURN_IF_ERROR(v->env->Grow());
-      if (v->checkpointer != nullptr) RDF_RETURN_IF_ERROR(v->checkpointer->Repin());
-      Log(events::kVolumeMapGrown, {{"volume", v->name},
-           {"map_bytes", absl::StrCat(v->env->map_bytes())}});
-      continue;
-    }
-    return Annotate(s, absl::StrCat("apply to ", v->name));
+    });
+    if (!s.ok()) return Annotate(s, absl::StrCat("apply to ", v->name));
+    NoteStored(v, recovery_asn);
+    AfterCommit(v);
   }
   v->meta_written_us = opt.clock->MonotonicMicros();
   absl::MutexLock l(&v->mu);
@@ -356,19 +425,62 @@ absl::Status Store::Impl::ApplyBatch(const std::vector<Committed>& batch,
   return absl::OkStatus();
 }
 
+absl::Status Store::Impl::WithGrowth(Volume* v, const std::function<absl::Status()>& write) {
+  for (int attempt = 0;; ++attempt) {
+    absl::Status s = write();
+    if (!absl::IsResourceExhausted(s) || attempt >= 8 ||
+        !absl::StrContains(s.message(), "MDB_MAP_FULL")) {
+      return s;
+    }
+    if (v->checkpointer != nullptr) {
+      RDF_RETURN_IF_ERROR(
+          v->checkpointer->ReleaseForGrow({.redo_from_asn = v->stored_recovery_asn}));
+    }
+    RDF_RETURN_IF_ERROR(v->env->Grow());
+    if (v->checkpointer != nullptr) RDF_RETURN_IF_ERROR(v->checkpointer->Repin());
+    Log(events::kVolumeMapGrown,
+        {{"volume", v->name}, {"map_bytes", absl::StrCat(v->env->map_bytes())}});
+  }
+}
+
+void Store::Impl::NoteStored(Volume* v, uint64_t recovery_asn) {
+  // In place, this commit's fdatasync made the previous commit's meta page
+  // durable (MDB_NOMETASYNC), not its own.
+  if (v->checkpointer == nullptr) v->durable_recovery_asn = v->stored_recovery_asn;
+  v->stored_recovery_asn = recovery_asn;
+}
+
 absl::Status Store::Impl::ApplyDdl(const proto::AuditRecord& r) {
   Volume* v = FindVolume(r.volume());
   if (v == nullptr) return absl::OkStatus();  // volume no longer configured
+  // Recovery scans from the lowest recovery ASN of all volumes, which a long
+  // transaction on any volume keeps low: a DDL this volume already holds is
+  // not applied again (a PURGE replayed after a later CREATE and commits
+  // would drop them).
+  if (r.asn() != 0 && r.asn() <= v->ddl_asn) return absl::OkStatus();
   absl::MutexLock w(&v->write_mu);
-  if (r.ddl() == proto::CREATE_FILE) {
-    RDF_RETURN_IF_ERROR(v->env->OpenDb(r.file(), true).status());
-    absl::MutexLock l(&v->mu);
-    v->files.insert(r.file());
-  } else if (r.ddl() == proto::PURGE_FILE) {
+  RDF_RETURN_IF_ERROR(WithGrowth(v, [&]() -> absl::Status {
+    if (r.ddl() == proto::CREATE_FILE) return v->env->OpenDb(r.file(), true).status();
     absl::Status s = v->env->DropDb(r.file());
-    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    return absl::IsNotFound(s) ? absl::OkStatus() : s;
+  }));
+  {
     absl::MutexLock l(&v->mu);
-    v->files.erase(r.file());
+    if (r.ddl() == proto::CREATE_FILE) {
+      v->files.insert(r.file());
+    } else if (r.ddl() == proto::PURGE_FILE) {
+      v->files.erase(r.file());
+    }
+  }
+  // A crash before this commit replays this one DDL only, which is
+  // idempotent: DDL is serialized, so nothing came after it yet.
+  if (r.asn() != 0) {
+    RDF_RETURN_IF_ERROR(WithGrowth(v, [&]() -> absl::Status {
+      RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), v->meta, kDdlAsn, r.asn()));
+      return txn->Commit();
+    }));
+    v->ddl_asn = r.asn();
   }
   return absl::OkStatus();
 }
@@ -400,7 +512,7 @@ void Store::Impl::ApplierLoop() {
       }
       if (queue.empty()) apply_now = false;
       if (stop && batch.empty() && queue.empty()) break;
-      recovery_asn = RecoveryBound();
+      recovery_asn = DurableBound();
       max_txid = next_txid.load();
     }
     last_apply = absl::Now();
@@ -425,10 +537,11 @@ void Store::Impl::ApplierLoop() {
   }
   // A clean close leaves a current recovery ASN, so the next open scans
   // nothing it does not need.
+  RetryAborts();
   uint64_t bound;
   {
     absl::MutexLock l(&audit_mu);
-    bound = std::min(RecoveryBound(), writer->durable_end().asn + 1);
+    bound = DurableBound();
   }
   RefreshIdleMeta(bound, next_txid.load());
 }
@@ -442,17 +555,20 @@ void Store::Impl::RefreshIdleMeta(uint64_t recovery_asn, uint64_t max_txid) {
       AfterCommit(v.get());  // an idle volume's last commits get their copy too
       continue;
     }
-    absl::Status s = [&]() -> absl::Status {
+    absl::Status s = WithGrowth(v.get(), [&]() -> absl::Status {
       RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
       RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), v->meta, kRecoveryAsn,
                                        recovery_asn));
       RDF_RETURN_IF_ERROR(
           lmdb::PutU64(txn.get(), v->meta, kMaxTxid, max_txid));
       return txn->Commit();
-    }();
+    });
     if (s.ok()) {
-      v->stored_recovery_asn = recovery_asn;
+      NoteStored(v.get(), recovery_asn);
       AfterCommit(v.get());
+    } else {
+      Log(events::kFileSystemError, {{"op", "store recovery point"}, {"volume", name},
+                                     {"error", std::string(s.message())}});
     }
   }
 }
@@ -470,7 +586,7 @@ uint64_t Store::Impl::DurableRecoveryBound() {
   uint64_t bound = UINT64_MAX;
   for (auto& [name, v] : volumes) {
     bound = std::min(bound, v->checkpointer != nullptr ? v->checkpointer->durable_redo_from_asn()
-                                                       : v->stored_recovery_asn);
+                                                       : v->durable_recovery_asn);
   }
   return bound;
 }
@@ -479,11 +595,22 @@ void Store::Impl::Housekeeping() {
   int64_t now = opt.clock->MonotonicMicros();
   if (now - last_housekeeping_us < 1'000'000) return;
   last_housekeeping_us = now;
+  // A write or sync error of the audit trail stays until a sync succeeds
+  // (every append fails meanwhile): retry it here, so tmf recovers by itself
+  // once the disk does. This also makes audit that waits in the buffer (an
+  // open transaction's records) durable, so it can be shipped.
+  absl::Status synced = writer->Sync();
+  if (!synced.ok()) {
+    Log(events::kFileSystemError, {{"op", "sync audit"}, {"path", audit_dir},
+                                   {"error", std::string(synced.message())},
+                                   {"retry_in_ms", "1000"}});
+  }
+  RetryAborts();
   uint64_t recovery_asn;
   {
     absl::MutexLock l(&audit_mu);
     // Only what is durable may be called unneeded.
-    recovery_asn = std::min(RecoveryBound(), writer->durable_end().asn + 1);
+    recovery_asn = DurableBound();
   }
   RefreshIdleMeta(recovery_asn, next_txid.load());
   EnforceRetention();
@@ -536,14 +663,22 @@ void Store::Impl::EnforceRetention() {
            {"error", std::string(s.message())}});
     }
   }
-  uint64_t bytes = 0, count = 0;
+  // The audit held for the backup starts at the segment holding pin+1;
+  // what tmf keeps below it for its own recovery (a long transaction, a
+  // copy-mode volume's last copy) is not held for the pin and must not make
+  // the retention bound refuse commits while the backup is caught up.
+  uint64_t pin_from = 0;
   for (const trail::SegmentInfo& s : *segs) {
-    if (s.segment >= keep_from) {
-      bytes += s.bytes;
-      ++count;
-    }
+    if (s.first_asn <= pin_asn + 1) pin_from = s.segment;
   }
-  audit_bytes = bytes;
+  uint64_t bytes = 0, kept_bytes = 0, count = 0;
+  for (const trail::SegmentInfo& s : *segs) {
+    if (s.segment < keep_from) continue;
+    kept_bytes += s.bytes;
+    ++count;
+    if (s.segment >= pin_from) bytes += s.bytes;
+  }
+  audit_bytes = kept_bytes;
   audit_segments = count;
   const uint64_t limit = cfg->tmf().audit_retention_bytes();
   events::EventFields fields = {{"held_bytes", absl::StrCat(bytes)},
@@ -634,7 +769,9 @@ absl::Status Store::Impl::OpenVolumes() {
     RDF_ASSIGN_OR_RETURN(auto applied, lmdb::GetU64(txn.get(), v->meta, kAppliedAsn));
     RDF_ASSIGN_OR_RETURN(auto rec, lmdb::GetU64(txn.get(), v->meta, kRecoveryAsn));
     RDF_ASSIGN_OR_RETURN(auto maxtx, lmdb::GetU64(txn.get(), v->meta, kMaxTxid));
+    RDF_ASSIGN_OR_RETURN(auto ddl, lmdb::GetU64(txn.get(), v->meta, kDdlAsn));
     txn.reset();
+    v->ddl_asn = ddl.value_or(0);
     RDF_ASSIGN_OR_RETURN(auto dbs, v->env->ListDbs());
     {
       absl::MutexLock l(&v->mu);
@@ -644,6 +781,13 @@ absl::Status Store::Impl::OpenVolumes() {
       }
     }
     v->stored_recovery_asn = rec.value_or(1);
+    if (!copy) {
+      // The newest meta page may be only in the page cache (MDB_NOMETASYNC,
+      // or a killed process): made durable now, it is the retention bound.
+      int rc = mdb_env_sync(v->env->env(), 1);
+      if (rc != 0) return lmdb::MdbError(rc, absl::StrCat("sync volume ", vc.name()));
+    }
+    v->durable_recovery_asn = v->stored_recovery_asn;
     if (maxtx.has_value() && *maxtx > next_txid.load()) next_txid = *maxtx;
     if (copy) {
       RDF_ASSIGN_OR_RETURN(v->checkpointer,
@@ -683,6 +827,17 @@ absl::Status Store::Impl::Recover() {
   end.Publish(writer->durable_end());
   RDF_ASSIGN_OR_RETURN(auto reader,
                        trail::TrailReader::Open({audit_dir, kAuditTrail, opt.fs, &end}));
+  // SeekToAsn starts at the oldest segment when `start` lies below it: the
+  // audit recovery needs is gone (a retention bug, or a restore), and
+  // replaying from later would silently skip committed changes.
+  RDF_ASSIGN_OR_RETURN(std::vector<trail::SegmentInfo> segs,
+                       trail::ListSegments(opt.fs, audit_dir, kAuditTrail));
+  if (!segs.empty() && segs.front().first_asn > start && writer->last_asn() >= start) {
+    return absl::DataLossError(absl::StrCat(
+        "tmf recovery needs the audit trail from ASN ", start, " but its oldest segment ",
+        segs.front().path, " starts at ASN ", segs.front().first_asn,
+        ": committed changes would be lost; restore the missing audit segments"));
+  }
   RDF_RETURN_IF_ERROR(reader->SeekToAsn(start));
 
   std::map<uint64_t, OpenTxn> open;
@@ -753,18 +908,10 @@ absl::Status Store::Impl::Recover() {
     size_t remaining = t.data.size() - std::min(t.compensations, t.data.size());
     for (size_t i = remaining; i-- > 0;) {
       const proto::AuditRecord& d = t.data[i];
-      proto::AuditRecord c;
-      c.set_type(proto::DATA);
-      c.set_txid(txid);
-      c.set_volume(d.volume());
-      c.set_file(d.file());
-      c.set_key(d.key());
-      c.set_compensation(true);
-      if (d.has_after()) c.set_before(d.after());
-      if (d.has_before()) c.set_after(d.before());
-      c.set_op(d.op() == proto::INSERT   ? proto::DELETE
-               : d.op() == proto::DELETE ? proto::INSERT
-                                         : proto::UPDATE);
+      std::optional<std::string> before, after;
+      if (d.has_before()) before = d.before();
+      if (d.has_after()) after = d.after();
+      proto::AuditRecord c = Compensation(txid, d.volume(), d.file(), d.key(), before, after);
       RDF_RETURN_IF_ERROR(Append(c, nullptr).status());
     }
     proto::AuditRecord a;
@@ -910,6 +1057,7 @@ absl::Status Store::CreateFile(absl::string_view volume, absl::string_view file)
     return absl::InvalidArgumentError(absl::StrCat(
         "file name '", file, "' is empty or starts with '__' (reserved)"));
   }
+  absl::MutexLock ddl(&impl_->ddl_mu);
   {
     absl::MutexLock l(&v->mu);
     if (v->files.contains(file)) {
@@ -923,15 +1071,33 @@ absl::Status Store::CreateFile(absl::string_view volume, absl::string_view file)
   r.set_txid(impl_->next_txid.fetch_add(1));
   r.set_volume(std::string(volume));
   r.set_file(std::string(file));
-  RDF_RETURN_IF_ERROR(impl_->Append(r, nullptr).status());
+  RDF_ASSIGN_OR_RETURN(uint64_t asn, impl_->Append(r, nullptr));
+  r.set_asn(asn);
   RDF_RETURN_IF_ERROR(impl_->writer->Sync());
   return impl_->ApplyDdl(r);
 }
 
 absl::Status Store::PurgeFile(absl::string_view volume, absl::string_view file) {
-  RDF_ASSIGN_OR_RETURN(Volume * v, impl_->VolumeWithFile(volume, file));
+  Volume* v = impl_->FindVolume(volume);
+  if (v == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown volume ", volume));
+  }
+  absl::MutexLock ddl(&impl_->ddl_mu);
   {
     absl::MutexLock l(&v->mu);
+    if (!v->files.contains(file)) {
+      return absl::NotFoundError(
+          absl::StrCat("file ", file, " does not exist on volume ", volume));
+    }
+    // NonStop's error 12: a file an open transaction has written cannot be
+    // purged (its DATA would follow the PURGE, and its commit would find no
+    // file to apply to, on this node and on the backup).
+    auto w = v->open_writers.find(file);
+    if (w != v->open_writers.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "file ", file, " on ", volume, " is in use by ", w->second,
+          " open transaction(s) (error 12); commit or abort them before purging it"));
+    }
     v->files.erase(file);  // new operations on it fail from here on
   }
   proto::AuditRecord r;
@@ -940,7 +1106,13 @@ absl::Status Store::PurgeFile(absl::string_view volume, absl::string_view file) 
   r.set_txid(impl_->next_txid.fetch_add(1));
   r.set_volume(std::string(volume));
   r.set_file(std::string(file));
-  RDF_RETURN_IF_ERROR(impl_->Append(r, nullptr).status());
+  absl::StatusOr<uint64_t> asn = impl_->Append(r, nullptr);
+  if (!asn.ok()) {
+    absl::MutexLock l(&v->mu);
+    v->files.insert(std::string(file));  // not purged after all
+    return asn.status();
+  }
+  r.set_asn(*asn);
   RDF_RETURN_IF_ERROR(WaitApplied());  // earlier commits reach the file first
   RDF_RETURN_IF_ERROR(impl_->ApplyDdl(r));
   absl::MutexLock l(&v->mu);
@@ -978,7 +1150,7 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
     return absl::FailedPreconditionError(
         absl::StrCat("transaction ", s->id, " has ended"));
   }
-  RDF_ASSIGN_OR_RETURN(Volume * v, st->VolumeWithFile(volume, file));
+  RDF_ASSIGN_OR_RETURN(Volume * v, st->VolumeForWrite(s, volume, file));
   std::string lock_key = LockKey(volume, file, key);
   auto own = s->writes.find(lock_key);
   if (own == s->writes.end()) {
@@ -1044,10 +1216,86 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
 
 void Release(Transaction::State* s) {
   s->ended = true;
-  s->store->locks->ReleaseAll(s->id, s->lock_keys);
-  s->lock_keys.clear();
+  s->store->ReleaseClaims(s->id, s->lock_keys, s->written_files);
 }
 }  // namespace
+
+absl::StatusOr<Volume*> Store::Impl::VolumeForWrite(Transaction::State* s,
+                                                    absl::string_view volume,
+                                                    absl::string_view file) {
+  Volume* v = FindVolume(volume);
+  if (v == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "unknown volume ", volume, "; the configuration lists the volumes"));
+  }
+  absl::MutexLock l(&v->mu);
+  if (!v->files.contains(file)) {
+    return absl::NotFoundError(absl::StrCat("file ", file, " does not exist on volume ",
+                                            volume, "; create it first"));
+  }
+  for (const auto& [wv, wf] : s->written_files) {
+    if (wv == v && wf == file) return v;
+  }
+  // Registered before the first DATA record is appended, atomically with
+  // the check above: a PurgeFile either sees this writer or ran first.
+  ++v->open_writers[file];
+  s->written_files.emplace_back(v, std::string(file));
+  return v;
+}
+
+void Store::Impl::ReleaseClaims(uint64_t txid, std::vector<std::string>& lock_keys,
+                                std::vector<std::pair<Volume*, std::string>>& written_files) {
+  locks->ReleaseAll(txid, lock_keys);
+  lock_keys.clear();
+  for (const auto& [v, file] : written_files) {
+    absl::MutexLock l(&v->mu);
+    auto it = v->open_writers.find(file);
+    if (it != v->open_writers.end() && --it->second <= 0) v->open_writers.erase(it);
+  }
+  written_files.clear();
+}
+
+absl::Status Store::Impl::CompleteAbort(PendingAbort& a) {
+  while (!a.to_compensate.empty()) {
+    const Op& op = a.to_compensate.back();
+    proto::AuditRecord c =
+        Compensation(a.txid, op.vol->name, op.file, op.key, op.before, op.after);
+    RDF_RETURN_IF_ERROR(Append(c, nullptr).status());
+    a.to_compensate.pop_back();
+  }
+  if (!a.abort_written) {
+    proto::AuditRecord r;
+    r.set_type(proto::ABORT);
+    r.set_txid(a.txid);
+    RDF_ASSIGN_OR_RETURN(a.abort_asn, Append(r, nullptr));
+    a.abort_written = true;
+  }
+  // Durable before the transaction stops holding the recovery bound: a
+  // recovery point past an ABORT that a crash can take back would leave the
+  // transaction without an outcome for ever (recovery would not see it).
+  RDF_RETURN_IF_ERROR(writer->Sync());
+  {
+    absl::MutexLock l(&audit_mu);
+    Finish(a.first_asn);
+  }
+  ReleaseClaims(a.txid, a.lock_keys, a.written_files);
+  return absl::OkStatus();
+}
+
+void Store::Impl::RetryAborts() {
+  std::vector<PendingAbort> todo;
+  {
+    absl::MutexLock l(&aborts_mu);
+    todo.swap(pending_aborts);
+  }
+  std::vector<PendingAbort> left;
+  for (PendingAbort& a : todo) {
+    if (!CompleteAbort(a).ok()) left.push_back(std::move(a));
+  }
+  if (left.empty()) return;
+  absl::MutexLock l(&aborts_mu);
+  for (PendingAbort& a : left) pending_aborts.push_back(std::move(a));
+}
 
 Transaction::Transaction(std::unique_ptr<State> s) : s_(std::move(s)) {}
 
@@ -1174,38 +1422,31 @@ absl::Status Transaction::Abort() {
     return absl::FailedPreconditionError(
         absl::StrCat("transaction ", s->id, " has ended"));
   }
-  absl::Status status = absl::OkStatus();
-  if (s->first_asn != 0) {
-    for (auto it = s->ops.rbegin(); it != s->ops.rend() && status.ok(); ++it) {
-      proto::AuditRecord c;
-      c.set_type(proto::DATA);
-      c.set_txid(s->id);
-      c.set_volume(it->vol->name);
-      c.set_file(it->file);
-      c.set_key(it->key);
-      c.set_compensation(true);
-      if (it->after.has_value()) c.set_before(*it->after);
-      if (it->before.has_value()) c.set_after(*it->before);
-      c.set_op(!it->before.has_value()  ? proto::DELETE
-               : !it->after.has_value() ? proto::INSERT
-                                        : proto::UPDATE);
-      status = st->Append(c, s).status();
-    }
-    if (status.ok()) {
-      proto::AuditRecord a;
-      a.set_type(proto::ABORT);
-      a.set_txid(s->id);
-      status = st->Append(a, s).status();
-    }
-    if (status.ok()) {
-      absl::MutexLock l(&st->audit_mu);
-      st->Finish(s->first_asn);
-    }
-  }
-  s->ops.clear();
-  Release(s);
   st->aborts.fetch_add(1);
-  return status;
+  if (s->first_asn == 0) {  // nothing in the audit trail: nothing to undo
+    s->ops.clear();
+    Release(s);
+    return absl::OkStatus();
+  }
+  s->ended = true;
+  PendingAbort a;
+  a.txid = s->id;
+  a.first_asn = s->first_asn;
+  a.to_compensate = std::move(s->ops);
+  a.lock_keys = std::move(s->lock_keys);
+  a.written_files = std::move(s->written_files);
+  s->ops.clear();
+  s->lock_keys.clear();
+  s->written_files.clear();
+  absl::Status status = st->CompleteAbort(a);
+  if (status.ok()) return status;
+  {
+    absl::MutexLock l(&st->aborts_mu);
+    st->pending_aborts.push_back(std::move(a));
+  }
+  return Annotate(status, absl::StrCat(
+      "abort of transaction ", s->id, " is not yet durable; tmf completes it once the "
+      "audit trail can be written again and holds its locks until then"));
 }
 
 }  // namespace rdf::tmf
