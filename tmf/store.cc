@@ -44,6 +44,11 @@ constexpr char kRecoveryAsn[] = "recovery_asn";
 // only DDL above it (DDL is applied in ASN order under Store::Impl::ddl_mu).
 constexpr char kDdlAsn[] = "ddl_asn";
 constexpr const char* kMaxTxid = kMetaMaxTxid;  // holds the next transaction id to use
+// Committed changes not yet in the volumes are kept in memory twice (the
+// apply queue and the readers' overlay): commits wait while this many bytes
+// of them are pending (one transaction larger than this is admitted alone).
+// Invariant 6: memory stays bounded in bytes, not only in transactions.
+constexpr uint64_t kMaxUnappliedBytes = 16 << 20;
 
 uint8_t TypeByte(proto::RecordType t) { return static_cast<uint8_t>(t); }
 
@@ -66,7 +71,18 @@ struct Committed {
   uint64_t txid = 0;
   uint64_t first_asn = 0;  // 0 for none
   std::vector<Op> ops;
+  uint64_t bytes = 0;  // memory its changes take (ApproximateBytes)
 };
+
+// What a transaction's changes take in memory while they wait for the
+// volumes (keys, files and after images, with a per-change overhead).
+uint64_t ApproximateBytes(const std::vector<Op>& ops) {
+  uint64_t n = 0;
+  for (const Op& op : ops) {
+    n += 64 + op.file.size() + op.key.size() + (op.after.has_value() ? op.after->size() : 0);
+  }
+  return n;
+}
 
 struct OverlayEntry {
   std::optional<std::string> value;
@@ -183,6 +199,8 @@ struct Store::Impl {
   std::map<uint64_t, int> unfinished ABSL_GUARDED_BY(audit_mu);
   std::deque<Committed> queue ABSL_GUARDED_BY(audit_mu);
   uint64_t queued_through ABSL_GUARDED_BY(audit_mu) = 0;
+  // Bytes of committed changes not yet applied (queued or being applied).
+  uint64_t unapplied_bytes ABSL_GUARDED_BY(audit_mu) = 0;
   uint64_t applied_through ABSL_GUARDED_BY(audit_mu) = 0;
   bool stop ABSL_GUARDED_BY(audit_mu) = false;
   bool apply_now ABSL_GUARDED_BY(audit_mu) = false;  // WaitApplied hurries
@@ -529,7 +547,10 @@ void Store::Impl::ApplierLoop() {
       }
       backoff_ms = 10;
       absl::MutexLock l(&audit_mu);
-      for (const Committed& c : batch) Finish(c.first_asn);
+      for (const Committed& c : batch) {
+        Finish(c.first_asn);
+        unapplied_bytes -= c.bytes;
+      }
       applied_through = batch.back().commit_asn;
       applied_cv.SignalAll();
     }
@@ -1019,6 +1040,7 @@ StoreStats Store::stats() {
     absl::MutexLock l(&impl_->audit_mu);
     s.applied_asn = impl_->applied_through;
     s.pending_commits = impl_->queue.size();
+    s.pending_bytes = impl_->unapplied_bytes;
   }
   s.audit_bytes = impl_->audit_bytes;
   s.audit_segments = impl_->audit_segments;
@@ -1380,7 +1402,10 @@ absl::Status Transaction::Commit() {
     // Back-pressure: committed changes waiting for the volumes stay bounded
     // (invariant 6); commits wait while the applier is two batches behind.
     const size_t limit = 2 * size_t{st->cfg->tmf().apply_batch_txns()};
-    while (st->queue.size() >= limit && !st->stop) {
+    const uint64_t bytes = ApproximateBytes(s->ops);
+    while ((st->queue.size() >= limit ||
+            (st->unapplied_bytes > 0 && st->unapplied_bytes + bytes > kMaxUnappliedBytes)) &&
+           !st->stop) {
       st->apply_now = true;
       st->work_cv.Signal();
       st->applied_cv.WaitWithTimeout(&st->audit_mu, absl::Milliseconds(100));
@@ -1393,7 +1418,8 @@ absl::Status Transaction::Commit() {
       absl::MutexLock vl(&op.vol->mu);
       op.vol->overlay[FileKey(op.file, op.key)] = OverlayEntry{op.after, asn};
     }
-    st->queue.push_back(Committed{asn, s->id, s->first_asn, std::move(s->ops)});
+    st->queue.push_back(Committed{asn, s->id, s->first_asn, std::move(s->ops), bytes});
+    st->unapplied_bytes += bytes;
     st->queued_through = asn;
     return absl::OkStatus();
   }();

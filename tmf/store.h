@@ -69,6 +69,9 @@ struct StoreStats {
   // Committed transactions waiting for the volumes (at most twice
   // tmf.apply_batch_txns: commits wait beyond that).
   uint64_t pending_commits = 0;
+  // Their changes' bytes in memory (at most 16 MiB, or one transaction's:
+  // commits wait beyond that).
+  uint64_t pending_bytes = 0;
 };
 
 class Store;

@@ -349,6 +349,23 @@ TEST_F(StoreTest, CommittedChangesWaitingForTheVolumesStayBounded) {
   EXPECT_EQ(Get("199"), "v");
 }
 
+TEST_F(StoreTest, CommittedBytesWaitingForTheVolumesStayBounded) {
+  // Large values and an applier that would otherwise wait a minute: memory
+  // is bounded in bytes, not only in transactions (invariant 6).
+  Open("lmdb { map_bytes: 268435456 } tmf { apply_interval_ms: 60000 }");
+  const std::string value(1 << 20, 'v');
+  for (int i = 0; i < 48; ++i) {
+    ASSERT_OK(Put(absl::StrCat(i), value));
+    ASSERT_LE(store_->stats().pending_bytes, (17u << 20));
+  }
+  EXPECT_EQ(Get("47"), value);
+  // One transaction larger than the bound is admitted alone.
+  auto t = *store_->Begin();
+  for (int j = 0; j < 20; ++j) ASSERT_OK(t->Upsert("$DATA01", "F", absl::StrCat("big", j), value));
+  ASSERT_OK(t->Commit());
+  EXPECT_EQ(Get("big19"), value);
+}
+
 TEST_F(StoreTest, FullLmdbMapIsGrownAndNothingIsLost) {
   Open("lmdb { map_bytes: 1048576 }");
   for (int i = 0; i < 40; ++i) {
