@@ -1,5 +1,7 @@
 #include "tmf/store.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <deque>
 #include <functional>
@@ -24,6 +26,7 @@
 #include "common/pin_file.h"
 #include "common/process_lock.h"
 #include "common/process_main.h"
+#include "common/status_file.h"
 #include "common/status_macros.h"
 #include "common/trail_reader.h"
 #include "common/trail_writer.h"
@@ -208,6 +211,14 @@ struct Store::Impl {
   absl::CondVar applied_cv;
   std::thread applier;
 
+  // Applier-thread state for status (published as <data_dir>/status/tmf.*
+  // once a second, so the monitor shows a tmf whose applier or audit sync
+  // keeps failing).
+  std::string apply_error;   // the last failed apply, while it fails
+  std::string sync_error;    // the last failed housekeeping sync, while it fails
+  int64_t last_apply_progress_us = 0;
+  int64_t last_status_us = 0;
+  void PublishStatus();
   // Applier-thread state for retention.
   int64_t last_housekeeping_us = 0;
   bool retention_warned = false;
@@ -541,11 +552,15 @@ void Store::Impl::ApplierLoop() {
         // trail) and is retried until the volume can be written.
         Log(events::kFileSystemError, {{"op", "apply"}, {"error", std::string(s.message())},
              {"retry_in_ms", absl::StrCat(backoff_ms)}});
+        apply_error = std::string(s.message());
+        PublishStatus();
         opt.clock->SleepMicros(backoff_ms * 1000);
         backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
         s = ApplyBatch(batch, recovery_asn, max_txid);
       }
       backoff_ms = 10;
+      apply_error.clear();
+      last_apply_progress_us = opt.clock->MonotonicMicros();
       absl::MutexLock l(&audit_mu);
       for (const Committed& c : batch) {
         Finish(c.first_asn);
@@ -625,6 +640,9 @@ void Store::Impl::Housekeeping() {
     Log(events::kFileSystemError, {{"op", "sync audit"}, {"path", audit_dir},
                                    {"error", std::string(synced.message())},
                                    {"retry_in_ms", "1000"}});
+    sync_error = std::string(synced.message());
+  } else {
+    sync_error.clear();
   }
   RetryAborts();
   uint64_t recovery_asn;
@@ -635,6 +653,54 @@ void Store::Impl::Housekeeping() {
   }
   RefreshIdleMeta(recovery_asn, next_txid.load());
   EnforceRetention();
+  PublishStatus();
+}
+
+void Store::Impl::PublishStatus() {
+  const int64_t now = opt.clock->MonotonicMicros();
+  last_status_us = now;
+  proto::ProcessStatus st;
+  st.set_version(1);
+  st.set_node(node->name());
+  st.set_process("tmf");
+  st.set_time_us(opt.clock->NowMicros());
+  st.set_pid(getpid());
+  const trail::End durable = writer->durable_end();
+  uint64_t pending = 0, pending_bytes = 0, applied = 0;
+  {
+    absl::MutexLock l(&audit_mu);
+    pending = queue.size();
+    pending_bytes = unapplied_bytes;
+    applied = applied_through;
+  }
+  std::string state = "RUNNING";
+  std::string error;
+  if (!sync_error.empty()) {
+    state = "AUDIT_SYNC_FAILING";
+    error = sync_error;
+  } else if (!apply_error.empty()) {
+    state = "APPLY_RETRYING";
+    error = apply_error;
+  } else if (refusing_commits.load()) {
+    state = "REFUSING_COMMITS";
+    absl::MutexLock l(&refusal_mu);
+    error = refusal;
+  }
+  st.set_state(state);
+  st.set_last_error(error);
+  st.mutable_position()->set_asn(applied);
+  st.set_applied_asn(applied);
+  st.set_audit_end_asn(durable.asn);
+  st.set_audit_end_time_us(durable.time_us);
+  st.set_backlog_records(pending);
+  st.set_backlog_bytes(pending_bytes);
+  // No progress while nothing waits is not a stall.
+  st.set_last_progress_age_ms(pending == 0 || last_apply_progress_us == 0
+                                  ? 0
+                                  : (now - last_apply_progress_us) / 1000);
+  st.set_fsyncs(writer->fsyncs());
+  st.set_records(commits.load());
+  WriteStatus(node->data_dir(), st).IgnoreError();
 }
 
 void Store::Impl::EnforceRetention() {
@@ -999,6 +1065,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
               {{"first_txid", absl::StrCat(r.next_txid)},
                {"highest_seen_txid", absl::StrCat(r.next_txid - 1)}});
   }
+  impl->last_apply_progress_us = options.clock->MonotonicMicros();
   Impl* p = impl.get();
   impl->applier = std::thread([p] { p->ApplierLoop(); });
   return std::unique_ptr<Store>(new Store(std::move(impl)));

@@ -16,6 +16,7 @@
 #include "common/event_log.h"
 #include "common/mem_file_system.h"
 #include "common/pin_file.h"
+#include "common/status_file.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "common/trail_reader.h"
@@ -526,6 +527,17 @@ TEST_F(StoreTest, AFailedAuditSyncClearsOnceTheDiskRecovers) {
   ASSERT_OK(Put("before", "v"));
   faulty.SetSyncError(absl::InternalError("EIO (injected)"));
   EXPECT_FALSE(Put("during", "v").ok());
+  // The status file the monitor gathers says so, with the reason.
+  const std::string data_dir = (dir_ / "p").string();
+  absl::StatusOr<proto::ProcessStatus> st;
+  for (int i = 0; i < 50; ++i) {
+    st = ReadStatus(data_dir, "tmf");
+    if (st.ok() && st->state() == "AUDIT_SYNC_FAILING") break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_OK(st.status());
+  EXPECT_EQ(st->state(), "AUDIT_SYNC_FAILING");
+  EXPECT_THAT(st->last_error(), HasSubstr("EIO"));
   faulty.SetSyncError(absl::OkStatus());
   absl::Status s = absl::UnavailableError("not tried");
   for (int i = 0; i < 50 && !s.ok(); ++i) {
@@ -534,6 +546,12 @@ TEST_F(StoreTest, AFailedAuditSyncClearsOnceTheDiskRecovers) {
   }
   ASSERT_OK(s);
   EXPECT_EQ(Get("after"), "v");
+  for (int i = 0; i < 50; ++i) {
+    st = ReadStatus(data_dir, "tmf");
+    if (st.ok() && st->state() == "RUNNING") break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(st->state(), "RUNNING");
   Open();
   EXPECT_EQ(Get("after"), "v");
   EXPECT_THAT(WithoutOutcome(), ::testing::IsEmpty());
