@@ -7,12 +7,16 @@
 #include "common/config.h"
 #include "tmf/load_generator.h"
 #include "tmf/store.h"
+#include "tmf/wide_load.h"
 
 int main(int argc, char** argv) {
   using namespace rdf;
   std::string config_path, node, mode = "insert", commit_log;
   uint64_t txns = 1000, rows = 5, value_bytes = 100, clients = 1,
            keys = 1'000'000, seed = 1, think_us = 0, hold_us = 0, heartbeat_ms = 0;
+  uint64_t max_value_bytes = 1 << 20, open_txns = 0, hold_ms = 3000, burst_ms = 0, idle_ms = 0,
+           hot_keys = 8, client_keys = 2000;
+  bool ddl = false;
   double abort_percent = 0, rate = 0, seconds = 0;
   bool quiet = false;
   cli::Parser p(
@@ -27,7 +31,16 @@ int main(int argc, char** argv) {
   p.AddUint("rows-per-txn", &rows, "records per transaction (K)");
   p.AddUint("value-bytes", &value_bytes, "bytes per value");
   p.AddUint("clients", &clients, "concurrent clients (threads)");
-  p.AddString("mode", &mode, "insert | upsert | mixed");
+  p.AddString("mode", &mode, "insert | upsert | mixed | wide (docs/tmf.md)");
+  p.AddUint("max-value-bytes", &max_value_bytes,
+            "wide: the largest value (sizes 0..this, most small)");
+  p.AddUint("open-txns", &open_txns, "wide: keep this many transactions open at once");
+  p.AddUint("hold-ms", &hold_ms, "wide: how long each of --open-txns stays open");
+  p.AddBool("ddl", &ddl, "wide: create and purge files D0..D3 while clients write them");
+  p.AddUint("burst-ms", &burst_ms, "wide: with --idle-ms, alternate bursts and idle periods");
+  p.AddUint("idle-ms", &idle_ms, "wide: idle period between bursts");
+  p.AddUint("hot-keys", &hot_keys, "wide: shared counters (deadlocks)");
+  p.AddUint("client-keys", &client_keys, "wide: private keys per client");
   p.AddUint("keys", &keys, "key space for upsert and mixed");
   p.AddDouble("abort-percent", &abort_percent, "share of transactions aborted on purpose");
   p.AddDouble("rate", &rate, "transactions per second over all clients (0: unlimited)");
@@ -44,8 +57,11 @@ int main(int argc, char** argv) {
   p.Require("config");
   std::vector<std::string> rest = p.Parse(argc, argv);
   if (!rest.empty()) p.Fail(absl::StrCat("unexpected argument '", rest[0], "'"));
-  absl::StatusOr<tmf::LoadMode> m = tmf::ParseLoadMode(mode);
+  const bool wide = mode == "wide";
+  absl::StatusOr<tmf::LoadMode> m = tmf::ParseLoadMode(wide ? "insert" : mode);
   if (!m.ok()) p.Fail(m.status().message());
+  if (wide && seconds <= 0) p.Fail("--mode wide runs for --seconds S");
+  if (max_value_bytes > (256u << 20)) p.Fail("--max-value-bytes must be at most 256 MiB");
   if (rows == 0) p.Fail("--rows-per-txn must be at least 1");
   if (clients == 0 || clients > 1024) p.Fail("--clients must be 1..1024");
   if (abort_percent < 0 || abort_percent > 100) p.Fail("--abort-percent must be 0..100");
@@ -92,6 +108,31 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> volumes;
   for (const proto::VolumeConfig* v : cfg->ProtectedVolumes()) volumes.push_back(v->name());
+  if (wide) {
+    tmf::WideLoadOptions wo;
+    wo.seed = seed;
+    wo.seconds = seconds;
+    wo.clients = clients;
+    wo.max_value_bytes = max_value_bytes;
+    wo.abort_percent = abort_percent;
+    wo.keys_per_client = client_keys;
+    wo.hot_keys = hot_keys;
+    wo.open_txns = open_txns;
+    wo.hold_ms = hold_ms;
+    wo.ddl = ddl;
+    wo.burst_ms = burst_ms;
+    wo.idle_ms = idle_ms;
+    wo.commit_log = commit_log;
+    wo.progress = !quiet;
+    absl::StatusOr<tmf::WideLoadResult> r = tmf::RunWideLoad(store->get(), volumes, wo);
+    if (!r.ok()) {
+      std::fprintf(stderr, "rdf-load: %s\n", std::string(r.status().message()).c_str());
+      return 1;
+    }
+    std::printf("%s\n", tmf::WideLoadResultJson(*r).c_str());
+    std::fflush(stdout);
+    return 0;
+  }
   tmf::LoadOptions lo;
   lo.txns = txns;
   lo.seconds = seconds;
