@@ -109,6 +109,21 @@ int main(int argc, char** argv) {
   std::vector<std::string> volumes;
   for (const proto::VolumeConfig* v : cfg->ProtectedVolumes()) volumes.push_back(v->name());
   if (wide) {
+    // Only volumes whose every file of the workload is protected (include
+    // and exclude patterns): the checker holds the backup against it.
+    std::vector<std::string> shipped;
+    for (const std::string& v : volumes) {
+      bool all = true;
+      for (const char* f : {tmf::kWideFile, tmf::kHotFile, "D0", "D1", "D2", "D3"}) {
+        all = all && cfg->IsProtected(v, f);
+      }
+      if (all) shipped.push_back(v);
+    }
+    if (shipped.empty()) {
+      std::fprintf(stderr, "rdf-load: no volume protects files WIDE, HOT and D0..D3\n");
+      return 1;
+    }
+    volumes = shipped;
     tmf::WideLoadOptions wo;
     wo.seed = seed;
     wo.seconds = seconds;

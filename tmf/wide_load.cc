@@ -235,13 +235,20 @@ void Holder(Shared& sh) {
       const std::string& vol = vols[n % vols.size()];
       const std::string key = absl::StrCat(sh.opt.seed, ".h:", n);
       const uint64_t len = rng() % 64;
-      absl::Status s = (*t)->Insert(vol, kWideFile, key, WideValue((*t)->id(), key, len));
+      // One in four writes into a DDL file when there is one: a purge of it
+      // then meets open writers (error 12) until they end.
+      std::string file = kWideFile;
+      if (sh.opt.ddl && n % 4 == 0) {
+        const std::string d = absl::StrCat("D", rng() % kDdlFiles);
+        if (sh.store->FileExists(vol, d)) file = d;
+      }
+      absl::Status s = (*t)->Insert(vol, file, key, WideValue((*t)->id(), key, len));
       if (!s.ok()) {
         (*t)->Abort().IgnoreError();
         sh.failed.fetch_add(1);
         break;
       }
-      open.push_back({*std::move(t), absl::Now(), absl::StrCat(vol, "/", kWideFile, "/", key, "=", len)});
+      open.push_back({*std::move(t), absl::Now(), absl::StrCat(vol, "/", file, "/", key, "=", len)});
       uint64_t cur = sh.max_open.load();
       if (open.size() > cur) sh.max_open.store(open.size());
     }
