@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
     wo.ddl = ddl;
     wo.burst_ms = burst_ms;
     wo.idle_ms = idle_ms;
+    wo.rate = rate;
     wo.commit_log = commit_log;
     wo.progress = !quiet;
     absl::StatusOr<tmf::WideLoadResult> r = tmf::RunWideLoad(store->get(), volumes, wo);

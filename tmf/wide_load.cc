@@ -125,8 +125,18 @@ bool CommitLogged(Shared& sh, Transaction* t, const std::vector<std::string>& op
 void Client(Shared& sh, uint64_t client) {
   std::mt19937_64 rng(sh.opt.seed * 1000003 + client);
   const std::vector<std::string>& vols = *sh.volumes;
+  // --rate: each client paces its share.
+  const absl::Duration every =
+      sh.opt.rate > 0 ? absl::Seconds(static_cast<double>(sh.opt.clients) / sh.opt.rate)
+                      : absl::ZeroDuration();
+  absl::Time next = absl::Now();
   while (absl::Now() < sh.deadline && !sh.stop.load()) {
     sh.Pace();
+    if (every > absl::ZeroDuration()) {
+      const absl::Time now = absl::Now();
+      if (next > now) absl::SleepFor(next - now);
+      next = std::max(next, now - every) + every;
+    }
     absl::StatusOr<std::unique_ptr<Transaction>> tr = sh.store->Begin();
     if (!tr.ok()) return;
     Transaction* t = tr->get();

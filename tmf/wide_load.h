@@ -59,6 +59,7 @@ struct WideLoadOptions {
   bool ddl = false;
   uint64_t burst_ms = 0;         // with idle_ms: bursts and idle periods
   uint64_t idle_ms = 0;
+  double rate = 0;               // transactions per second over all clients; 0: unlimited
   std::string commit_log;
   bool progress = true;
 };

@@ -5,12 +5,19 @@ loopback (docs/chaos.md).
 Both nodes run under their monitors; the extractor reaches the receiver
 through a fault-injecting TCP proxy (tests/process/fault_proxy.py; tc netem
 is not available here); the backup's image trails live on a small tmpfs
-(when run as root) so its disk can be filled. While rdf-load commits
-insert-mode transactions (5 records each) at a steady rate, the campaign
-injects one fault at a time, at random moments chosen by the seed:
+(when run as root) so its disk can be filled. While rdf-load commits at a
+steady rate, the campaign injects one fault at a time, at random moments
+chosen by the seed. The workload is `rdf-load --mode wide` (tmf/wide_load.h:
+records from 0 bytes to 1 MiB, updates and deletes, counters that deadlock,
+aborts, 100 transactions held open at once, DDL racing writes, bursts and
+idle periods; a new seed each time the application restarts), checked with
+tests/process/check_wide.py against its commit log; `--workload insert` runs
+the old insert-mode load (5 records per transaction) instead. The faults:
 
   kill        SIGKILL of a random process of either node (extractor,
               receiver, an updater, the purger); its monitor restarts it
+  stop        the receiver is SIGSTOPped for 6-12 s (longer than the
+              extractor's acknowledgement timeout), then continued
   kill_app    SIGKILL of the application (rdf-load, i.e. tmf); a new one
               starts and recovers
   cut         the link is cut (every connection reset, new ones refused)
@@ -61,7 +68,7 @@ from fault_proxy import FaultProxy  # noqa: E402
 
 K = 5
 VOLUMES = ["DATA01", "DATA02", "DATA03", "DATA04"]
-KINDS = ["kill", "kill_app", "cut", "delay", "disk_full", "monitor", "power"]
+KINDS = ["kill", "stop", "kill_app", "cut", "delay", "disk_full", "monitor", "power"]
 RECOVERY_LIMIT_S = 120
 
 
@@ -70,10 +77,12 @@ def log(msg):
 
 
 class Campaign:
-    def __init__(self, seed, rate, work_prefix="rdf-chaos."):
+    def __init__(self, seed, rate, workload="wide", work_prefix="rdf-chaos."):
         self.rng = random.Random(seed)
         self.seed = seed
         self.rate = rate
+        self.workload = workload
+        self.loads_started = 0
         settings = {"trail.audit_segment_bytes": 1 << 20, "trail.image_segment_bytes": 1 << 20,
                     "purger.interval_ms": 1000,
                     # The primary keeps its whole audit: the takeover check
@@ -124,10 +133,17 @@ class Campaign:
             log_path=os.path.join(self.work, f"monitor-{node}.log"))
 
     def start_load(self):
+        self.loads_started += 1
+        if self.workload == "wide":
+            # A seed of its own per start: each run writes keys of its own.
+            mode = ["--mode", "wide", "--max-value-bytes", str(1 << 20), "--abort-percent", "5",
+                    "--ddl", "--open-txns", "100", "--hold-ms", "2000", "--burst-ms", "5000",
+                    "--idle-ms", "1500", "--seed", str(self.seed * 1000 + self.loads_started)]
+        else:
+            mode = ["--mode", "insert", "--rows-per-txn", str(K)]
         self.load = rdftest.Process(
             [rdftest.binary("rdf-load"), "--config", self.cfg, "--seconds", "100000", "--rate",
-             str(self.rate), "--rows-per-txn", str(K), "--clients", "4", "--mode", "insert",
-             "--quiet", "--commit-log", self.commit_log],
+             str(self.rate), "--clients", "4", *mode, "--quiet", "--commit-log", self.commit_log],
             log_path=os.path.join(self.work, "load.log"), env=self.primary_env())
 
     def primary_env(self):
@@ -212,6 +228,20 @@ class Campaign:
             except ProcessLookupError:
                 pass
             return f"SIGKILL {victim['name']} (pid {victim['pid']})"
+        if kind == "stop":
+            rcv = (self.status() or {}).get("receiver", {})
+            if rcv.get("pid", 0) <= 0:
+                return "no receiver running"
+            hold = rng.uniform(6, 12)
+            try:
+                os.kill(rcv["pid"], signal.SIGSTOP)
+                time.sleep(hold)
+            finally:
+                try:
+                    os.kill(rcv["pid"], signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+            return f"receiver SIGSTOPped for {hold:.1f} s"
         if kind == "kill_app":
             self.load.kill()
             self.start_load()
@@ -306,16 +336,20 @@ class Campaign:
                                  capture_output=True, text=True)
             if cmp.returncode != 0:
                 self.violations.append(f"mdb_dump compare: {cmp.stdout.strip()}")
-            present, problems = rdftest.check_insert_transactions(self.backup, K)
-            committed = self.committed()
-            lost = committed - present
-            if problems:
-                self.violations.append(f"partial transactions: {problems[:5]}")
-            if lost:
-                self.violations.append(f"{len(lost)} committed transactions missing, "
-                                       f"e.g. {sorted(lost)[:10]}")
-            result = {"committed": len(committed), "present_on_backup": len(present),
-                      "lost": len(lost)}
+            if self.workload == "wide":
+                result = self.check_wide(["--node", self.primary, "--node", self.backup,
+                                          "--drained"])
+            else:
+                present, problems = rdftest.check_insert_transactions(self.backup, K)
+                committed = self.committed()
+                lost = committed - present
+                if problems:
+                    self.violations.append(f"partial transactions: {problems[:5]}")
+                if lost:
+                    self.violations.append(f"{len(lost)} committed transactions missing, "
+                                           f"e.g. {sorted(lost)[:10]}")
+                result = {"committed": len(committed), "present_on_backup": len(present),
+                          "lost": len(lost)}
         else:
             # The whole primary goes for good, mid-load: its monitor (and
             # with it the extractor) first, so the last commits never ship.
@@ -328,6 +362,11 @@ class Campaign:
                 self.violations.append(f"takeover failed: {r.stderr.strip()[-500:]}")
                 return {}
             report = json.loads(r.stdout)
+            if self.workload == "wide":
+                result = self.check_wide(["--node", self.backup, "--takeover"])
+                result["reported_lost_transactions"] = len(report["lost_transactions"])
+                result["takeover_ms"] = report.get("duration_ms")
+                return result
             last = report["last_asn"]
             commit_asn = {rec["txid"]: rec["asn"] for rec in rdftest.audit_records(self.primary)
                           if rec.get("type") == "COMMIT"}
@@ -354,6 +393,21 @@ class Campaign:
                       "takeover_ms": report.get("duration_ms")}
         return result
 
+    def check_wide(self, args):
+        """check_wide.py against the commit log; its JSON line is the result."""
+        r = subprocess.run([sys.executable, os.path.join(os.path.dirname(HERE), "process",
+                                                         "check_wide.py"),
+                            "--commit-log", self.commit_log, *args],
+                           capture_output=True, text=True, timeout=1200)
+        lines = r.stdout.splitlines()
+        try:
+            result = json.loads(lines[0])
+        except (IndexError, ValueError):
+            result = {}
+        if r.returncode != 0:
+            self.violations.append("check_wide: " + " | ".join(lines[1:6] or [r.stderr[-500:]]))
+        return {"check": result}
+
     def event_counts(self):
         counts = {}
         for number, what in ((921, "process_died"), (954, "disk_full_stopped"),
@@ -370,6 +424,7 @@ class Campaign:
                 rec[k] = {"n": len(v), "p50_s": round(statistics.median(v), 2),
                           "max_s": round(max(v), 2)}
         return {"chaos": True, "seed": self.seed, "minutes": minutes, "mode": mode,
+                "workload": self.workload,
                 "rate_txn_per_s": self.rate, "faults": self.faults,
                 "faults_total": sum(self.faults.values()), "recovery": rec, **result,
                 "events": self.event_counts(),
@@ -384,6 +439,8 @@ def main():
     ap.add_argument("--mode", choices=["drain", "takeover", "both"], default="both",
                     help="how the campaign ends; both: one campaign of each (each --minutes/2)")
     ap.add_argument("--rate", type=int, default=300, help="transactions/s offered")
+    ap.add_argument("--workload", choices=["wide", "insert"], default="wide",
+                    help="rdf-load --mode wide (default) or the insert-mode load")
     ap.add_argument("--kinds", help=f"comma-separated fault kinds to use (default: all of "
                     f"{','.join(KINDS)})")
     a = ap.parse_args()
@@ -394,7 +451,7 @@ def main():
     minutes = a.minutes / len(modes)
     summaries = []
     for i, mode in enumerate(modes):
-        c = Campaign(a.seed + i, a.rate)
+        c = Campaign(a.seed + i, a.rate, a.workload)
         try:
             log(f"seed {a.seed + i}, {minutes:g} minutes, mode {mode}, {a.rate} txn/s, "
                 f"work {c.work}")

@@ -35,12 +35,18 @@ def wide_value(txid, key, length):
 
 
 class Log:
-    """The transactions of one or more commit logs."""
+    """The transactions of one or more commit logs. A transaction id whose
+    records never became durable (its application was killed before) is
+    given out again after recovery, so each U line starts a transaction of
+    its own, and C or A ends the newest one with that id. Transactions are
+    numbered by their U line (self.ids maps that number to the txid)."""
 
     def __init__(self, paths):
-        self.ops = {}        # txid -> [(vol, file, key, ("w", len) | ("d",) | ("inc",))]
-        self.status = {}     # txid -> "C" | "A" | "U"
-        self.order = []      # txids in the order of their U lines
+        self.ops = {}        # n -> [(vol, file, key, ("w", len) | ("d",) | ("inc",))]
+        self.status = {}     # n -> "C" | "A" | "U"
+        self.order = []      # n in the order of the U lines
+        self.ids = {}        # n -> txid
+        newest = {}          # txid -> n of its newest U line
         for path in paths:
             with open(path, errors="replace") as f:
                 text = f.read()
@@ -60,23 +66,29 @@ class Log:
                             ops.append((vol, file, key, ("d",)))
                         else:
                             ops.append((vol, file, key, ("w", int(m.group(5)))))
-                    self.ops[txid] = ops
-                    self.status.setdefault(txid, "U")
-                    self.order.append(txid)
+                    n = len(self.order)
+                    self.ops[n] = ops
+                    self.status[n] = "U"
+                    self.ids[n] = txid
+                    self.order.append(n)
+                    newest[txid] = n
                 elif parts[0] in ("C", "A") and len(parts) == 2:
-                    self.status[int(parts[1])] = parts[0]
+                    n = newest.get(int(parts[1]))
+                    if n is not None:
+                        self.status[n] = parts[0]
 
 
 def expected_state(log, committed):
     """{(vol, file, key): acceptable values} for WIDE keys (a set of bytes or
     None for absent) and {(vol, key): (low, high)} for HOT counters.
     `committed(txid)` -> True, False or None (unknown)."""
-    wide, hot, unknown_last = {}, {}, {}
-    for txid in log.order:
-        c = committed(txid)
+    wide, hot = {}, {}
+    for n in log.order:
+        c = committed(n)
         if c is False:
             continue
-        for vol, file, key, op in log.ops[txid]:
+        txid = log.ids[n]
+        for vol, file, key, op in log.ops[n]:
             if file == "HOT":
                 lo, hi = hot.get((vol, key), (0, 0))
                 hot[(vol, key)] = (lo + (1 if c else 0), hi + 1)
@@ -89,7 +101,6 @@ def expected_state(log, committed):
                 wide[k] = {value}
             else:
                 wide.setdefault(k, {None}).add(value)
-                unknown_last[k] = txid
     return wide, hot
 
 
@@ -122,11 +133,12 @@ def check_node(data_dir, log, committed, limit, out):
             bad.append(f"{data_dir}: counter {k} = {got}, expected {lo}..{hi}")
     # A transaction of unknown outcome is whole or absent where it is still
     # the last writer of its keys.
-    for txid, st in log.status.items():
-        if committed(txid) is not None:
+    for n in log.order:
+        if committed(n) is not None:
             continue
+        txid = log.ids[n]
         seen = set()
-        for vol, file, key, op in log.ops.get(txid, []):
+        for vol, file, key, op in log.ops.get(n, []):
             if file != "WIDE" or op[0] != "w":
                 continue
             v = actual_wide.get((vol, file, key))
@@ -165,14 +177,19 @@ def main():
            "aborted": sum(1 for s in log.status.values() if s == "A"),
            "unknown": sum(1 for s in log.status.values() if s == "U")}
     if a.takeover:
+        # A reused id: only its newest U line can be the one the backup
+        # received (the older one's records never became durable).
         received = received_commits(a.node[0])
-        out["received"] = len(received & set(log.ops))
+        newest = {}
+        for n in log.order:
+            newest[log.ids[n]] = n
+        out["received"] = len(received & set(log.ids.values()))
 
-        def committed(txid):
-            return txid in received
+        def committed(n):
+            return log.ids[n] in received and newest[log.ids[n]] == n
     else:
-        def committed(txid):
-            s = log.status.get(txid)
+        def committed(n):
+            s = log.status.get(n)
             return True if s == "C" else False if s == "A" else None
     bad = []
     for node in a.node:
