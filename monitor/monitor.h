@@ -40,7 +40,9 @@ class Monitor {
   // serves until *stop; then stops the set in safe order and returns.
   absl::Status Run(const std::atomic<bool>* stop);
 
-  // Answers one control request (what the control port does; tests call it).
+  // Answers one control request as the control port does once the request's
+  // key is allowed it (monitor/control_access.h): an in-process caller is
+  // trusted, with no key check.
   proto::ControlReply Handle(const proto::ControlRequest& request);
 
   struct Impl;
