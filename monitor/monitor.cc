@@ -467,6 +467,7 @@ absl::StatusOr<std::unique_ptr<Monitor>> Monitor::Create(const MonitorOptions& o
                          options.stop_grace));
   Impl* raw = impl.get();
   impl->supervisor->set_gate([raw](const ProcessSpec& s) { return raw->Gate(s); });
+  if (options.send_signal) impl->supervisor->set_signal_sender(options.send_signal);
   const proto::MonitorConfig& mc = impl->config->proto.monitor();
   impl->supervisor->set_liveness({absl::Milliseconds(mc.hung_after_ms()),
                                   absl::Milliseconds(mc.hung_restart_after_ms())});

@@ -5,7 +5,10 @@
 #ifndef RDF_MONITOR_MONITOR_H_
 #define RDF_MONITOR_MONITOR_H_
 
+#include <sys/types.h>
+
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +29,9 @@ struct MonitorOptions {
   absl::Duration stop_grace = absl::Seconds(15);
   // Whether to start the process set at once (false: wait for rdfcom start).
   bool start = true;
+  // Tests only: how signals reach the children (Supervisor::set_signal_sender);
+  // empty: kill(2).
+  std::function<int(pid_t, int)> send_signal;
 };
 
 class Monitor {

@@ -1,9 +1,15 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 
@@ -19,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "monitor/control_access.h"
 #include "monitor/metrics.h"
+#include "monitor/monitor.h"
 #include "monitor/notifier.h"
 #include "monitor/supervisor.h"
 
@@ -92,6 +99,18 @@ TEST_F(MonitorTest, RestartBackoffDoublesToThirtySeconds) {
   EXPECT_EQ(RestartBackoff(3), absl::Seconds(2));
   EXPECT_EQ(RestartBackoff(7), absl::Seconds(30));
   EXPECT_EQ(RestartBackoff(1000), absl::Seconds(30));
+}
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
 }
 
 ProcessSpec Sleeper(const std::string& name, int phase) {
@@ -242,6 +261,63 @@ TEST_F(MonitorTest, StartAfterAFailedStopRunsTheChildAgainOnceTheOldOneExits) {
   });
   EXPECT_EQ(Find(sup.Snapshot(), "stuck").managed_state(), "RUNNING");
   EXPECT_NE(Find(sup.Snapshot(), "stuck").pid(), stuck);
+}
+
+// The monitor's answer to `rdfcom stop` when a child outlives the stop. The
+// set is stand-in scripts (sleep) in a bin folder of the test's own.
+TEST_F(MonitorTest, StopReplyNamesTheProcessThatDidNotStop) {
+  const std::string bin = dir_ + "/bin";
+  std::filesystem::create_directories(bin);
+  for (const char* program : {"rdf-receiver", "rdf-updater", "rdf-purger"}) {
+    const std::string path = absl::StrCat(bin, "/", program);
+    std::ofstream(path) << "#!/bin/sh\nexec sleep 60\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+  }
+  for (const char* node : {"p", "b"}) {
+    absl::StatusOr<curve::KeyPair> k = curve::GenerateKeyPair();
+    ASSERT_TRUE(k.ok()) << k.status();
+    ASSERT_OK(curve::WriteKeyFile(absl::StrCat(dir_, "/keys/", node, ".key"), *k));
+  }
+  absl::StatusOr<config::Config> c = config::Parse(
+      absl::StrCat(kConfig, "monitor { hung_after_ms: 0 }\n"), dir_ + "/rdf.textproto");
+  ASSERT_TRUE(c.ok()) << c.status();
+  proto::NodeConfig* b = c->proto.mutable_nodes(1);
+  b->set_control_port(FreePort());
+  std::set<pid_t> stuck;  // plays children in an uninterruptible wait
+  MonitorOptions o;
+  o.config = &*c;
+  o.node = b;
+  o.bin_dir = bin;
+  o.events = log_.get();
+  o.stop_grace = absl::Milliseconds(100);
+  o.start = false;
+  o.send_signal = [&stuck](pid_t pid, int sig) { return stuck.contains(pid) ? 0 : kill(pid, sig); };
+  absl::StatusOr<std::unique_ptr<Monitor>> m = Monitor::Create(o);
+  ASSERT_TRUE(m.ok()) << m.status();
+  proto::ControlRequest req;
+  req.set_version(proto::CONTROL_VERSION_1);
+  req.set_command(proto::ControlRequest::START);
+  proto::ControlReply started = (*m)->Handle(req);
+  ASSERT_TRUE(started.ok()) << started.error();
+  const int receiver = Find({started.status().processes().begin(),
+                             started.status().processes().end()},
+                            "receiver")
+                           .pid();
+  ASSERT_GT(receiver, 0);
+  stuck.insert(receiver);
+
+  req.set_command(proto::ControlRequest::STOP);
+  proto::ControlReply r = (*m)->Handle(req);
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(r.error(), HasSubstr(absl::StrCat("did not stop: receiver (pid ", receiver, ")")));
+  EXPECT_EQ(r.status().state(), "STOPPING");  // not STOPPED while it lives
+  EXPECT_EQ(Find({r.status().processes().begin(), r.status().processes().end()}, "receiver")
+                .managed_state(),
+            "STOP_FAILED");
+  stuck.clear();
+  kill(receiver, SIGKILL);
+  int st = 0;
+  waitpid(receiver, &st, 0);  // the monitor's child; reaped here so the destructor ends
 }
 
 class LivenessTest : public MonitorTest {
