@@ -494,6 +494,7 @@ TEST_F(MonitorTest, MetricsTextCarriesRtdAsnsBacklogAndCounters) {
   (*s.mutable_events_by_severity())["WARNING"] = 3;
   proto::ManagedProcess* m = s.add_processes();
   m->set_name("updater-DATA01");
+  m->set_managed_state("HUNG");
   m->set_program("rdf-updater");
   m->set_pid(42);
   m->set_restarts(2);
@@ -518,6 +519,8 @@ TEST_F(MonitorTest, MetricsTextCarriesRtdAsnsBacklogAndCounters) {
   EXPECT_THAT(text, HasSubstr("rdf_fsyncs_total{node=\"b\",process=\"updater-DATA01\"} 9"));
   EXPECT_THAT(text, HasSubstr("rdf_events_total{node=\"b\",severity=\"WARNING\"} 3"));
   EXPECT_THAT(text, HasSubstr("rdf_process_up{node=\"b\",process=\"purger\"} 0"));
+  EXPECT_THAT(text, HasSubstr("rdf_process_hung{node=\"b\",process=\"updater-DATA01\"} 1"));
+  EXPECT_THAT(text, HasSubstr("rdf_process_hung{node=\"b\",process=\"purger\"} 0"));
   EXPECT_FALSE(absl::StrContains(text, "rdf_rtd_seconds{node=\"b\",process=\"purger\"}"));
 }
 
