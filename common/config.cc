@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -681,11 +682,63 @@ class Validator {
             "set retain_count: 2 or more, or remove it for the default (2)");
     }
 
+    Monitor();
+    Operators();
+
     const std::string& severity = c_.notify().min_severity();
     if (!severity.empty() && severity != "WARNING" && severity != "ERROR" &&
         severity != "CRITICAL") {
       Error({{"notify"}, {"min_severity"}}, absl::StrCat("unknown severity \"", severity, "\""),
             "use \"WARNING\", \"ERROR\" or \"CRITICAL\" (upper case)");
+    }
+  }
+
+  void Monitor() {
+    const proto::MonitorConfig& m = c_.monitor();
+    const uint32_t hung = m.has_hung_after_ms() ? m.hung_after_ms() : kDefaultHungAfterMs;
+    if (hung != 0 && hung < kMinHungAfterMs) {
+      Error({{"monitor"}, {"hung_after_ms"}},
+            absl::StrCat("hung_after_ms ", hung, " is below the minimum ", kMinHungAfterMs,
+                         " (processes publish their status about once a second)"),
+            absl::StrCat("set hung_after_ms to ", kMinHungAfterMs, " or more, 0 to turn hang "
+                         "detection off, or remove it for the default (", kDefaultHungAfterMs,
+                         ")"));
+    }
+    if (!m.has_hung_restart_after_ms() || m.hung_restart_after_ms() == 0) return;
+    if (hung == 0) {
+      Error({{"monitor"}, {"hung_restart_after_ms"}},
+            "hung_restart_after_ms is set but hang detection is off (hung_after_ms: 0)",
+            "set hung_after_ms, or remove hung_restart_after_ms");
+    } else if (m.hung_restart_after_ms() <= hung) {
+      Error({{"monitor"}, {"hung_restart_after_ms"}},
+            absl::StrCat("hung_restart_after_ms ", m.hung_restart_after_ms(),
+                         " is not above hung_after_ms ", hung),
+            "set it above hung_after_ms, or 0 never to restart a hung process");
+    }
+  }
+
+  void Operators() {
+    std::set<std::string> names, keys;
+    for (const proto::NodeConfig& n : c_.nodes()) keys.insert(n.public_key());
+    for (int i = 0; i < c_.operators_size(); ++i) {
+      const proto::OperatorConfig& o = c_.operators(i);
+      if (o.name().empty()) {
+        Error({{"operators", i}, {"name"}}, "missing name",
+              "name the operator, e.g. name: \"alice\"");
+      } else if (!names.insert(o.name()).second) {
+        Error({{"operators", i}, {"name"}}, absl::StrCat("operator \"", o.name(), "\" twice"),
+              "give each operator a name of its own");
+      }
+      if (!IsZ85Key(o.public_key())) {
+        Error({{"operators", i}, {"public_key"}},
+              absl::StrCat("public_key is not 40 Z85 characters (", o.public_key().size(),
+                           " characters)"),
+              "paste the public key that `rdfcom keygen --operator NAME` printed");
+      } else if (!keys.insert(o.public_key()).second) {
+        Error({{"operators", i}, {"public_key"}},
+              "public_key is also a node's or another operator's key",
+              "give each operator a key pair of its own (`rdfcom keygen --operator NAME`)");
+      }
     }
   }
 
@@ -741,6 +794,9 @@ void FillDefaults(proto::SystemConfig& c) {
   RDF_CONFIG_DEFAULT_(p, interval_ms, kDefaultPurgerIntervalMs);
   RDF_CONFIG_DEFAULT_(p, retain_count, kDefaultRetainCount);
   if (c.notify().min_severity().empty()) c.mutable_notify()->set_min_severity(kDefaultMinSeverity);
+  auto& m = *c.mutable_monitor();
+  if (!m.has_hung_after_ms()) m.set_hung_after_ms(kDefaultHungAfterMs);
+  if (!m.has_hung_restart_after_ms()) m.set_hung_restart_after_ms(kDefaultHungRestartAfterMs);
 }
 
 #undef RDF_CONFIG_DEFAULT_
@@ -845,6 +901,9 @@ absl::StatusOr<Config> Parse(std::string_view text, const std::string& path) {
   for (auto& n : *config.proto.mutable_nodes()) {
     n.set_data_dir(MakeAbsolute(config.dir, n.data_dir()));
     n.set_key_file(MakeAbsolute(config.dir, n.key_file()));
+  }
+  for (auto& o : *config.proto.mutable_operators()) {
+    if (!o.key_file().empty()) o.set_key_file(MakeAbsolute(config.dir, o.key_file()));
   }
   return config;
 }

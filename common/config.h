@@ -68,6 +68,10 @@ inline constexpr uint32_t kMinUpdaterBatchBytes = 64 << 10;
 inline constexpr uint32_t kDefaultPurgerIntervalMs = 10000;
 inline constexpr uint32_t kDefaultRetainCount = 2;
 inline constexpr char kDefaultMinSeverity[] = "ERROR";
+// The monitor's hung-process supervision (MonitorConfig).
+inline constexpr uint32_t kDefaultHungAfterMs = 10000;
+inline constexpr uint32_t kMinHungAfterMs = 3000;
+inline constexpr uint32_t kDefaultHungRestartAfterMs = 30000;
 
 // Validation minimums (a set value below them is an error).
 inline constexpr uint64_t kMinSegmentBytes = 64ull << 10;

@@ -633,5 +633,57 @@ TEST_F(ConfigTest, DataDirectoryLayout) {
   EXPECT_THAT(VolumeDir(b, "$DATA01"), Not(HasSubstr("$")));
 }
 
+// --- monitor and operators (SystemConfig fields 13, 14) -------------------
+
+constexpr char kOperatorKey[] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+
+TEST_F(ConfigTest, HungSupervisionDefaultsAndZeroMeansOff) {
+  ASSERT_OK_AND_ASSIGN(Config c, LoadText(kValid));
+  EXPECT_EQ(c.proto.monitor().hung_after_ms(), kDefaultHungAfterMs);
+  EXPECT_EQ(c.proto.monitor().hung_restart_after_ms(), kDefaultHungRestartAfterMs);
+  ASSERT_OK_AND_ASSIGN(
+      c, LoadText(absl::StrCat(kValid, "monitor { hung_after_ms: 0 }\n")));
+  EXPECT_EQ(c.proto.monitor().hung_after_ms(), 0u);
+  ASSERT_OK_AND_ASSIGN(
+      c, LoadText(absl::StrCat(kValid, "monitor { hung_restart_after_ms: 0 }\n")));
+  EXPECT_EQ(c.proto.monitor().hung_after_ms(), kDefaultHungAfterMs);
+  EXPECT_EQ(c.proto.monitor().hung_restart_after_ms(), 0u);
+}
+
+TEST_F(ConfigTest, HungAfterBelowTheMinimumIsAnError) {
+  ExpectError(absl::StrCat(kValid, "monitor {\n  hung_after_ms: 500  # <-\n}\n"),
+              {"monitor.hung_after_ms: hung_after_ms 500 is below the minimum 3000",
+               "set hung_after_ms to 3000 or more"});
+}
+
+TEST_F(ConfigTest, HungRestartNotAboveHungAfterIsAnError) {
+  ExpectError(absl::StrCat(kValid,
+                           "monitor {\n  hung_restart_after_ms: 5000  # <-\n}\n"),
+              {"monitor.hung_restart_after_ms: hung_restart_after_ms 5000 is not above "
+               "hung_after_ms 10000"});
+}
+
+TEST_F(ConfigTest, OperatorKeyFileIsMadeAbsolute) {
+  ASSERT_OK_AND_ASSIGN(
+      Config c, LoadText(absl::StrCat(kValid, "operators { name: \"alice\" public_key: \"",
+                                      kOperatorKey, "\" key_file: \"keys/alice.key\" }\n")));
+  ASSERT_EQ(c.proto.operators_size(), 1);
+  EXPECT_EQ(c.proto.operators(0).key_file(), dir_ + "/keys/alice.key");
+}
+
+TEST_F(ConfigTest, OperatorWithoutAValidKeyIsAnError) {
+  ExpectError(absl::StrCat(kValid, "operators {\n  name: \"alice\"\n  public_key: \"short\"  # <-\n}\n"),
+              {"operators[0].public_key: public_key is not 40 Z85 characters",
+               "rdfcom keygen --operator"});
+}
+
+TEST_F(ConfigTest, OperatorNamedTwiceIsAnError) {
+  ExpectError(absl::StrCat(kValid, "operators { name: \"alice\" public_key: \"", kOperatorKey,
+                           "\" }\noperators {\n  name: \"alice\"  # <-\n  public_key: \"",
+                           kOperatorKey, "\"\n}\n"),
+              {"operators[1].name: operator \"alice\" twice",
+               "operators[1].public_key: public_key is also"});
+}
+
 }  // namespace
 }  // namespace rdf::config

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <utility>
 
 #include <zmq.hpp>
 
@@ -16,7 +17,24 @@
 namespace rdf::control {
 namespace {
 
-absl::StatusOr<curve::KeyPair> OperatorKeys(const config::Config& config) {
+std::string& KeyFileOverride() {
+  static std::string path;
+  return path;
+}
+
+// The key pair rdfcom uses towards `node` (see SetClientKeyFile).
+absl::StatusOr<curve::KeyPair> ClientKeys(const config::Config& config,
+                                          const proto::NodeConfig& node) {
+  if (!KeyFileOverride().empty()) return curve::ReadKeyFile(KeyFileOverride());
+  for (const proto::OperatorConfig& o : config.proto.operators()) {
+    if (o.key_file().empty()) continue;
+    absl::StatusOr<curve::KeyPair> k = curve::ReadKeyFile(o.key_file());
+    if (k.ok()) return k;
+  }
+  // A node's own key manages that node while no operators are configured
+  // (and only reads otherwise): on loopback both nodes' files are here.
+  absl::StatusOr<curve::KeyPair> own = curve::ReadKeyFile(node.key_file());
+  if (own.ok()) return own;
   std::string problems;
   for (const proto::NodeConfig& n : config.proto.nodes()) {
     absl::StatusOr<curve::KeyPair> k = curve::ReadKeyFile(n.key_file());
@@ -24,11 +42,14 @@ absl::StatusOr<curve::KeyPair> OperatorKeys(const config::Config& config) {
     absl::StrAppend(&problems, "\n  ", k.status().message());
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      "rdfcom needs a node's key file to talk to the monitors, and none is readable here:",
+      "rdfcom needs an operator key file (--key-file) or a node's key file to talk to the "
+      "monitors, and none is readable here:",
       problems));
 }
 
 }  // namespace
+
+void SetClientKeyFile(std::string path) { KeyFileOverride() = std::move(path); }
 
 std::string OperatorName() {
   const passwd* pw = getpwuid(geteuid());
@@ -56,7 +77,7 @@ absl::Status MonitorChannel::Impl::Connect() {
         "node '", node.name(), "' has no control_port in ", config.path));
   }
   absl::StatusOr<curve::KeyPair> own =
-      own_keys != nullptr ? absl::StatusOr<curve::KeyPair>(*own_keys) : OperatorKeys(config);
+      own_keys != nullptr ? absl::StatusOr<curve::KeyPair>(*own_keys) : ClientKeys(config, node);
   if (!own.ok()) return own.status();
   absl::StatusOr<std::string> server_key = curve::PublicKeyOf(config, node);
   if (!server_key.ok()) return server_key.status();

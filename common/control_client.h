@@ -1,9 +1,12 @@
 // The client side of the control protocol (proto/control.proto): one
 // request to a node's monitor on its control_port, CURVE-authenticated.
-// rdfcom uses the key pair of the first configured node whose key file it
-// can read (on a node's own machine that is the node's key; on loopback,
-// the first node's); a monitor asking its peer uses its own node's keys. The
-// monitor admits the configured nodes' public keys.
+// rdfcom's key pair towards a node is, in this order: the key file given to
+// SetClientKeyFile (rdfcom --key-file); the first configured operator's
+// key_file it can read; that node's own key file; the first node key file it
+// can read. A monitor asking its peer uses its own node's keys. The monitor
+// admits the configured nodes' and operators' keys, and lets only operators
+// (or, without operators, the node's own key) change its state
+// (monitor/control_access.h, docs/security.md).
 #ifndef RDF_COMMON_CONTROL_CLIENT_H_
 #define RDF_COMMON_CONTROL_CLIENT_H_
 
@@ -60,6 +63,11 @@ ControlCall ChannelCall(const config::Config& config, absl::Duration timeout);
 
 // A ControlCall over CallMonitor with `timeout`.
 ControlCall NetworkCall(const config::Config& config, absl::Duration timeout);
+
+// Makes every later call without an explicit key pair use the key pair in
+// `path` (an operator's key file; empty: choose per node, as above). Call
+// once, before any call (not thread-safe).
+void SetClientKeyFile(std::string path);
 
 // "user@host" of whoever runs rdfcom (for event 835).
 std::string OperatorName();

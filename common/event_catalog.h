@@ -59,6 +59,18 @@ inline constexpr uint32_t kPeerReachable = 926;
 inline constexpr uint32_t kNotifyFailed = 927;
 // The monitor could not start a process (exec failed, bad arguments).
 inline constexpr uint32_t kProcessStartFailed = 928;
+// A process did not end within the grace after SIGTERM and SIGKILL of a stop
+// (process, pid, waited_ms, reason); it is not restarted when it exits.
+inline constexpr uint32_t kProcessNotStopped = 929;
+// A running process has not published its status for monitor.hung_after_ms
+// (process, pid, status_age_ms, restart_in_ms); once per episode.
+inline constexpr uint32_t kProcessHung = 983;
+// A hung process was killed (SIGKILL) to be restarted (process, pid,
+// status_age_ms).
+inline constexpr uint32_t kHungProcessKilled = 984;
+// The control port refused a request for the caller's rights (command,
+// caller, key, reason).
+inline constexpr uint32_t kControlRequestRefused = 985;
 // Drain complete: every updater stopped at the shutdown record (RDF 852).
 inline constexpr uint32_t kDrainComplete = 852;
 

@@ -165,6 +165,12 @@ absl::Status Target::Prepare(const proto::VolumePlan& v, proto::VolumeCopy* out)
 // Replaces the backup's image trails, takeover state and protected volumes
 // by the prepared copies.
 absl::Status Target::Install() {
+  // Begin's caller checked the set was stopped, but a process may have
+  // started since (a monitor's restart, a purger started by hand): nothing
+  // is replaced under a running process. (The receiver and updaters refuse
+  // to start while the in-progress mark exists; this covers the rest and
+  // the window before the mark.)
+  RDF_RETURN_IF_ERROR(CheckBackupStopped(cfg_, backup_));
   installing_ = true;
   for (const std::string& dir : {config::ImageTrailDir(backup_), config::TakeoverDir(backup_)}) {
     RDF_RETURN_IF_ERROR(RemoveTree(dir));

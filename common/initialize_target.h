@@ -60,7 +60,9 @@ class Target {
   // backup's volumes, image trails and takeover state, writes the state
   // (`partial` with number, backup_node, start ASN, volumes, completed_us
   // and duration_ms filled in: duration from partial.started_us) and clears
-  // the mark. Returns the state written.
+  // the mark. Returns the state written. Right before it replaces anything
+  // it checks CheckBackupStopped again: kFailedPrecondition naming the
+  // running process, with the backup unchanged (Abort cleans up).
   absl::StatusOr<proto::InitialCopy> Commit(const proto::CopyPlan& plan,
                                             proto::InitialCopy partial);
 

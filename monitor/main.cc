@@ -17,10 +17,12 @@ int main(int argc, char** argv) {
       "Runs the node's process set in the foreground: on the primary the\n"
       "extractor; on the backup the receiver, one updater per protected volume\n"
       "and the purger. Restarts a process that dies (backoff 0.5 s doubling to\n"
-      "30 s; events 920-923), ends leftovers of an earlier monitor by pid, answers\n"
-      "rdfcom on the node's control_port (CURVE) and serves Prometheus metrics on\n"
-      "its metrics_port. SIGTERM or SIGINT stops the set in safe order (purger,\n"
-      "updaters, receiver), then the monitor. Its children die with it.";
+      "30 s; events 920-923), kills and restarts one whose status goes stale (hung;\n"
+      "983, 984), ends leftovers of an earlier monitor by pid, answers rdfcom on\n"
+      "the node's control_port (CURVE; operator keys change state) and serves\n"
+      "Prometheus metrics on its metrics_port. SIGTERM or SIGINT stops the set\n"
+      "in safe order (purger, updaters, receiver), then the monitor. Its\n"
+      "children die with it.";
   spec.role = rdf::proto::NODE_ROLE_UNSPECIFIED;
   spec.add_options = [&](rdf::cli::Parser& p) {
     p.AddBool("no-start", &no_start, "do not start the process set until `rdfcom start`");

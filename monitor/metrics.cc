@@ -72,6 +72,9 @@ std::vector<MetricFamily> MetricFamilies(const proto::NodeStatus& s) {
     const Labels l = {{"node", s.node()}, {"process", p.name()}};
     const proto::ProcessStatus& st = p.status();
     f.Add("rdf_process_up", kGauge, "1 when the process runs", l, p.pid() > 0 ? 1 : 0);
+    f.Add("rdf_process_hung", kGauge,
+          "1 while the process runs but its status is older than monitor.hung_after_ms", l,
+          p.managed_state() == "HUNG" ? 1 : 0);
     f.Add("rdf_process_restarts_total", kCounter,
           "unexpected deaths of the process since the monitor started", l, p.restarts());
     if (p.status_age_ms() < 0) continue;  // no status published yet

@@ -21,6 +21,7 @@
 #include "common/takeover_state.h"
 #include "common/wire.h"
 #include "common/zap_handler.h"
+#include "monitor/control_access.h"
 #include "monitor/initialize_service.h"
 #include "monitor/metrics.h"
 #include "monitor/notifier.h"
@@ -69,6 +70,7 @@ struct Monitor::Impl {
   bool takeover_complete = false;
   std::string state;           // last reported, for event 924
   proto::NodeStatus status;    // refreshed every kRefreshInterval
+  std::map<std::string, Caller> callers;  // by public key: who the ZAP handler admits
 
   bool backup() const { return node->role() == proto::BACKUP; }
   absl::Status Bind();
@@ -77,9 +79,13 @@ struct Monitor::Impl {
   std::string ComputeState() const;
   void PollEvents();
   void ServeOne();
+  // Handle, for a request that came with `client_key` (the ZAP User-Id):
+  // refused (event 985) unless Authorize allows it.
+  proto::ControlReply HandleFrom(const std::string& client_key, const proto::ControlRequest& req);
   void WatchPeer();
   proto::ControlReply Handle(const proto::ControlRequest& req);
   bool Gate(const ProcessSpec& spec) const {
+    if (stopped) return false;  // `rdfcom stop`: nothing starts until `rdfcom start`
     if (!backup()) return true;
     const bool updater_or_purger = spec.updater() || spec.program == "rdf-purger";
     if (takeover_epoch > 0 && updater_or_purger) return false;
@@ -91,11 +97,8 @@ struct Monitor::Impl {
 absl::Status Monitor::Impl::Bind() {
   RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*config, *node));
   own_keys = own;
-  std::set<std::string> allowed;
-  for (const proto::NodeConfig& n : config->proto.nodes()) {
-    absl::StatusOr<std::string> key = curve::PublicKeyOf(*config, n);
-    if (key.ok()) allowed.insert(*key);
-  }
+  const std::set<std::string> allowed = ControlPortKeys(*config);
+  for (const std::string& key : allowed) callers[key] = IdentifyCaller(*config, key);
   RDF_ASSIGN_OR_RETURN(
       zap, curve::ZapHandler::Start(
                ctx, allowed, [this](const std::string& key, const std::string& address, bool ok) {
@@ -148,9 +151,20 @@ void Monitor::Impl::Refresh() {
   if (epoch_before == 0 && takeover_epoch > 0) {
     // The takeover runs its own updaters; the purger waits until it is done
     // (it would be safe, but the takeover's trails are best left alone).
-    supervisor->Stop([](const ProcessSpec& s) { return s.program == "rdf-purger"; },
-                     /*held=*/true, "takeover");
+    // A purger that outlives its stop is reported by event 929 and shown as
+    // STOP_FAILED; the takeover itself does not need it gone.
+    supervisor
+        ->Stop([](const ProcessSpec& s) { return s.program == "rdf-purger"; },
+               /*held=*/true, "takeover")
+        .IgnoreError();
   }
+  supervisor->CheckLiveness(
+      [this](const ProcessSpec& spec) -> std::optional<absl::Time> {
+        absl::StatusOr<proto::ProcessStatus> st = ReadStatus(node->data_dir(), spec.name);
+        if (!st.ok()) return std::nullopt;
+        return absl::FromUnixMicros(st->time_us());
+      },
+      absl::Now());
   const absl::Time now = absl::Now();
   proto::NodeStatus s;
   s.set_system(config->proto.system());
@@ -245,14 +259,16 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
       stopped = false;
       supervisor->Start();
       break;
-    case proto::ControlRequest::STOP:
+    case proto::ControlRequest::STOP: {
       stopped = true;
-      supervisor->Stop(nullptr, false,
-                       req.drained_asn() > 0 ? "drained (rdfcom stop --drain)" : "rdfcom stop");
+      absl::Status s = supervisor->Stop(
+          nullptr, false, req.drained_asn() > 0 ? "drained (rdfcom stop --drain)" : "rdfcom stop");
       if (req.drained_asn() > 0) {
         events->Log(events::kDrainComplete, {{"asn", absl::StrCat(req.drained_asn())}});
       }
+      if (!s.ok()) fail(absl::StrCat("the process set did not stop: ", s.message()));
       break;
+    }
     case proto::ControlRequest::UPDATE_STOP:
       if (!backup()) {
         fail("update stop acts on the backup node; pass --node with the backup's name");
@@ -262,8 +278,9 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
         fail("the process set is stopped; nothing is updating");
       } else {
         updates_held = true;
-        supervisor->Stop(updater, /*held=*/true, "rdfcom update stop");
+        absl::Status s = supervisor->Stop(updater, /*held=*/true, "rdfcom update stop");
         events->Log(events::kUpdatingStopped, {{"reason", "rdfcom update stop"}});
+        if (!s.ok()) fail(absl::StrCat("the updaters did not all stop: ", s.message()));
       }
       break;
     case proto::ControlRequest::UPDATE_START:
@@ -328,6 +345,25 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
   return r;
 }
 
+proto::ControlReply Monitor::Impl::HandleFrom(const std::string& client_key,
+                                              const proto::ControlRequest& req) {
+  auto it = callers.find(client_key);
+  Caller caller = it != callers.end() ? it->second : Caller{Caller::kUnknown, "", client_key};
+  absl::Status allowed = Authorize(*config, *node, caller, req.command(), takeover_epoch);
+  if (allowed.ok()) return Handle(req);
+  events->Log(events::kControlRequestRefused,
+              {{"command", proto::ControlRequest::Command_Name(req.command())},
+               {"caller", caller.ToString()},
+               {"key", client_key},
+               {"reason", std::string(allowed.message())}});
+  proto::ControlReply r;
+  r.set_version(proto::CONTROL_VERSION_1);
+  r.set_ok(false);
+  r.set_error(std::string(allowed.message()));
+  *r.mutable_status() = status;
+  return r;
+}
+
 void Monitor::Impl::ServeOne() {
   std::vector<zmq::message_t> frames;
   try {
@@ -351,7 +387,13 @@ void Monitor::Impl::ServeOne() {
     reply.set_error("malformed control request");
     *reply.mutable_status() = status;
   } else {
-    reply = Handle(req);
+    std::string key;
+    try {
+      key = frames[2].gets("User-Id");  // the client key the ZAP handler admitted
+    } catch (const zmq::error_t&) {
+      // No User-Id: not admitted through our handler; HandleFrom refuses.
+    }
+    reply = HandleFrom(key, req);
   }
   const std::string bytes = reply.SerializeAsString();
   try {
@@ -425,6 +467,10 @@ absl::StatusOr<std::unique_ptr<Monitor>> Monitor::Create(const MonitorOptions& o
                          options.stop_grace));
   Impl* raw = impl.get();
   impl->supervisor->set_gate([raw](const ProcessSpec& s) { return raw->Gate(s); });
+  if (options.send_signal) impl->supervisor->set_signal_sender(options.send_signal);
+  const proto::MonitorConfig& mc = impl->config->proto.monitor();
+  impl->supervisor->set_liveness({absl::Milliseconds(mc.hung_after_ms()),
+                                  absl::Milliseconds(mc.hung_restart_after_ms())});
   const proto::NotifyConfig& n = impl->config->proto.notify();
   if (!n.command().empty()) {
     absl::StatusOr<proto::Severity> sev =
@@ -475,7 +521,9 @@ absl::Status Monitor::Run(const std::atomic<bool>* stop) {
     }
   }
   m.stopped = true;
-  m.supervisor->Stop(nullptr, false, "monitor stopping");
+  // A child that outlives this stop is reported (929); PR_SET_PDEATHSIG
+  // sends it SIGKILL once more when the monitor exits.
+  m.supervisor->Stop(nullptr, false, "monitor stopping").IgnoreError();
   m.Refresh();
   m.PollEvents();
   return absl::OkStatus();

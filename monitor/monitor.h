@@ -5,7 +5,10 @@
 #ifndef RDF_MONITOR_MONITOR_H_
 #define RDF_MONITOR_MONITOR_H_
 
+#include <sys/types.h>
+
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +29,9 @@ struct MonitorOptions {
   absl::Duration stop_grace = absl::Seconds(15);
   // Whether to start the process set at once (false: wait for rdfcom start).
   bool start = true;
+  // Tests only: how signals reach the children (Supervisor::set_signal_sender);
+  // empty: kill(2).
+  std::function<int(pid_t, int)> send_signal;
 };
 
 class Monitor {
@@ -40,7 +46,9 @@ class Monitor {
   // serves until *stop; then stops the set in safe order and returns.
   absl::Status Run(const std::atomic<bool>* stop);
 
-  // Answers one control request (what the control port does; tests call it).
+  // Answers one control request as the control port does once the request's
+  // key is allowed it (monitor/control_access.h): an in-process caller is
+  // trusted, with no key check.
   proto::ControlReply Handle(const proto::ControlRequest& request);
 
   struct Impl;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/event_catalog.h"
 #include "common/process_lock.h"
 #include "common/subprocess.h"
@@ -133,6 +134,10 @@ void Supervisor::Reap() {
     if (pid == 0 || (pid < 0 && errno != ECHILD)) continue;
     c.pid = 0;
     c.last_exit = pid > 0 ? ExitText(st) : "gone";
+    if (c.state == "STOPPED" || c.state == "HELD") {
+      ReapStopped(c, pid);
+      continue;
+    }
     if (gate_ && !gate_(c.spec)) {
       // Stopped on purpose by someone else (a takeover stops the updaters):
       // not a death, and not restarted.
@@ -143,6 +148,7 @@ void Supervisor::Reap() {
                                              {"reason", "held (takeover or update stop)"}});
       continue;
     }
+    c.hung_killed = false;
     const absl::Time now = absl::Now();
     if (now - c.started >= kHealthyRun) c.deaths_in_a_row = 0;
     ++c.deaths_in_a_row;
@@ -172,11 +178,25 @@ void Supervisor::Reap() {
   }
 }
 
+void Supervisor::ReapStopped(Child& c, pid_t pid) {
+  // It was asked to stop (and may have outlived Stop in an uninterruptible
+  // wait): its exit now is the stop completing, not a death to restart.
+  events_->Log(events::kProcessStopped,
+               {{"process", c.spec.name},
+                {"pid", absl::StrCat(pid)},
+                {"exit", c.last_exit},
+                {"reason", c.stop_failed ? "exited after its stop had failed"
+                                         : "exited while stopped"}});
+  c.stop_failed = false;
+  c.hung_killed = false;
+}
+
 void Supervisor::Tick() {
   Reap();
   const absl::Time now = absl::Now();
   for (Child& c : children_) {
-    if (c.state != "BACKOFF" || now < c.next_start) continue;
+    // pid > 0: one that outlived Stop and was started again still runs.
+    if (c.state != "BACKOFF" || now < c.next_start || c.pid > 0) continue;
     if (gate_ && !gate_(c.spec)) {
       c.state = "HELD";
       continue;
@@ -194,8 +214,17 @@ void Supervisor::Start(const std::function<bool(const ProcessSpec&)>& which) {
                    [](const Child* a, const Child* b) { return a->spec.phase > b->spec.phase; });
   for (Child* c : order) {
     if (which && !which(c->spec)) continue;
-    if (c->pid != 0) continue;
     c->deaths_in_a_row = 0;
+    if (c->pid != 0) {
+      if (c->stop_failed) {
+        // Still ending from an earlier Stop: start it anew once it exits
+        // (Reap counts that exit as a death, Tick relaunches).
+        c->stop_failed = false;
+        c->state = "BACKOFF";
+        c->next_start = absl::Now();
+      }
+      continue;
+    }
     if (gate_ && !gate_(c->spec)) {
       c->state = "HELD";
       continue;
@@ -204,9 +233,10 @@ void Supervisor::Start(const std::function<bool(const ProcessSpec&)>& which) {
   }
 }
 
-void Supervisor::Stop(const std::function<bool(const ProcessSpec&)>& which, bool held,
-                      const std::string& reason) {
+absl::Status Supervisor::Stop(const std::function<bool(const ProcessSpec&)>& which, bool held,
+                              const std::string& reason) {
   Reap();
+  std::vector<std::string> survivors;
   int max_phase = 0;
   for (const Child& c : children_) max_phase = std::max(max_phase, c.spec.phase);
   for (int phase = 0; phase <= max_phase; ++phase) {
@@ -215,7 +245,7 @@ void Supervisor::Stop(const std::function<bool(const ProcessSpec&)>& which, bool
       if (c.spec.phase != phase || (which && !which(c.spec))) continue;
       c.state = held ? "HELD" : "STOPPED";
       if (c.pid > 0) {
-        kill(c.pid, SIGTERM);
+        send_signal_(c.pid, SIGTERM);
         batch.push_back(&c);
       }
     }
@@ -234,6 +264,8 @@ void Supervisor::Stop(const std::function<bool(const ProcessSpec&)>& which, bool
                                                    {"exit", c.last_exit},
                                                    {"reason", reason}});
             c.pid = 0;
+            c.stop_failed = false;
+            c.hung_killed = false;
             it = batch.erase(it);
           } else {
             ++it;
@@ -242,14 +274,72 @@ void Supervisor::Stop(const std::function<bool(const ProcessSpec&)>& which, bool
         if (!batch.empty()) absl::SleepFor(absl::Milliseconds(20));
       }
       if (round == 0) {
-        for (Child* c : batch) kill(c->pid, SIGKILL);
+        for (Child* c : batch) send_signal_(c->pid, SIGKILL);
       }
     }
+    for (Child* c : batch) {
+      // Alive a grace after SIGKILL: stuck in the kernel (an uninterruptible
+      // fsync, a hung NFS mount). Say so; Reap will not restart it.
+      c->stop_failed = true;
+      events_->Log(events::kProcessNotStopped,
+                   {{"process", c->spec.name},
+                    {"pid", absl::StrCat(c->pid)},
+                    {"waited_ms", absl::StrCat(absl::ToInt64Milliseconds(2 * grace_))},
+                    {"reason", reason}});
+      survivors.push_back(absl::StrCat(c->spec.name, " (pid ", c->pid, ")"));
+    }
   }
+  if (survivors.empty()) return absl::OkStatus();
+  return absl::DeadlineExceededError(absl::StrCat(
+      absl::StrJoin(survivors, ", "), survivors.size() == 1 ? " is" : " are",
+      " still running ", absl::FormatDuration(2 * grace_),
+      " after SIGTERM and SIGKILL (stuck in the kernel, e.g. an uninterruptible fsync); "
+      "not restarted when it exits (event 929)"));
+}
+
+void Supervisor::CheckLiveness(const LastPublished& last_published, absl::Time now) {
+  if (liveness_.hung_after <= absl::ZeroDuration()) return;
+  for (Child& c : children_) {
+    if (c.pid <= 0 || (c.state != "RUNNING" && c.state != "HUNG") || c.hung_killed) continue;
+    std::optional<absl::Time> published = last_published(c.spec);
+    // A status file older than this copy is its predecessor's.
+    if (published.has_value() && *published < c.started) published.reset();
+    JudgeLiveness(c, published, now);
+  }
+}
+
+void Supervisor::JudgeLiveness(Child& c, std::optional<absl::Time> published, absl::Time now) {
+  const absl::Duration age = now - published.value_or(c.started);
+  if (age < liveness_.hung_after) {
+    if (c.state == "HUNG") c.state = "RUNNING";  // publishes again: the episode ends
+    return;
+  }
+  const absl::Duration restart = liveness_.restart_after;
+  const bool kill_it = restart > absl::ZeroDuration() && published.has_value() && age >= restart;
+  if (c.state != "HUNG") {
+    c.state = "HUNG";
+    events_->Log(events::kProcessHung,
+                 {{"process", c.spec.name},
+                  {"pid", absl::StrCat(c.pid)},
+                  {"status_age_ms", absl::StrCat(absl::ToInt64Milliseconds(age))},
+                  {"restart_in_ms", restart > absl::ZeroDuration() && published.has_value()
+                                        ? absl::StrCat(absl::ToInt64Milliseconds(
+                                              std::max(absl::ZeroDuration(), restart - age)))
+                                        : "-1"}});
+  }
+  if (!kill_it) return;
+  // Reap sees the SIGKILL as a death (921) and Tick restarts it with backoff.
+  c.hung_killed = true;
+  send_signal_(c.pid, SIGKILL);
+  events_->Log(events::kHungProcessKilled,
+               {{"process", c.spec.name},
+                {"pid", absl::StrCat(c.pid)},
+                {"status_age_ms", absl::StrCat(absl::ToInt64Milliseconds(age))}});
 }
 
 bool Supervisor::AllRunning() const {
   return std::all_of(children_.begin(), children_.end(), [](const Child& c) {
+    if (c.stop_failed) return false;  // asked to stop, and did not
     return c.state == "RUNNING" || c.state == "STOPPED" || c.state == "HELD";
   });
 }
@@ -267,7 +357,7 @@ std::vector<proto::ManagedProcess> Supervisor::Snapshot() const {
     m.set_name(c.spec.name);
     m.set_program(c.spec.program);
     m.set_volume(c.spec.volume);
-    m.set_managed_state(c.state);
+    m.set_managed_state(c.stop_failed ? "STOP_FAILED" : c.state);
     m.set_pid(c.pid);
     m.set_restarts(c.restarts);
     m.set_last_exit(c.last_exit);

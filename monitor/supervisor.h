@@ -11,10 +11,12 @@
 #ifndef RDF_MONITOR_SUPERVISOR_H_
 #define RDF_MONITOR_SUPERVISOR_H_
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,16 @@ struct ProcessSpec {
 std::vector<ProcessSpec> ProcessSet(const config::Config& config, const proto::NodeConfig& node,
                                     const std::string& bin_dir);
 
+// When a running child counts as hung (docs/monitor.md, "Hung processes").
+struct LivenessOptions {
+  // A child whose status file is older than this is HUNG (0: never).
+  absl::Duration hung_after = absl::ZeroDuration();
+  // A HUNG child whose status is older than this is killed (SIGKILL) and
+  // restarted like one that died (0: never). Only a child that published at
+  // least once since it started is killed: a slow start is shown, not cut.
+  absl::Duration restart_after = absl::ZeroDuration();
+};
+
 // Delay before restart number `deaths` (1 = first death in a row): 0.5 s,
 // doubling, at most 30 s.
 absl::Duration RestartBackoff(uint32_t deaths);
@@ -64,16 +76,38 @@ class Supervisor {
   using Gate = std::function<bool(const ProcessSpec&)>;
   void set_gate(Gate gate) { gate_ = std::move(gate); }
 
+  // How signals reach children: ::kill unless a test replaces it (to play a
+  // child that SIGKILL does not end at once, as one in an uninterruptible
+  // wait).
+  using SignalSender = std::function<int(pid_t pid, int signal)>;
+  void set_signal_sender(SignalSender send) { send_signal_ = std::move(send); }
+
+  void set_liveness(const LivenessOptions& liveness) { liveness_ = liveness; }
+
   // Reaps children that exited and (re)starts what is due. Call often.
+  // A child that exits while STOPPED or HELD (one that outlived Stop) is
+  // never restarted: it stays as it was asked to be.
   void Tick();
 
   // Starts every process (or only those `which` selects) that is not
-  // running, clearing STOPPED/HELD.
+  // running, clearing STOPPED/HELD. A child that outlived Stop and still
+  // runs is started anew once it exits.
   void Start(const std::function<bool(const ProcessSpec&)>& which = nullptr);
   // Stops the selected processes (all when empty) in phase order, SIGTERM
   // then SIGKILL after the grace, and marks them `held ? HELD : STOPPED`.
-  void Stop(const std::function<bool(const ProcessSpec&)>& which, bool held,
-            const std::string& reason);
+  // kDeadlineExceeded naming each process (and pid) still alive a grace
+  // after SIGKILL, with event 929 for each; such a child shows as
+  // STOP_FAILED until it exits, and is not restarted when it does.
+  absl::Status Stop(const std::function<bool(const ProcessSpec&)>& which, bool held,
+                    const std::string& reason);
+
+  // Judges each running child by the time its status was last published
+  // (`last_published`: nullopt when it never was), per set_liveness: marks
+  // it HUNG (event 983, once per episode), back to RUNNING when it publishes
+  // again, and kills a HUNG child past restart_after (event 984; Tick then
+  // restarts it with the usual backoff).
+  using LastPublished = std::function<std::optional<absl::Time>(const ProcessSpec&)>;
+  void CheckLiveness(const LastPublished& last_published, absl::Time now);
 
   // Whether every process not stopped or held on purpose is running.
   bool AllRunning() const;
@@ -85,7 +119,7 @@ class Supervisor {
  private:
   struct Child {
     ProcessSpec spec;
-    std::string state = "STOPPED";  // RUNNING, BACKOFF, STOPPED, HELD
+    std::string state = "STOPPED";  // RUNNING, HUNG, BACKOFF, STOPPED, HELD
     pid_t pid = 0;
     absl::Time started;
     absl::Time next_start;
@@ -94,15 +128,23 @@ class Supervisor {
     std::vector<absl::Time> recent_deaths;  // for crash-loop detection
     bool crash_loop_reported = false;
     std::string last_exit;
+    bool stop_failed = false;  // outlived Stop; still running (STOPPED/HELD)
+    bool hung_killed = false;  // SIGKILLed by CheckLiveness, not yet reaped
   };
   Supervisor(const config::Config& config, const proto::NodeConfig& node,
              events::EventLog* events, absl::Duration grace);
   void Launch(Child& c);
   void Reap();
+  // The child exited while stopped or held: logged, never restarted.
+  void ReapStopped(Child& c, pid_t pid);
+  // The child's status is `age` old: HUNG, recovered, or killed.
+  void JudgeLiveness(Child& c, std::optional<absl::Time> published, absl::Time now);
   std::string lock_dir_;
   events::EventLog* events_;
   absl::Duration grace_;
   Gate gate_;
+  SignalSender send_signal_ = [](pid_t pid, int sig) { return kill(pid, sig); };
+  LivenessOptions liveness_;
   std::vector<Child> children_;
 };
 

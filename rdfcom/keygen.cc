@@ -3,13 +3,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config.h"
 #include "common/curve_keys.h"
+#include "common/file_system.h"
 #include "common/status_macros.h"
 
 namespace rdf::rdfcom {
@@ -58,6 +61,45 @@ absl::Status RunKeygen(const KeygenOptions& options, std::ostream& out) {
                                     "above, or rerun keygen with --force"));
   }
   out << "updated " << config.path << ": public_key of " << absl::StrJoin(names, ", ") << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunOperatorKeygen(const KeygenOptions& options, std::ostream& out) {
+  const std::string& name = options.operator_name;
+  const bool bad_name = std::any_of(name.begin(), name.end(), [](char c) {
+    return !absl::ascii_isalnum(c) && c != '_' && c != '.' && c != '-';
+  });
+  if (bad_name) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "operator name '", name, "': use letters, digits, '_', '.' and '-' only"));
+  }
+  RDF_ASSIGN_OR_RETURN(config::Config config, config::Load(options.config_path));
+  for (const proto::OperatorConfig& o : config.proto.operators()) {
+    if (o.name() == name) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "operator '", name, "' is already in ", config.path,
+          "; remove its operators block first to give it a new key"));
+    }
+  }
+  const std::string relative = absl::StrCat("keys/operator-", name, ".key");
+  const std::string key_file = absl::StrCat(config.dir, "/", relative);
+  RDF_ASSIGN_OR_RETURN(curve::KeyPair keys, curve::GenerateKeyPair());
+  RDF_RETURN_IF_ERROR(curve::WriteKeyFile(key_file, keys, options.force));
+  out << "operator " << name << ": wrote " << key_file << " (mode 0600), public key "
+      << keys.public_key << "\n";
+  const std::string block =
+      absl::StrCat("operators { name: \"", name, "\" public_key: \"", keys.public_key,
+                   "\" key_file: \"", relative, "\" }\n");
+  RDF_ASSIGN_OR_RETURN(std::string text, ReadFileToString(FileSystem::Default(), config.path));
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  text += block;
+  absl::Status loads = config::Parse(text, config.path).status();
+  if (loads.ok()) loads = WriteFileAtomically(FileSystem::Default(), config.path, text);
+  if (!loads.ok()) {
+    return Annotate(loads, absl::StrCat("the key file is written, but ", config.path,
+                                        " was not updated; add this line to it: ", block));
+  }
+  out << "updated " << config.path << ": " << block;
   return absl::OkStatus();
 }
 

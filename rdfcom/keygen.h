@@ -15,6 +15,8 @@ struct KeygenOptions {
   std::string config_path;  // the configuration file (rewritten in place)
   std::string node;         // only this node; empty: every node
   bool force = false;       // replace existing key files
+  // Non-empty: make an operator key pair instead (RunOperatorKeygen).
+  std::string operator_name;
 };
 
 // Loads the configuration, then for each selected node generates a key pair
@@ -27,6 +29,16 @@ struct KeygenOptions {
 // the configuration as they come (a failure after some key files were
 // written says so: rerun with --force).
 absl::Status RunKeygen(const KeygenOptions& options, std::ostream& out);
+
+// `rdfcom keygen --operator NAME`: writes a fresh key pair to
+// keys/operator-NAME.key in the configuration's folder (mode 0600) and
+// appends `operators { name public_key key_file }` to the configuration file
+// (atomically, only if the result loads), so rdfcom on this host uses it.
+// kInvalidArgument for a name outside [A-Za-z0-9_.-]; kAlreadyExists when
+// the configuration already has that operator, or the key file exists and
+// `force` is false. To run rdfcom elsewhere, copy the key file there (mode
+// 0600) and pass --key-file.
+absl::Status RunOperatorKeygen(const KeygenOptions& options, std::ostream& out);
 
 }  // namespace rdf::rdfcom
 

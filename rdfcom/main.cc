@@ -16,6 +16,7 @@
 #include "rdfcom/events_cmd.h"
 #include "rdfcom/exceptions_cmd.h"
 #include "rdfcom/nodes.h"
+#include "common/control_client.h"
 #include "rdfcom/keygen.h"
 #include "rdfcom/status_cmd.h"
 #include "rdfcom/verify.h"
@@ -52,6 +53,10 @@ constexpr char kDescription[] =
     "  keygen [--force]          make a CURVE key pair for every node (or --node),\n"
     "                            write each node's key_file (mode 0600) and put the\n"
     "                            public keys into the configuration file\n"
+    "  keygen --operator NAME    make an operator's key pair (keys/operator-NAME.key)\n"
+    "                            and add the operator to the configuration: only\n"
+    "                            operator keys may change a node's state once\n"
+    "                            operators are configured (docs/security.md)\n"
     "  events [--since TIME] [--min-severity S] [--number N] [--process P]\n"
     "         [--json] [--follow]\n"
     "                            print the EMS events of --node, or of every node,\n"
@@ -80,6 +85,8 @@ constexpr char kDescription[] =
 
 struct Args {
   std::string config, node, since, min_severity, process;
+  std::string key_file;       // every command that talks to a monitor
+  std::string operator_name;  // keygen --operator
   uint64_t number = 0;
   bool force = false, json = false, follow = false, yes = false;
   std::string volume;  // exceptions
@@ -126,9 +133,15 @@ int Fail(const absl::Status& s) {
 int Keygen(const Args& a, rdf::cli::Parser& p) {
   if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
       a.json || a.follow || !a.volume.empty()) {
-    p.Fail("keygen takes only --force (and --config, --node)");
+    p.Fail("keygen takes only --force and --operator (and --config, --node)");
   }
-  absl::Status s = rdf::rdfcom::RunKeygen({a.config, a.node, a.force}, std::cout);
+  if (!a.operator_name.empty()) {
+    if (!a.node.empty()) p.Fail("keygen --operator makes an operator's key, not a node's");
+    absl::Status s = rdf::rdfcom::RunOperatorKeygen({a.config, "", a.force, a.operator_name},
+                                                    std::cout);
+    return s.ok() ? 0 : Fail(s);
+  }
+  absl::Status s = rdf::rdfcom::RunKeygen({a.config, a.node, a.force, ""}, std::cout);
   return s.ok() ? 0 : Fail(s);
 }
 
@@ -381,6 +394,10 @@ int main(int argc, char** argv) {
   p.AddString("config", &a.config, "system configuration (text proto)");
   p.AddString("node", &a.node, "node to act on (default: see each command)");
   p.AddBool("force", &a.force, "keygen: replace existing key files");
+  p.AddString("key-file", &a.key_file,
+              "the key file rdfcom authenticates with (an operator's, from keygen --operator; "
+              "default: an operator key_file of the configuration, else the node's own)");
+  p.AddString("operator", &a.operator_name, "keygen: make the key pair of this operator");
   p.AddString("since", &a.since,
               "events: from this time (RFC 3339) or this long ago (30s, 10m, 2h, 1d)");
   p.AddString("min-severity", &a.min_severity,
@@ -397,6 +414,10 @@ int main(int argc, char** argv) {
   p.AddUint("timeout", &a.timeout_s, "stop --drain: give up after this many seconds (600)");
   p.Require("config");
   std::vector<std::string> words = p.Parse(argc, argv);
+  if (!a.operator_name.empty() && (words.empty() || words[0] != "keygen")) {
+    p.Fail("--operator applies to keygen only");
+  }
+  rdf::control::SetClientKeyFile(a.key_file);
   if (words.size() == 2 && words[0] == "update") return Update(a, p, words[1]);
   if (words.size() == 1 && words[0] == "update") p.Fail("update takes 'stop' or 'start'");
   if (words.empty()) {

@@ -33,6 +33,11 @@ proto::ProcessSummary Summarize(const std::string& node, const proto::ManagedPro
   p.set_backlog_bytes(st.backlog_bytes());
   p.set_last_progress_age_ms(m.status_age_ms() < 0 ? -1 : st.last_progress_age_ms());
   p.set_last_error(st.last_error());
+  if (m.managed_state() == "HUNG") {  // the status shown is stale: say how stale
+    p.set_last_error(m.status_age_ms() < 0
+                         ? std::string("no status since it started")
+                         : absl::StrFormat("no status for %.1f s", m.status_age_ms() / 1000.0));
+  }
   p.set_status_age_ms(m.status_age_ms());
   p.set_sent_asn(st.sent_asn());
   p.set_acked_asn(st.acked_asn());

@@ -2,8 +2,10 @@
 """The monitors and rdfcom with the real binaries on loopback: status JSON
 during and after a load, restarts of SIGKILLed children, a SIGKILLed
 monitor restarted without duplicates, update stop/start, stop --drain and
-verify, rdfcom's errors, event filters, and the metrics endpoint checked by
-promtool and scraped by a real Prometheus server."""
+verify, rdfcom's errors, event filters, the metrics endpoint checked by
+promtool and scraped by a real Prometheus server, the control port's rights
+by key (operators versus node keys), and a SIGSTOPped (hung) updater shown
+HUNG, then killed and restarted."""
 
 import json
 import os
@@ -366,6 +368,34 @@ class MonitorTest(unittest.TestCase):
         self.assertEqual(self.sys.rdfcom("status", "--drain").returncode, 2)
         self.assertEqual(self.sys.rdfcom("update", "pause").returncode, 2)
 
+    def test_control_port_rights_go_by_operator_key_not_any_node_key(self):
+        keys = os.path.join(self.sys.work, "keys")
+        # No operators configured: the other node's key only reads.
+        self.sys.start()
+        r = self.sys.rdfcom("--key-file", f"{keys}/primary.key", "--node", "backup", "stop")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("node 'primary' may only read", r.stderr)
+        refused = rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 985), 10,
+                                   "event 985")
+        self.assertEqual(refused[0]["fields"]["caller"], "node primary")
+        self.assertEqual(refused[0]["fields"]["command"], "STOP")
+        self.assertEqual(self.sys.status()["backup"]["state"], "NORMAL")
+        # With an operator: node keys only read, the operator's key manages.
+        self.sys.rdfcom("keygen", "--operator", "alice", check=True)
+        for node in ("primary", "backup"):
+            self.sys.monitors[node].stop(timeout=60)
+        self.sys.start()
+        r = self.sys.rdfcom("--key-file", f"{keys}/backup.key", "--node", "backup", "stop")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("needs an operator key", r.stderr)
+        self.sys.rdfcom("--key-file", f"{keys}/primary.key", "status", "--json", check=True)
+        # rdfcom finds alice's key through the operators block keygen added.
+        self.sys.rdfcom("--node", "backup", "stop", check=True)
+        self.assertEqual(self.sys.status()["backup"]["state"], "STOPPED")
+        self.sys.rdfcom("--key-file", f"{keys}/operator-alice.key", "--node", "backup", "start",
+                        check=True)
+        self.sys.wait_state("NORMAL")
+
     def test_metrics_pass_promtool_and_a_prometheus_server_scrapes_them(self):
         self.sys.start()
         self.assertEqual(self.sys.load(500).wait(120), 0)
@@ -411,6 +441,57 @@ class MonitorTest(unittest.TestCase):
                "rdf_applied_asn%7Bprocess%3D%22updater-DATA01%22%7D")
         r = json.loads(urllib.request.urlopen(url, timeout=5).read())
         self.assertGreater(float(r["data"]["result"][0]["value"][1]), 0)
+
+
+class HungProcessTest(unittest.TestCase):
+    """A child that is alive but does not progress (SIGSTOP plays one stuck
+    in I/O or deadlocked) is seen: HUNG in status, the node not NORMAL, event
+    983, then killed (984) and restarted, and the node NORMAL again."""
+
+    def setUp(self):
+        # Default hung_after_ms (10 s); a shorter restart time than the
+        # default 30 s keeps the test short.
+        self.sys = MonitorSystem({"monitor.hung_restart_after_ms": 20000})
+        self.addCleanup(self.sys.cleanup)
+
+    def test_sigstopped_updater_is_hung_then_killed_and_restarted(self):
+        self.sys.start()
+        before = self.sys.status()["updaters"][0]
+        pid, name = before["pid"], before["name"]
+        self.assertGreater(pid, 0)
+        os.kill(pid, signal.SIGSTOP)
+        self.addCleanup(lambda: os.path.exists(f"/proc/{pid}") and os.kill(pid, signal.SIGCONT))
+        stopped_at = time.time()
+
+        def hung():
+            s = self.sys.status()
+            return s if s and s["updaters"][0]["state"] == "HUNG" else None
+        s = rdftest.wait_for(hung, 15, f"{name} shown HUNG")
+        self.assertLess(time.time() - stopped_at, 15)
+        self.assertNotEqual(s["state"], "NORMAL")
+        self.assertEqual(s["backup"]["state"], "DEGRADED")
+        self.assertEqual(s["updaters"][0]["pid"], pid)
+        self.assertGreaterEqual(s["updaters"][0]["status_age_ms"], 10000)
+        text = self.sys.rdfcom("status", check=True).stdout
+        self.assertRegex(text, rf"{name}\s+\S+\s+HUNG\b.*no status for")
+        e = rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 983), 10,
+                             "event 983")
+        self.assertEqual([x["fields"]["process"] for x in e], [name])
+        self.assertEqual(e[0]["fields"]["pid"], str(pid))
+
+        def restarted():
+            s = self.sys.status()
+            u = s and s["updaters"][0]
+            return s if u and u["pid"] not in (0, pid) and u["state"] != "HUNG" else None
+        s = rdftest.wait_for(restarted, 40, f"{name} restarted")
+        self.assertIn("signal 9", s["updaters"][0]["last_exit"])
+        self.assertEqual(s["updaters"][0]["restarts"], 1)
+        killed = rdftest.events(self.sys.cfg, "backup", 984)
+        self.assertEqual([x["fields"]["process"] for x in killed], [name])
+        self.assertGreaterEqual(int(killed[0]["fields"]["status_age_ms"]), 20000)
+        self.sys.wait_state("NORMAL", timeout=30)
+        # One episode, one 983.
+        self.assertEqual(len(rdftest.events(self.sys.cfg, "backup", 983)), 1)
 
 
 def read(path):

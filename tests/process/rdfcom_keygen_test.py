@@ -91,6 +91,24 @@ class RdfcomKeygenTest(unittest.TestCase):
             self.assertEqual(second[name], key_file_public_key(path))
             self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
 
+    def test_keygen_operator_writes_its_key_file_and_adds_the_operator(self):
+        self.assertEqual(self.keygen().returncode, 0)
+        r = self.keygen("--operator", "alice")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        path = os.path.join(self.work, "keys", "operator-alice.key")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        with open(self.cfg) as f:
+            text = f.read()
+        self.assertIn(f'operators {{ name: "alice" public_key: "{key_file_public_key(path)}" '
+                      f'key_file: "keys/operator-alice.key" }}', text)
+        self.assertEqual(rdfcom("--config", self.cfg, "events").returncode, 0)
+        # Once per name; a bad name is refused.
+        r = self.keygen("--operator", "alice")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("already in", r.stderr)
+        self.assertEqual(self.keygen("--operator", "a/b").returncode, 1)
+        self.assertEqual(rdfcom("--config", self.cfg, "status", "--operator", "x").returncode, 2)
+
     def test_events_json_after_a_load(self):
         self.assertEqual(self.keygen().returncode, 0)
         r = subprocess.run([rdftest.binary("rdf-load"), "--config", self.cfg, "--txns", "10",
