@@ -695,6 +695,15 @@ class Validator {
 
   void Monitor() {
     const proto::MonitorConfig& m = c_.monitor();
+    if (m.has_stall_after_ms() && m.stall_after_ms() != 0 &&
+        m.stall_after_ms() < kMinStallAfterMs) {
+      Error({{"monitor"}, {"stall_after_ms"}},
+            absl::StrCat("stall_after_ms ", m.stall_after_ms(), " is below the minimum ",
+                         kMinStallAfterMs, " (processes publish their status about once a second)"),
+            absl::StrCat("set stall_after_ms to ", kMinStallAfterMs, " or more, 0 to turn stall "
+                         "detection off, or remove it for the default (", kDefaultStallAfterMs,
+                         ")"));
+    }
     const uint32_t hung = m.has_hung_after_ms() ? m.hung_after_ms() : kDefaultHungAfterMs;
     if (hung != 0 && hung < kMinHungAfterMs) {
       Error({{"monitor"}, {"hung_after_ms"}},
@@ -796,6 +805,7 @@ void FillDefaults(proto::SystemConfig& c) {
   if (c.notify().min_severity().empty()) c.mutable_notify()->set_min_severity(kDefaultMinSeverity);
   auto& m = *c.mutable_monitor();
   if (!m.has_hung_after_ms()) m.set_hung_after_ms(kDefaultHungAfterMs);
+  if (!m.has_stall_after_ms()) m.set_stall_after_ms(kDefaultStallAfterMs);
   if (!m.has_hung_restart_after_ms()) m.set_hung_restart_after_ms(kDefaultHungRestartAfterMs);
 }
 

@@ -71,6 +71,8 @@ inline constexpr char kDefaultMinSeverity[] = "ERROR";
 // The monitor's hung-process supervision (MonitorConfig).
 inline constexpr uint32_t kDefaultHungAfterMs = 10000;
 inline constexpr uint32_t kMinHungAfterMs = 3000;
+inline constexpr uint32_t kDefaultStallAfterMs = 10000;
+inline constexpr uint32_t kMinStallAfterMs = 1000;
 inline constexpr uint32_t kDefaultHungRestartAfterMs = 30000;
 
 // Validation minimums (a set value below them is an error).

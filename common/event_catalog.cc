@@ -91,6 +91,8 @@ constexpr std::array kEvents = {
     EventInfo{kRepeatsSuppressed, INFO, "repeated events suppressed"},
     EventInfo{kProcessReady, INFO, "process ready"},
     EventInfo{kProcessStopping, INFO, "process stopping"},
+    EventInfo{kStageStalled, ERROR, "stage stalled"},
+    EventInfo{kStageResumed, INFO, "stage advancing again"},
 };
 
 constexpr bool IsSortedUnique() {

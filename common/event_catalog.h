@@ -39,6 +39,12 @@ inline constexpr uint32_t kRepeatsSuppressed = 992;
 inline constexpr uint32_t kProcessReady = 993;
 // The process is stopping in order (reason).
 inline constexpr uint32_t kProcessStopping = 994;
+// A stage's position has stood for monitor.stall_after_ms while work waits for
+// it (process, for_ms, reason); once per episode (logged by the monitor).
+inline constexpr uint32_t kStageStalled = 995;
+// A stalled stage advances again, or no work waits for it any more (process,
+// stalled_ms).
+inline constexpr uint32_t kStageResumed = 996;
 
 // --- monitor (each node) -------------------------------------------------
 // The monitor started a process of its node's set (program, pid, attempt).

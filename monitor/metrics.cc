@@ -75,6 +75,10 @@ std::vector<MetricFamily> MetricFamilies(const proto::NodeStatus& s) {
     f.Add("rdf_process_hung", kGauge,
           "1 while the process runs but its status is older than monitor.hung_after_ms", l,
           p.managed_state() == "HUNG" ? 1 : 0);
+    f.Add("rdf_process_stalled", kGauge,
+          "1 while the process's position stands for monitor.stall_after_ms while work waits "
+          "for it (event 995)",
+          l, p.stalled_ms() > 0 ? 1 : 0);
     f.Add("rdf_process_restarts_total", kCounter,
           "unexpected deaths of the process since the monitor started", l, p.restarts());
     if (p.status_age_ms() < 0) continue;  // no status published yet

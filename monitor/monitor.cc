@@ -16,6 +16,7 @@
 #include "common/durable_end.h"
 #include "common/event_catalog.h"
 #include "common/event_follower.h"
+#include "common/stall.h"
 #include "common/status_file.h"
 #include "common/status_macros.h"
 #include "common/takeover_state.h"
@@ -71,6 +72,15 @@ struct Monitor::Impl {
   std::string state;           // last reported, for event 924
   proto::NodeStatus status;    // refreshed every kRefreshInterval
   std::map<std::string, Caller> callers;  // by public key: who the ZAP handler admits
+  // Stall detection (common/stall.h), one detector per process name.
+  std::map<std::string, status::StallDetector> stalls;
+  bool any_stalled = false;
+  // Judges `p` (its status just read) and records a stall in it; logs 995
+  // and 996 once per episode.
+  void CheckStall(proto::ManagedProcess& p, absl::Time now);
+  // Primary: the application's tmf status (status/tmf.*) as a row of its
+  // own, not supervised ("EXTERNAL"; "NOT_RUNNING" when it is stale).
+  std::optional<proto::ManagedProcess> ApplicationRow(int64_t now_us);
 
   bool backup() const { return node->role() == proto::BACKUP; }
   absl::Status Bind();
@@ -141,8 +151,48 @@ std::string Monitor::Impl::ComputeState() const {
   if (takeover_epoch > 0) return takeover_complete ? "TAKEOVER_COMPLETE" : "TAKEOVER_IN_PROGRESS";
   if (stopped) return supervisor->AnyRunning() ? "STOPPING" : "STOPPED";
   if (updates_held) return "UPDATE_STOPPED";
-  if (!supervisor->AllRunning()) return "DEGRADED";
+  if (!supervisor->AllRunning() || any_stalled) return "DEGRADED";
   return "NORMAL";
+}
+
+void Monitor::Impl::CheckStall(proto::ManagedProcess& p, absl::Time now) {
+  const uint32_t after_ms = config->proto.monitor().stall_after_ms();
+  // Only a process whose status is its own and current is judged: a stopped
+  // or held one is shown as such, a hung one as HUNG.
+  const bool live = p.managed_state() == "RUNNING" || p.managed_state() == "EXTERNAL";
+  if (after_ms == 0 || !live || !p.has_status()) {
+    stalls.erase(p.name());
+    return;
+  }
+  auto it = stalls.try_emplace(p.name(), absl::Milliseconds(after_ms)).first;
+  const status::StallDetector::Verdict v = it->second.Observe(p.status(), now);
+  if (v.began) {
+    events->Log(events::kStageStalled, {{"process", p.name()},
+                                        {"for_ms", absl::StrCat(v.for_ms)},
+                                        {"reason", v.reason}});
+  } else if (v.ended) {
+    events->Log(events::kStageResumed, {{"process", p.name()}});
+  }
+  if (v.stalled) {
+    p.set_stalled_ms(v.for_ms);
+    p.set_stall_reason(v.reason);
+    any_stalled = true;
+  }
+}
+
+std::optional<proto::ManagedProcess> Monitor::Impl::ApplicationRow(int64_t now_us) {
+  absl::StatusOr<proto::ProcessStatus> st = ReadStatus(node->data_dir(), "tmf");
+  if (!st.ok()) return std::nullopt;  // no application has run here
+  proto::ManagedProcess p;
+  p.set_name("tmf");
+  p.set_program("application (tmf)");
+  p.set_pid(st->pid());
+  p.set_status_age_ms(std::max<int64_t>(0, (now_us - st->time_us()) / 1000));
+  // The application publishes once a second while its store is open; a
+  // status older than a few seconds is the last one of a closed store.
+  p.set_managed_state(p.status_age_ms() <= 5000 ? "EXTERNAL" : "NOT_RUNNING");
+  *p.mutable_status() = *std::move(st);
+  return p;
 }
 
 void Monitor::Impl::Refresh() {
@@ -173,6 +223,7 @@ void Monitor::Impl::Refresh() {
   s.set_time_us(absl::ToUnixMicros(now));
   s.set_monitor_pid(getpid());
   s.set_monitor_uptime_ms(absl::ToInt64Milliseconds(now - started));
+  any_stalled = false;
   for (proto::ManagedProcess& p : supervisor->Snapshot()) {
     absl::StatusOr<proto::ProcessStatus> st = ReadStatus(node->data_dir(), p.name());
     if (st.ok()) {
@@ -181,7 +232,14 @@ void Monitor::Impl::Refresh() {
     } else {
       p.set_status_age_ms(-1);
     }
+    CheckStall(p, now);
     *s.add_processes() = std::move(p);
+  }
+  if (!backup()) {
+    if (std::optional<proto::ManagedProcess> app = ApplicationRow(s.time_us())) {
+      CheckStall(*app, now);
+      *s.add_processes() = *std::move(app);
+    }
   }
   if (!backup()) {
     if (audit_end == nullptr) {

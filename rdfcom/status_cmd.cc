@@ -23,7 +23,8 @@ proto::ProcessSummary Summarize(const std::string& node, const proto::ManagedPro
   p.set_volume(m.volume());
   // A process the monitor runs shows its own state; otherwise the monitor's
   // reason it does not run (STOPPED, HELD, BACKOFF).
-  const bool own = m.managed_state() == "RUNNING" || m.managed_state() == "LAST_KNOWN";
+  const bool own = m.managed_state() == "RUNNING" || m.managed_state() == "LAST_KNOWN" ||
+                   m.managed_state() == "EXTERNAL";
   p.set_state(own && !st.state().empty() ? st.state() : m.managed_state());
   p.set_pid(m.pid());
   p.set_restarts(m.restarts());
@@ -37,6 +38,11 @@ proto::ProcessSummary Summarize(const std::string& node, const proto::ManagedPro
     p.set_last_error(m.status_age_ms() < 0
                          ? std::string("no status since it started")
                          : absl::StrFormat("no status for %.1f s", m.status_age_ms() / 1000.0));
+  }
+  if (m.stalled_ms() > 0) {  // its position stands while work waits (common/stall.h)
+    p.set_state("STALLED");
+    p.set_last_error(m.stall_reason());
+    p.set_stalled_ms(m.stalled_ms());
   }
   p.set_status_age_ms(m.status_age_ms());
   p.set_sent_asn(st.sent_asn());
@@ -93,6 +99,8 @@ void Place(proto::SystemStatus& s, const proto::NodeStatus& n) {
       *s.mutable_receiver() = std::move(p);
     } else if (m.name() == "purger") {
       *s.mutable_purger() = std::move(p);
+    } else if (m.name() == "tmf") {
+      *s.mutable_application() = std::move(p);
     } else {
       *s.add_updaters() = std::move(p);
     }
@@ -248,6 +256,9 @@ std::string StatusText(const proto::SystemStatus& s) {
                                           p.position().asn(), FormatRtd(p.rtd_ms()), backlog,
                                           Age(p.last_progress_age_ms()), error, extra));
   };
+  row(s.application(), s.application().name().empty()
+                           ? ""
+                           : absl::StrCat("  applied ", s.application().applied_asn()));
   row(s.extractor(), s.extractor().name().empty()
                          ? ""
                          : absl::StrCat("  sent ", s.extractor().sent_asn(), " acked ",
