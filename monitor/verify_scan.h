@@ -8,7 +8,12 @@
 // and closed again; tmf or an updater may be writing the same environment
 // at the same time. Each request reads one LMDB read transaction per volume,
 // a consistent snapshot of that volume; successive pages of one file are
-// separate snapshots.
+// separate snapshots. So every reply also says where each volume it read
+// stood in that same read transaction (reply.verify_positions, proto
+// VerifyPosition): every write to a volume moves its applied ASN (tmf's on
+// the primary, the updater's on the backup), so pages that report the same
+// position saw the same state, and rdfcom checks that they all did and
+// that both nodes stood at one point (rdfcom/verify.h, "consistent cut").
 //
 // REQUIRES (both calls): `config` is loaded (absolute data_dir), `node` is
 // one of its nodes, and the calling process holds no other LMDB environment
@@ -21,6 +26,7 @@
 #define RDF_MONITOR_VERIFY_SCAN_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -37,18 +43,24 @@ inline constexpr uint32_t kDefaultVerifyPageEntries = 10000;
 inline constexpr uint32_t kMaxVerifyPageEntries = 100000;
 inline constexpr uint64_t kMaxVerifyPageKeyBytes = 2ull << 20;
 
-// The digest of a record value that VERIFY_SCAN sends instead of the value:
-// 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over
-// the value's bytes. Stable across processes, builds and machines (it is
-// part of the protocol: both nodes must compute the same function), not
-// cryptographic: it detects accidental differences, not forged ones.
-uint64_t ValueDigest(absl::string_view value);
+// The hash of a record value that VERIFY_SCAN sends instead of the value:
+// BLAKE2b with a 16-byte (128-bit) output, unkeyed (libsodium
+// crypto_generichash). Stable across processes, builds and machines (it is
+// part of the protocol: both nodes must compute the same function) and
+// collision resistant: two values that differ in any way hash differently
+// except with probability about 2^-64 even for values chosen to collide
+// (the birthday bound), where the old 64-bit FNV-1a could be made to
+// collide at will.
+inline constexpr size_t kValueHashBytes = 16;
+std::string ValueHash(absl::string_view value);
 
 // VERIFY_FILES for `node`: for every protected volume of `config`, in
 // configuration order, its user files (named databases not starting with
 // "__") that config.IsProtected admits, each with its record count, in name
-// order -> reply.files. A volume whose directory (or LMDB environment) does
-// not exist yet has no files; that is not an error.
+// order -> reply.files (exists = true). A volume whose directory (or LMDB
+// environment) does not exist yet has no files; that is not an error.
+// reply.verify_positions: one per protected volume, in configuration order
+// (see VerifyPosition; BACKUP nodes read their published save point first).
 //
 // reply.applied_asn: the lowest per-volume applied ASN over the protected
 // volumes that have one, 0 when none has: on a PRIMARY node tmf's

@@ -353,7 +353,8 @@ int Verify(const Args& a, rdf::cli::Parser& p) {
     std::cerr << "rdfcom: verify's event (" << (r->equal ? 981 : 980)
               << ") was not logged: " << logged.message() << std::endl;
   }
-  return r->equal ? 0 : 1;
+  // 3: no consistent cut, so neither equal nor different is known.
+  return !r->consistent_cut ? 3 : r->equal ? 0 : 1;
 }
 
 int Update(const Args& a, rdf::cli::Parser& p, const std::string& what) {
