@@ -82,6 +82,7 @@ constexpr std::array kEvents = {
     EventInfo{kVerifyMismatch, ERROR, "verify found differences"},
     EventInfo{kVerifyMatch, INFO, "verify found files identical"},
     EventInfo{kInitialized, INFO, "initialized"},
+    EventInfo{kTakeoverVolumeInconsistent, ERROR, "takeover left a volume inconsistent"},
     EventInfo{kTrailDamaged, ERROR, "trail damaged"},
     EventInfo{kTornTailRepaired, WARNING, "torn trail tail repaired"},
     EventInfo{kRepeatsSuppressed, INFO, "repeated events suppressed"},
