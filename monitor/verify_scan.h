@@ -1,6 +1,6 @@
 // The monitor's half of `rdfcom verify` (docs/rdfcom.md "verify"): it serves
 // the contents of its node's protected files, page by page, as (key, value
-// digest) pairs; rdfcom fetches both nodes' pages over the control protocol
+// hash) pairs; rdfcom fetches both nodes' pages over the control protocol
 // (proto/control.proto VERIFY_FILES, VERIFY_SCAN) and compares them. The
 // monitor never compares anything itself.
 //
@@ -82,14 +82,17 @@ absl::StatusOr<proto::ControlReply> ServeVerifyFiles(const config::Config& confi
 // `req.volume()`, in LMDB key order (bytewise): the entries whose keys are
 // strictly greater than `req.after_key()` (every key from the first when
 // `req.from_start()`), at most `req.limit()` of them (see the constants
-// above) -> reply.entries as (key, ValueDigest(value)); reply.more is true
+// above) -> reply.entries as (key, ValueHash(value)); reply.more is true
 // when entries follow the last one returned (ask again with after_key = the
 // last key). reply.applied_asn is the scanned volume's applied ASN (as for
-// ServeVerifyFiles, for this one volume; 0 if none).
+// ServeVerifyFiles, for this one volume; 0 if none), and
+// reply.verify_positions holds that volume's one VerifyPosition, read in the
+// page's read transaction, with file_exists set.
 //
 // A protected file that does not exist on this node (or whose volume does
-// not exist yet) is an empty page with more = false: the other node may
-// have it, and the comparison reports its keys as missing here.
+// not exist yet) is an empty page with more = false and file_exists =
+// false: the other node may have it, and the comparison reports the file
+// as present on one side only.
 //
 // Errors: kInvalidArgument when (volume, file) is not protected by the
 // configuration (unknown or unprotected volume, unprotected or "__" file,
