@@ -124,6 +124,7 @@ absl::Status Run::RunUpdaters(std::map<std::string, proto::VolumeTakeoverResult>
     std::string volume;
     pid_t pid = 0;
     std::optional<ExitInfo> exit;
+    bool done = false;  // exited, or stalled and stopped
     UpdaterProgressWatch watch;
     std::string stalled;  // why it was killed, when it made no progress
   };
@@ -142,7 +143,7 @@ absl::Status Run::RunUpdaters(std::map<std::string, proto::VolumeTakeoverResult>
     std::vector<std::string> argv = Args("rdf-updater");
     argv.insert(argv.end(), {"--volume", v->name(), "--takeover"});
     RDF_ASSIGN_OR_RETURN(pid_t child, Spawn(argv, true, true));
-    children.push_back({v->name(), child, std::nullopt,
+    children.push_back({v->name(), child, std::nullopt, false,
                         UpdaterProgressWatch(o_.stall_timeout, absl::Now()), ""});
   }
   Progress(absl::StrCat("REDO and UNDO running on ", children.size(), " volume(s)"));
@@ -151,32 +152,40 @@ absl::Status Run::RunUpdaters(std::map<std::string, proto::VolumeTakeoverResult>
   // Every child ends: by itself, or killed once it makes no progress.
   for (size_t open = children.size(); open > 0;) {
     for (Child& c : children) {
-      if (c.exit.has_value()) continue;
+      if (c.done) continue;
       c.exit = WaitChild(c.pid, absl::Milliseconds(2));
-      if (c.exit.has_value()) --open;
+      if (c.exit.has_value()) {
+        c.done = true;
+        --open;
+      }
     }
     const absl::Time now = absl::Now();
     if (open > 0 && now >= next_watch) {
       next_watch = now + absl::Milliseconds(200);
       for (Child& c : children) {
-        if (c.exit.has_value()) continue;
+        if (c.done) continue;
         absl::StatusOr<proto::ProcessStatus> st = UpdaterStatus(c.volume);
         c.watch.Observe(now, st.ok() && st->pid() == c.pid ? &*st : nullptr);
         if (!c.watch.Stalled(now)) continue;
         c.stalled = c.watch.Cause(now);
         Progress(absl::StrCat(c.volume, ": ", c.stalled, "; stopping it"));
-        TerminateProcess(c.pid, kStopGrace, [&c] {
-          c.exit = WaitChild(c.pid, absl::ZeroDuration());
-          return c.exit.has_value();
-        });
-        if (!c.exit.has_value()) c.exit = WaitChild(c.pid, absl::InfiniteDuration());
+        // (A process that outlives SIGKILL, stuck in the kernel, is left
+        // behind: the takeover ends all the same, and its lock keeps a
+        // reissued takeover from starting another updater beside it.)
+        if (!TerminateProcess(c.pid, kStopGrace, [&c] {
+              c.exit = WaitChild(c.pid, absl::ZeroDuration());
+              return c.exit.has_value();
+            })) {
+          absl::StrAppend(&c.stalled, "; it did not exit after SIGKILL (pid ", c.pid, ")");
+        }
+        c.done = true;
         --open;
       }
     }
     if (open > 0 && now >= next_progress) {
       next_progress = now + absl::Seconds(2);
       for (const Child& c : children) {
-        if (c.exit.has_value()) continue;
+        if (c.done) continue;
         absl::StatusOr<proto::ProcessStatus> st = UpdaterStatus(c.volume);
         if (st.ok()) {
           Progress(absl::StrCat(c.volume, " ", st->state(), " applied ASN ", st->applied_asn(),
