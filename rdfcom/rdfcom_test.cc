@@ -19,6 +19,8 @@
 #include "common/save_point.h"
 #include "common/shared_blob.h"
 #include "common/takeover_state.h"
+#include "common/audit_record.h"
+#include "common/trail_writer.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -274,6 +276,44 @@ TEST(TakeoverDecisionTest, SavePointAtOrPastEverySnapshotIsConsistent) {
   *copy.add_volumes() = Copy("$W", 150, {});
   EXPECT_TRUE(InconsistentVolumes(copy, FinalSavePoint(150, {{7, 50}})).empty());
   EXPECT_EQ(InconsistentVolumes(copy, FinalSavePoint(149, {})).size(), 1u);
+}
+
+// A volume image trail with DATA records (asn, txid).
+void WriteVolumeTrail(const std::string& dir, const std::vector<std::pair<uint64_t, uint64_t>>& recs) {
+  trail::WriterOptions o;
+  o.dir = dir;
+  o.name = "DATA01";
+  ASSERT_OK_AND_ASSIGN(auto w, trail::TrailWriter::Open(o));
+  for (auto [asn, txid] : recs) {
+    proto::AuditRecord r;
+    r.set_version(1);
+    r.set_asn(asn);
+    r.set_txid(txid);
+    r.set_type(proto::DATA);
+    r.set_volume("$DATA01");
+    r.set_file("LOAD");
+    r.set_key(absl::StrCat(txid, ":", asn));
+    r.set_after("v");
+    ASSERT_OK(w->Append(asn, static_cast<uint8_t>(proto::DATA), EncodeAuditPayload(r), 1));
+  }
+  ASSERT_OK(w->Sync());
+}
+
+// Of the lost transactions that began below the snapshot, only those with
+// records on the volume the copy holds are named half applied there.
+TEST(TakeoverDecisionTest, HalfAppliedAreTheCandidatesWithRecordsInTheVolumeTrail) {
+  const std::string dir = ::rdf::testing::MakeTestDir("takeover_trail_test");
+  WriteVolumeTrail(dir, {{40, 5}, {50, 7}, {55, 3}, {60, 9}, {70, 7}, {90, 11}});
+  // 12 has no record here; 11's only record is past the save point (80);
+  // 5 and 3 are not candidates.
+  ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> found,
+                       TransactionsWithDataIn(FileSystem::Default(), dir, "DATA01", 45, 80,
+                                              {7, 9, 11, 12}));
+  EXPECT_THAT(found, ElementsAre(7, 9));
+  ASSERT_OK_AND_ASSIGN(found,
+                       TransactionsWithDataIn(FileSystem::Default(), dir, "DATA01", 65, 80, {9}));
+  EXPECT_THAT(found, ::testing::IsEmpty());
+  ::rdf::testing::RemoveTestDir(dir);
 }
 
 proto::ProcessStatus UpdaterStatus(const std::string& state, uint64_t applied_asn,

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/audit_record.h"
 #include "common/event_catalog.h"
 #include "common/initial_copy.h"
 #include "common/process_lock.h"
@@ -19,6 +20,7 @@
 #include "common/status_macros.h"
 #include "common/subprocess.h"
 #include "common/takeover_state.h"
+#include "common/trail_reader.h"
 
 namespace rdf::rdfcom {
 namespace {
@@ -63,6 +65,7 @@ class Run {
   absl::StatusOr<proto::SavePoint> FixFinalSavePoint();
   absl::Status RunUpdaters(std::map<std::string, proto::VolumeTakeoverResult>* results);
   absl::StatusOr<proto::ProcessStatus> UpdaterStatus(const std::string& volume);
+  void Narrow(const proto::SavePoint& sp, proto::InconsistentVolume* v);
   absl::StatusOr<std::vector<proto::InconsistentVolume>> CheckConsistency(
       const proto::SavePoint& sp, bool log);
   absl::Status Fail(absl::Status s, const std::string& failed_updaters) {
@@ -224,6 +227,29 @@ absl::Status Run::RunUpdaters(std::map<std::string, proto::VolumeTakeoverResult>
   return absl::OkStatus();
 }
 
+// Keeps of v's half-applied candidates those with DATA records in the
+// volume's trail that the copy holds (at or below both the snapshot and
+// the save point); on a trail error keeps them all and says so.
+void Run::Narrow(const proto::SavePoint& sp, proto::InconsistentVolume* v) {
+  if (v->half_applied_txids().empty()) return;
+  absl::flat_hash_set<uint64_t> candidates(v->half_applied_txids().begin(),
+                                           v->half_applied_txids().end());
+  uint64_t from = UINT64_MAX;
+  for (const proto::OpenTransaction& t : sp.open()) {
+    if (candidates.contains(t.txid())) from = std::min(from, t.first_asn());
+  }
+  absl::StatusOr<std::vector<uint64_t>> found = TransactionsWithDataIn(
+      fs_, config::ImageTrailDir(*node_), config::VolumeDirName(v->volume()), from,
+      std::min(v->snapshot_asn(), sp.asn()), candidates);
+  if (!found.ok()) {
+    Progress(absl::StrCat("cannot read ", v->volume(), "'s image trail (", found.status().message(),
+                          "): every lost transaction that began at or below its snapshot is "
+                          "listed as possibly half applied"));
+    return;
+  }
+  *v->mutable_half_applied_txids() = {found->begin(), found->end()};
+}
+
 absl::StatusOr<proto::ProcessStatus> Run::UpdaterStatus(const std::string& volume) {
   return ReadStatus(node_->data_dir(), absl::StrCat("updater-", config::VolumeDirName(volume)));
 }
@@ -250,6 +276,7 @@ absl::StatusOr<std::vector<proto::InconsistentVolume>> Run::CheckConsistency(
         "(`rdfcom status`), or take over anyway with --force (the report then names what is "
         "inconsistent)"));
   }
+  for (proto::InconsistentVolume& v : bad) Narrow(sp, &v);
   for (const proto::InconsistentVolume& v : bad) {
     Progress(absl::StrCat("FORCED: ", v.volume(), " is inconsistent: its copy at ASN ",
                           v.snapshot_asn(), " is past the last ASN received (", sp.asn(), "); ",
@@ -390,6 +417,26 @@ std::vector<proto::InconsistentVolume> InconsistentVolumes(const proto::InitialC
     out.push_back(std::move(iv));
   }
   return out;
+}
+
+absl::StatusOr<std::vector<uint64_t>> TransactionsWithDataIn(
+    FileSystem* fs, const std::string& dir, const std::string& trail, uint64_t from_asn,
+    uint64_t through_asn, const absl::flat_hash_set<uint64_t>& candidates) {
+  std::vector<uint64_t> found;
+  if (candidates.empty() || from_asn > through_asn) return found;
+  RDF_ASSIGN_OR_RETURN(std::unique_ptr<trail::TrailReader> reader,
+                       trail::TrailReader::Open({dir, trail, fs, nullptr}));
+  RDF_RETURN_IF_ERROR(reader->SeekToAsn(from_asn));
+  absl::flat_hash_set<uint64_t> seen;
+  for (;;) {
+    RDF_ASSIGN_OR_RETURN(std::optional<trail::Record> rec, reader->Next());
+    if (!rec.has_value() || rec->asn > through_asn) break;
+    if (rec->type != static_cast<uint8_t>(proto::DATA)) continue;
+    RDF_ASSIGN_OR_RETURN(AuditHeader h, ScanAuditHeader(rec->payload));
+    if (candidates.contains(h.txid) && seen.insert(h.txid).second) found.push_back(h.txid);
+  }
+  std::sort(found.begin(), found.end());
+  return found;
 }
 
 void UpdaterProgressWatch::Observe(absl::Time now, const proto::ProcessStatus* st) {

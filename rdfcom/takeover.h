@@ -28,9 +28,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/config.h"
+#include "common/file_system.h"
 #include "imagetrail.pb.h"
 #include "initialize.pb.h"
 #include "status.pb.h"
@@ -57,9 +59,20 @@ absl::StatusOr<proto::TakeoverReport> RunTakeover(const TakeoverOptions& options
 // the lost transactions (sp.open) that may stay half applied there: begun
 // at or below the snapshot (first_asn <= snapshot_asn) and not open in the
 // copy (not in open_txids), so the updater skipped their records as "in
-// the copy". In configuration order of `copy`; empty when all is well.
+// the copy" (a superset: takeover narrows it with TransactionsWithDataIn).
+// In configuration order of `copy`; empty when all is well.
 std::vector<proto::InconsistentVolume> InconsistentVolumes(const proto::InitialCopy& copy,
                                                            const proto::SavePoint& sp);
+
+// Of `candidates`, the transactions with a DATA record in image trail
+// `trail` (segments in folder `dir`) at an ASN in [from_asn, through_asn],
+// ascending: InconsistentVolumes' half-applied candidates narrowed to those
+// that have records on the volume that the copy holds. Reads that part of
+// the trail forward; memory is the candidates. Errors: the trail's
+// (kDataLoss for damage).
+absl::StatusOr<std::vector<uint64_t>> TransactionsWithDataIn(
+    FileSystem* fs, const std::string& dir, const std::string& trail, uint64_t from_asn,
+    uint64_t through_asn, const absl::flat_hash_set<uint64_t>& candidates);
 
 // Whether a takeover updater still makes progress, from its published
 // status (one per poll). Progress is a change of state, applied ASN, record
