@@ -86,6 +86,7 @@ constexpr std::array kEvents = {
     EventInfo{kProcessHung, ERROR, "process hung"},
     EventInfo{kHungProcessKilled, ERROR, "hung process killed"},
     EventInfo{kControlRequestRefused, WARNING, "control request refused"},
+    EventInfo{kTakeoverVolumeInconsistent, ERROR, "takeover left a volume inconsistent"},
     EventInfo{kTrailDamaged, ERROR, "trail damaged"},
     EventInfo{kTornTailRepaired, WARNING, "torn trail tail repaired"},
     EventInfo{kRepeatsSuppressed, INFO, "repeated events suppressed"},

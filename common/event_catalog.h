@@ -210,6 +210,9 @@ inline constexpr uint32_t kVerifyMismatch = 980;
 inline constexpr uint32_t kVerifyMatch = 981;
 // `rdfcom initialize` set a node's starting position.
 inline constexpr uint32_t kInitialized = 982;
+// A forced takeover left a volume inconsistent: its initial copy is past
+// the final save point (docs/takeover.md).
+inline constexpr uint32_t kTakeoverVolumeInconsistent = 987;
 
 // One catalogued event. `name` is the short fixed text callers log.
 struct EventInfo {

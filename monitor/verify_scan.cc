@@ -1,6 +1,7 @@
 #include "monitor/verify_scan.h"
 
 #include <lmdb.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <cstring>
@@ -12,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/lmdb_env.h"
+#include "common/save_point.h"
 #include "common/status_macros.h"
 #include "common/volume_meta.h"
 
@@ -143,6 +145,46 @@ absl::StatusOr<std::unique_ptr<ReadOnlyVolume>> OpenVolume(const config::Config&
   return ReadOnlyVolume::Open(config::VolumeDir(node, volume), config.proto.lmdb().max_dbs());
 }
 
+// The published save point of a BACKUP node (nullopt on the primary, or
+// before the receiver published one). Read before the volume's read
+// transaction begins: the save point only moves forward, so a volume found
+// at its trail end then has applied everything through that save point.
+absl::StatusOr<std::optional<proto::SavePoint>> BackupSavePoint(const proto::NodeConfig& node) {
+  if (node.role() != proto::BACKUP) return std::optional<proto::SavePoint>();
+  return ReadPublishedSavePoint(config::ImageTrailDir(node));
+}
+
+// Where `volume` stands on `node` (proto VerifyPosition); `v` is null when
+// the volume has no environment.
+absl::StatusOr<proto::VerifyPosition> Position(const proto::NodeConfig& node,
+                                              const std::string& volume, ReadOnlyVolume* v,
+                                              const std::optional<proto::SavePoint>& sp) {
+  proto::VerifyPosition p;
+  p.set_volume(volume);
+  p.set_volume_exists(v != nullptr);
+  if (v != nullptr) {
+    RDF_ASSIGN_OR_RETURN(std::optional<uint64_t> asn, v->MetaU64(AppliedAsnKey(node)));
+    p.set_applied_asn(asn.value_or(0));
+  }
+  if (node.role() != proto::BACKUP) return p;
+  if (!sp.has_value()) {
+    p.set_caught_up(v == nullptr);  // nothing received, nothing to apply
+    return p;
+  }
+  p.set_save_point_asn(sp->asn());
+  p.set_open_transactions(static_cast<uint32_t>(sp->open_size()));
+  const proto::TrailEnd* te = FindTrailEnd(*sp, config::VolumeDirName(volume));
+  if (te == nullptr || te->records() == 0) {
+    p.set_caught_up(true);  // the volume's trail holds nothing to apply
+    return p;
+  }
+  if (v == nullptr) return p;  // records to apply and no volume yet
+  RDF_ASSIGN_OR_RETURN(std::optional<uint64_t> seg, v->MetaU64(kMetaRestartSegment));
+  RDF_ASSIGN_OR_RETURN(std::optional<uint64_t> off, v->MetaU64(kMetaRestartOffset));
+  p.set_caught_up(seg == te->segment() && off == te->offset());
+  return p;
+}
+
 proto::ControlReply NewReply() {
   proto::ControlReply reply;
   reply.set_version(proto::CONTROL_VERSION_1);
@@ -166,6 +208,7 @@ absl::Status ListFiles(const config::Config& config, const std::string& volume,
     f->set_volume(volume);
     f->set_file(name);
     f->set_records(st.ms_entries);
+    f->set_exists(true);
   }
   return absl::OkStatus();
 }
@@ -198,7 +241,7 @@ absl::Status ScanPage(ReadOnlyVolume* v, MDB_dbi dbi, const proto::ControlReques
     }
     proto::VerifyEntry* e = reply->add_entries();
     e->set_key(std::string(lmdb::View(k)));
-    e->set_value_digest(ValueDigest(lmdb::View(val)));
+    e->set_value_hash(ValueHash(lmdb::View(val)));
     key_bytes += k.mv_size;
   }
   mdb_cursor_close(cur);
@@ -210,21 +253,25 @@ absl::Status ScanPage(ReadOnlyVolume* v, MDB_dbi dbi, const proto::ControlReques
 
 }  // namespace
 
-uint64_t ValueDigest(absl::string_view value) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : value) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
+std::string ValueHash(absl::string_view value) {
+  // sodium_init is idempotent and thread-safe; it only picks the fastest
+  // implementation, the result is the same either way.
+  static const int sodium_ready = sodium_init();
+  (void)sodium_ready;
+  unsigned char out[kValueHashBytes];
+  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(value.data()),
+                     value.size(), nullptr, 0);
+  return std::string(reinterpret_cast<const char*>(out), sizeof out);
 }
 
 absl::StatusOr<proto::ControlReply> ServeVerifyFiles(const config::Config& config,
                                                      const proto::NodeConfig& node) {
   proto::ControlReply reply = NewReply();
+  RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp, BackupSavePoint(node));
   std::optional<uint64_t> lowest;
   for (const proto::VolumeConfig* vc : config.ProtectedVolumes()) {
     RDF_ASSIGN_OR_RETURN(std::unique_ptr<ReadOnlyVolume> v, OpenVolume(config, node, vc->name()));
+    RDF_ASSIGN_OR_RETURN(*reply.add_verify_positions(), Position(node, vc->name(), v.get(), sp));
     if (v == nullptr) continue;  // no environment yet: no files
     RDF_RETURN_IF_ERROR(ListFiles(config, vc->name(), v.get(), &reply));
     RDF_ASSIGN_OR_RETURN(std::optional<uint64_t> asn, v->MetaU64(AppliedAsnKey(node)));
@@ -248,12 +295,18 @@ absl::StatusOr<proto::ControlReply> ServeVerifyScan(const config::Config& config
                                                    kMaxLmdbKeyBytes));
   }
   proto::ControlReply reply = NewReply();
+  RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp, BackupSavePoint(node));
   RDF_ASSIGN_OR_RETURN(std::unique_ptr<ReadOnlyVolume> v, OpenVolume(config, node, req.volume()));
-  if (v == nullptr) return reply;  // no environment yet: an empty file
-  RDF_ASSIGN_OR_RETURN(std::optional<uint64_t> asn, v->MetaU64(AppliedAsnKey(node)));
-  reply.set_applied_asn(asn.value_or(0));
-  RDF_ASSIGN_OR_RETURN(std::optional<MDB_dbi> dbi, v->OpenDb(req.file()));
-  if (!dbi.has_value()) return reply;  // not created on this node (yet)
+  RDF_ASSIGN_OR_RETURN(proto::VerifyPosition pos, Position(node, req.volume(), v.get(), sp));
+  reply.set_applied_asn(pos.applied_asn());
+  std::optional<MDB_dbi> dbi;
+  if (v != nullptr) {
+    RDF_ASSIGN_OR_RETURN(dbi, v->OpenDb(req.file()));
+  }
+  pos.set_file_exists(dbi.has_value());
+  *reply.add_verify_positions() = std::move(pos);
+  // No environment or no such file: an empty page, flagged as absent.
+  if (!dbi.has_value()) return reply;
   RDF_RETURN_IF_ERROR(ScanPage(v.get(), *dbi, req, &reply));
   return reply;
 }

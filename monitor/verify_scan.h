@@ -1,6 +1,6 @@
 // The monitor's half of `rdfcom verify` (docs/rdfcom.md "verify"): it serves
 // the contents of its node's protected files, page by page, as (key, value
-// digest) pairs; rdfcom fetches both nodes' pages over the control protocol
+// hash) pairs; rdfcom fetches both nodes' pages over the control protocol
 // (proto/control.proto VERIFY_FILES, VERIFY_SCAN) and compares them. The
 // monitor never compares anything itself.
 //
@@ -8,7 +8,12 @@
 // and closed again; tmf or an updater may be writing the same environment
 // at the same time. Each request reads one LMDB read transaction per volume,
 // a consistent snapshot of that volume; successive pages of one file are
-// separate snapshots.
+// separate snapshots. So every reply also says where each volume it read
+// stood in that same read transaction (reply.verify_positions, proto
+// VerifyPosition): every write to a volume moves its applied ASN (tmf's on
+// the primary, the updater's on the backup), so pages that report the same
+// position saw the same state, and rdfcom checks that they all did and
+// that both nodes stood at one point (rdfcom/verify.h, "consistent cut").
 //
 // REQUIRES (both calls): `config` is loaded (absolute data_dir), `node` is
 // one of its nodes, and the calling process holds no other LMDB environment
@@ -21,6 +26,7 @@
 #define RDF_MONITOR_VERIFY_SCAN_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -37,18 +43,24 @@ inline constexpr uint32_t kDefaultVerifyPageEntries = 10000;
 inline constexpr uint32_t kMaxVerifyPageEntries = 100000;
 inline constexpr uint64_t kMaxVerifyPageKeyBytes = 2ull << 20;
 
-// The digest of a record value that VERIFY_SCAN sends instead of the value:
-// 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over
-// the value's bytes. Stable across processes, builds and machines (it is
-// part of the protocol: both nodes must compute the same function), not
-// cryptographic: it detects accidental differences, not forged ones.
-uint64_t ValueDigest(absl::string_view value);
+// The hash of a record value that VERIFY_SCAN sends instead of the value:
+// BLAKE2b with a 16-byte (128-bit) output, unkeyed (libsodium
+// crypto_generichash). Stable across processes, builds and machines (it is
+// part of the protocol: both nodes must compute the same function) and
+// collision resistant: two values that differ in any way hash differently
+// except with probability about 2^-64 even for values chosen to collide
+// (the birthday bound), where the old 64-bit FNV-1a could be made to
+// collide at will.
+inline constexpr size_t kValueHashBytes = 16;
+std::string ValueHash(absl::string_view value);
 
 // VERIFY_FILES for `node`: for every protected volume of `config`, in
 // configuration order, its user files (named databases not starting with
 // "__") that config.IsProtected admits, each with its record count, in name
-// order -> reply.files. A volume whose directory (or LMDB environment) does
-// not exist yet has no files; that is not an error.
+// order -> reply.files (exists = true). A volume whose directory (or LMDB
+// environment) does not exist yet has no files; that is not an error.
+// reply.verify_positions: one per protected volume, in configuration order
+// (see VerifyPosition; BACKUP nodes read their published save point first).
 //
 // reply.applied_asn: the lowest per-volume applied ASN over the protected
 // volumes that have one, 0 when none has: on a PRIMARY node tmf's
@@ -70,14 +82,17 @@ absl::StatusOr<proto::ControlReply> ServeVerifyFiles(const config::Config& confi
 // `req.volume()`, in LMDB key order (bytewise): the entries whose keys are
 // strictly greater than `req.after_key()` (every key from the first when
 // `req.from_start()`), at most `req.limit()` of them (see the constants
-// above) -> reply.entries as (key, ValueDigest(value)); reply.more is true
+// above) -> reply.entries as (key, ValueHash(value)); reply.more is true
 // when entries follow the last one returned (ask again with after_key = the
 // last key). reply.applied_asn is the scanned volume's applied ASN (as for
-// ServeVerifyFiles, for this one volume; 0 if none).
+// ServeVerifyFiles, for this one volume; 0 if none), and
+// reply.verify_positions holds that volume's one VerifyPosition, read in the
+// page's read transaction, with file_exists set.
 //
 // A protected file that does not exist on this node (or whose volume does
-// not exist yet) is an empty page with more = false: the other node may
-// have it, and the comparison reports its keys as missing here.
+// not exist yet) is an empty page with more = false and file_exists =
+// false: the other node may have it, and the comparison reports the file
+// as present on one side only.
 //
 // Errors: kInvalidArgument when (volume, file) is not protected by the
 // configuration (unknown or unprotected volume, unprotected or "__" file,

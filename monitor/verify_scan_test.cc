@@ -4,9 +4,14 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "common/lmdb_env.h"
+#include "common/save_point.h"
+#include "common/shared_blob.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "common/volume_meta.h"
@@ -64,6 +69,28 @@ class VerifyScanTest : public ::testing::Test {
     ASSERT_OK(txn->Commit());
   }
 
+  struct End {
+    uint64_t segment, offset, records;
+  };
+  // Publishes a save point for the backup's updaters, as the receiver does.
+  void PublishSavePoint(uint64_t asn, int open, const std::map<std::string, End>& trails) {
+    proto::SavePoint sp;
+    sp.set_version(kSavePointVersion);
+    sp.set_asn(asn);
+    for (int i = 0; i < open; ++i) sp.add_open()->set_txid(i + 1);
+    for (const auto& [name, e] : trails) {
+      proto::TrailEnd* t = sp.add_trails();
+      t->set_trail(name);
+      t->set_segment(e.segment);
+      t->set_offset(e.offset);
+      t->set_records(e.records);
+    }
+    const std::string dir = config::ImageTrailDir(Node("backup"));
+    std::filesystem::create_directories(dir);
+    ASSERT_OK_AND_ASSIGN(auto blob, SharedBlob::Create(SavePointShmPath(dir)));
+    ASSERT_OK(blob->Write(sp.SerializeAsString()));
+  }
+
   // VERIFY_FILES as "volume/file=records" strings.
   std::vector<std::string> Files(const char* node, uint64_t* applied_asn = nullptr) {
     absl::StatusOr<proto::ControlReply> r = ServeVerifyFiles(config_, Node(node));
@@ -102,10 +129,40 @@ class VerifyScanTest : public ::testing::Test {
   config::Config config_;
 };
 
-TEST_F(VerifyScanTest, ValueDigestIsFnv1a64) {
-  EXPECT_EQ(ValueDigest(""), 0xcbf29ce484222325ull);
-  EXPECT_EQ(ValueDigest("a"), 0xaf63dc4c8601ec8cull);
-  EXPECT_EQ(ValueDigest("foobar"), 0x85944171f73967e8ull);
+// Both nodes must compute the same function: BLAKE2b with a 16-byte
+// output (the reference values are Python's hashlib.blake2b(v,
+// digest_size=16)).
+TEST_F(VerifyScanTest, ValueHashIsBlake2b128) {
+  EXPECT_EQ(absl::BytesToHexString(ValueHash("")), "cae66941d9efbd404e4d88758ea67670");
+  EXPECT_EQ(absl::BytesToHexString(ValueHash("a")), "27c35e6e9373877f29e562464e46497e");
+  EXPECT_EQ(absl::BytesToHexString(ValueHash("foobar")), "13b16eec2597e4d5616a70b1abd318b0");
+}
+
+TEST_F(VerifyScanTest, PositionsSayWhereEachVolumeStands) {
+  PutMeta("primary", "$DATA01", kMetaTmfAppliedAsn, 50);
+  ASSERT_OK_AND_ASSIGN(proto::ControlReply r, ServeVerifyFiles(config_, Node("primary")));
+  ASSERT_EQ(r.verify_positions_size(), 2);  // the protected volumes, in order
+  EXPECT_EQ(r.verify_positions(0).volume(), "$DATA01");
+  EXPECT_TRUE(r.verify_positions(0).volume_exists());
+  EXPECT_EQ(r.verify_positions(0).applied_asn(), 50u);
+  EXPECT_EQ(r.verify_positions(1).volume(), "$DATA02");
+  EXPECT_FALSE(r.verify_positions(1).volume_exists());
+}
+
+TEST_F(VerifyScanTest, BackupVolumeAtTheTrailEndOfTheSavePointIsCaughtUp) {
+  PublishSavePoint(120, /*open=*/1, {{"DATA01", {3, 4096, 10}}, {"DATA02", {1, 0, 0}}});
+  PutMeta("backup", "$DATA01", kMetaAppliedAsn, 118);
+  PutMeta("backup", "$DATA01", kMetaRestartSegment, 3);
+  PutMeta("backup", "$DATA01", kMetaRestartOffset, 4096);
+  ASSERT_OK_AND_ASSIGN(proto::ControlReply r, ServeVerifyFiles(config_, Node("backup")));
+  ASSERT_EQ(r.verify_positions_size(), 2);
+  EXPECT_TRUE(r.verify_positions(0).caught_up());
+  EXPECT_EQ(r.verify_positions(0).save_point_asn(), 120u);
+  EXPECT_EQ(r.verify_positions(0).open_transactions(), 1u);
+  EXPECT_TRUE(r.verify_positions(1).caught_up());  // nothing in its trail
+  PutMeta("backup", "$DATA01", kMetaRestartOffset, 2048);
+  ASSERT_OK_AND_ASSIGN(r, ServeVerifyFiles(config_, Node("backup")));
+  EXPECT_FALSE(r.verify_positions(0).caught_up());
 }
 
 TEST_F(VerifyScanTest, MissingVolumesHaveNoFiles) {
@@ -146,11 +203,13 @@ TEST_F(VerifyScanTest, BackupAppliedAsnIsLowestUpdaterValueOfVolumesThatHaveOne)
   EXPECT_EQ(asn, 7u);
 }
 
-TEST_F(VerifyScanTest, ScanReturnsKeysInOrderWithValueDigests) {
+TEST_F(VerifyScanTest, ScanReturnsKeysInOrderWithValueHashes) {
   Put("primary", "$DATA01", "LOAD", {{"b", "two"}, {"a", "one"}, {"c", "three"}});
   ASSERT_OK_AND_ASSIGN(proto::ControlReply r, Scan("$DATA01", "LOAD", ""));
   EXPECT_THAT(Keys(r), ElementsAre("a", "b", "c"));
-  EXPECT_EQ(r.entries(1).value_digest(), ValueDigest("two"));
+  EXPECT_EQ(r.entries(1).value_hash(), ValueHash("two"));
+  ASSERT_EQ(r.verify_positions_size(), 1);
+  EXPECT_TRUE(r.verify_positions(0).file_exists());
 }
 
 TEST_F(VerifyScanTest, ScanPagesStrictlyAfterTheGivenKey) {
@@ -174,12 +233,17 @@ TEST_F(VerifyScanTest, PageEndsAtTheKeyByteBound) {
   EXPECT_EQ(static_cast<uint64_t>(r.entries_size()), kMaxVerifyPageKeyBytes / 500 + 1);
 }
 
-TEST_F(VerifyScanTest, ScanOfAFileMissingHereIsEmpty) {
+TEST_F(VerifyScanTest, ScanOfAFileMissingHereIsEmptyAndSaysSo) {
   ASSERT_OK_AND_ASSIGN(proto::ControlReply r, Scan("$DATA01", "LOAD", ""));
   EXPECT_THAT(Keys(r), IsEmpty());
+  EXPECT_FALSE(r.verify_positions(0).file_exists());
   Put("primary", "$DATA01", "OTHER", {{"a", ""}});
   ASSERT_OK_AND_ASSIGN(r, Scan("$DATA01", "LOAD", ""));
   EXPECT_THAT(Keys(r), IsEmpty());
+  EXPECT_FALSE(r.verify_positions(0).file_exists());
+  Put("primary", "$DATA01", "LOAD", {});
+  ASSERT_OK_AND_ASSIGN(r, Scan("$DATA01", "LOAD", ""));
+  EXPECT_TRUE(r.verify_positions(0).file_exists());  // empty, but there
 }
 
 TEST_F(VerifyScanTest, ScanRefusesFilesTheConfigurationDoesNotProtect) {

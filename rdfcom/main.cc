@@ -62,11 +62,15 @@ constexpr char kDescription[] =
     "                            print the EMS events of --node, or of every node,\n"
     "                            merged by time; --follow keeps printing new ones\n"
     "                            until interrupted (Ctrl-C)\n"
-    "  takeover [--yes] [--json]  on the backup: refuse the old primary, apply\n"
+    "  takeover [--yes] [--json] [--force] [--timeout S]\n"
+    "                            on the backup: refuse the old primary, apply\n"
     "                            everything received, undo the transactions whose\n"
     "                            outcome never arrived and print the report of what\n"
     "                            was lost (takeover/report.json, report.txt);\n"
-    "                            asks for confirmation unless --yes; restartable\n"
+    "                            asks for confirmation unless --yes; restartable;\n"
+    "                            --force: even while catching up after initialize;\n"
+    "                            --timeout: fail on an updater that makes no\n"
+    "                            progress for S seconds (60)\n"
     "  initialize [--yes] [--json]\n"
     "                            online initial copy: copy every protected volume of\n"
     "                            the primary (the application may keep committing)\n"
@@ -189,8 +193,8 @@ int Events(const Args& a, rdf::cli::Parser& p) {
 
 int Takeover(const Args& a, rdf::cli::Parser& p) {
   if (!a.since.empty() || !a.min_severity.empty() || !a.process.empty() || a.number != 0 ||
-      a.follow || a.force || !a.volume.empty()) {
-    p.Fail("takeover takes only --yes and --json (and --config, --node)");
+      a.follow || !a.volume.empty()) {
+    p.Fail("takeover takes only --yes, --json, --force and --timeout (and --config, --node)");
   }
   absl::StatusOr<rdf::config::Config> cfg = rdf::config::Load(a.config);
   if (!cfg.ok()) return Fail(cfg.status());
@@ -214,6 +218,8 @@ int Takeover(const Args& a, rdf::cli::Parser& p) {
   o.node = a.node;
   o.bin_dir = rdf::ExecutableDir();
   o.progress = &std::cerr;
+  o.force = a.force;
+  if (a.timeout_s != 0) o.stall_timeout = absl::Seconds(a.timeout_s);
   absl::StatusOr<rdf::proto::TakeoverReport> r = rdf::rdfcom::RunTakeover(o);
   if (!r.ok()) return Fail(r.status());
   std::cout << (a.json ? rdf::ProtoToJson(*r) + "\n" : rdf::rdfcom::TakeoverReportText(*r));
@@ -366,7 +372,8 @@ int Verify(const Args& a, rdf::cli::Parser& p) {
     std::cerr << "rdfcom: verify's event (" << (r->equal ? 981 : 980)
               << ") was not logged: " << logged.message() << std::endl;
   }
-  return r->equal ? 0 : 1;
+  // 3: no consistent cut, so neither equal nor different is known.
+  return !r->consistent_cut ? 3 : r->equal ? 0 : 1;
 }
 
 int Update(const Args& a, rdf::cli::Parser& p, const std::string& what) {
@@ -393,7 +400,8 @@ int main(int argc, char** argv) {
   rdf::cli::Parser p("rdfcom --config FILE [--node NAME] COMMAND [options]", kDescription);
   p.AddString("config", &a.config, "system configuration (text proto)");
   p.AddString("node", &a.node, "node to act on (default: see each command)");
-  p.AddBool("force", &a.force, "keygen: replace existing key files");
+  p.AddBool("force", &a.force, "keygen: replace existing key files; takeover: take over even "
+            "while volumes are inconsistent after initialize");
   p.AddString("key-file", &a.key_file,
               "the key file rdfcom authenticates with (an operator's, from keygen --operator; "
               "default: an operator key_file of the configuration, else the node's own)");
@@ -411,7 +419,8 @@ int main(int argc, char** argv) {
   p.AddBool("follow", &a.follow, "events: keep printing new events until interrupted");
   p.AddBool("watch", &a.watch, "status: refresh every second until interrupted");
   p.AddBool("drain", &a.drain, "stop: ship and apply everything written so far, then stop");
-  p.AddUint("timeout", &a.timeout_s, "stop --drain: give up after this many seconds (600)");
+  p.AddUint("timeout", &a.timeout_s, "stop --drain: give up after this many seconds (600); "
+            "takeover: fail on an updater with no progress for this many seconds (60)");
   p.Require("config");
   std::vector<std::string> words = p.Parse(argc, argv);
   if (!a.operator_name.empty() && (words.empty() || words[0] != "keygen")) {

@@ -117,6 +117,17 @@ class InitializeTest(unittest.TestCase):
                                   if e["fields"].get("initial_copy_start_asn") ==
                                   str(state["start_asn"])],
                          20, "the receiver to start from the initial copy's start ASN")
+        # verify while the load commits and the backup catches up: never a
+        # verdict across a moving target (exit 3, no consistent cut).
+        moving = load.p.poll() is None
+        v = self.sys.rdfcom("verify", "--json", timeout=300)
+        if moving and load.p.poll() is None:
+            print("verify during the load:", v.stdout.strip()[:300])
+            self.assertEqual(v.returncode, 3, v.stdout + v.stderr)
+            result = json.loads(v.stdout)
+            self.assertFalse(result["consistent_cut"])
+            self.assertFalse(result["equal"])
+            self.assertTrue(result["cut_problem"])
         self.assertEqual(load.wait(300), 0)
         r = self.sys.rdfcom("stop", "--drain", timeout=660)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -263,6 +274,42 @@ class InitializeTest(unittest.TestCase):
         self.assertEqual(problems, [])
         self.assertEqual(new - after, set())
 
+
+    def test_takeover_while_catching_up_after_the_copy_refuses_unless_forced(self):
+        self.sys.start()
+        self.assertEqual(self.sys.load(800).wait(180), 0)
+        self.sys.rdfcom("stop", check=True)
+        load = self.bg_load(("--mode", "insert", "--txns", "100000", "--rate", "200",
+                             "--hold-us", "600000000", "--think-us", "2000"))
+        self.wait_for_commits(200)
+        state = self.initialize()
+        # The primary is lost before the backup received anything past the
+        # copy: every volume's copy is newer than what the backup holds.
+        load.kill()
+        r = self.sys.rdfcom("takeover", "--yes", "--json", timeout=300)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("still catching up after `rdfcom initialize`", r.stderr)
+        self.assertIn("--force", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.sys.backup, "takeover", "epoch")),
+                         "a refused takeover fences nothing")
+        r = self.sys.rdfcom("takeover", "--yes", "--json", "--force", timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        report = json.loads(r.stdout)
+        self.assertTrue(report["forced"])
+        snapshots = {v["volume"]: v["snapshot_asn"] for v in state["volumes"]}
+        bad = {v["volume"]: v for v in report["inconsistent_volumes"]}
+        self.assertEqual(set(bad), {v for v, s in snapshots.items() if s > report["last_asn"]})
+        self.assertTrue(bad)
+        for volume, v in bad.items():
+            self.assertEqual(v["snapshot_asn"], snapshots[volume])
+            self.assertEqual(v["last_asn"], report["last_asn"])
+        with open(os.path.join(self.sys.backup, "takeover", "report.json")) as f:
+            self.assertEqual(json.load(f), report)
+        self.assertIn("INCONSISTENT VOLUMES", read(os.path.join(self.sys.backup, "takeover",
+                                                                "report.txt")))
+        events = rdftest.events(self.sys.cfg, "backup", 987)
+        self.assertEqual({e["fields"]["volume"] for e in events}, set(bad))
+        self.assertTrue(all(e["severity"] == "ERROR" for e in events))
 
     def test_backup_monitor_killed_mid_copy_then_a_rerun_succeeds(self):
         self.sys.start()

@@ -22,11 +22,11 @@ from ship_test import K, ShipSystem
 VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
 
 
-def rdfcom_takeover(cfg, env_extra=None, log=None):
+def rdfcom_takeover(cfg, env_extra=None, log=None, extra=(), timeout=300):
     env = dict(os.environ)
     env.update(env_extra or {})
-    r = subprocess.run([rdftest.binary("rdfcom"), "--config", cfg, "takeover", "--yes", "--json"],
-                       capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run([rdftest.binary("rdfcom"), "--config", cfg, "takeover", "--yes", "--json",
+                        *extra], capture_output=True, text=True, timeout=timeout, env=env)
     if log:
         with open(log, "a") as f:
             f.write(f"--- rc {r.returncode}\n{r.stderr}\n{r.stdout}\n")
@@ -198,6 +198,62 @@ class TakeoverTest(unittest.TestCase):
         finally:
             if not os.environ.get("RDF_KEEP"):
                 rdftest.remove(ref_work)
+
+    def test_takeover_with_an_updater_stuck_on_a_damaged_trail_fails_then_resumes(self):
+        # The pipeline received a load; no updater ran, so takeover's must
+        # read each volume trail from its start.
+        self.sys.start("receiver")
+        self.sys.start("extractor")
+        self.load_then_kill_primary(300000, 15000)
+        self.sys.stop_all()
+        # A running receiver fixes the final save point (started before the
+        # damage: it reads no old segment again).
+        self.sys.start("receiver")
+        rdftest.wait_for(lambda: rdftest.lock_holder(self.sys.backup, "receiver") > 0, 30,
+                         "the receiver to start")
+        time.sleep(1)
+        # Damage in the middle of $DATA01's first segment: its updater stops
+        # there (kDataLoss) and cannot get past it while the damage lasts.
+        # (A payload byte of the middle DATA record: its frame's CRC32C fails.)
+        seg = rdftest.trail_segments(os.path.join(self.sys.backup, "imagetrails"), "DATA01")[0]
+        recs = [r for r in rdftest.image_records(self.sys.backup, "DATA01")
+                if r["segment"] == seg["segment"] and r.get("type") == "DATA"]
+        self.assertGreater(len(recs), 100)
+        offset = recs[len(recs) // 2]["offset"] + 24
+        with open(seg["path"], "r+b") as f:
+            f.seek(offset)
+            good = f.read(1)
+            f.seek(offset)
+            f.write(bytes([good[0] ^ 0x5a]))
+        with self.assertRaises(rdftest.TrailDamage):
+            rdftest.image_records(self.sys.backup, "DATA01")
+        log = os.path.join(self.sys.work, "takeover.log")
+        started = time.monotonic()
+        # Bounded: without a bound on the updaters this would never return.
+        rc, _, err = rdfcom_takeover(self.sys.cfg, log=log, extra=["--timeout", "5"],
+                                     timeout=120)
+        self.assertEqual(rc, 1, err)
+        self.assertLess(time.monotonic() - started, 100)
+        self.assertIn("$DATA01", err)
+        self.assertIn("issue the takeover again", err)
+        failed = rdftest.events(self.sys.cfg, "backup", 725)
+        self.assertEqual(len(failed), 1)
+        self.assertIn("$DATA01", failed[0]["fields"]["failed_updaters"])
+        self.assertIn("$DATA01", failed[0]["fields"]["error"])
+        per_volume = {e["fields"]["volume"]: e for e in rdftest.events(self.sys.cfg, "backup", 726)}
+        self.assertEqual(set(per_volume), {"$DATA01"})  # the others finished
+        self.assertTrue(per_volume["$DATA01"]["fields"]["error"])
+        self.assertEqual(rdftest.lock_holder(self.sys.backup, "updater-DATA01"), 0,
+                         "the stuck updater was stopped")
+        self.assertFalse(os.path.exists(os.path.join(self.sys.backup, "takeover", "report.json")))
+        # The damage repaired, the takeover issued again resumes and completes.
+        with open(seg["path"], "r+b") as f:
+            f.seek(offset)
+            f.write(good)
+        rc, report, err = rdfcom_takeover(self.sys.cfg, log=log)
+        self.assertEqual(rc, 0, err)
+        self.check_backup(report)
+        self.assertTrue(rdftest.events(self.sys.cfg, "backup", 724))
 
 
 if __name__ == "__main__":
