@@ -77,7 +77,7 @@ class RdfcomTest : public ::testing::Test {
 
   absl::Status Keygen(bool force, std::string* out, const std::string& node = "") {
     std::ostringstream s;
-    absl::Status status = RunKeygen({cfg_path_, node, force}, s);
+    absl::Status status = RunKeygen({cfg_path_, node, force, ""}, s);
     *out = s.str();
     return status;
   }
