@@ -14,6 +14,7 @@
 #include "audit.pb.h"
 #include "common/audit_record.h"
 #include "common/clock.h"
+#include "common/lmdb_checkpoint.h"
 #include "common/mem_file_system.h"
 #include "common/trail_format.h"
 #include "common/trail_writer.h"
@@ -254,6 +255,39 @@ void WireSeeds(const std::filesystem::path& dir) {
 }
 
 }  // namespace
+
+// Checkpoint records (fuzz_checkpoint_record: first half slot 0, second
+// half slot 1): one record, two of different sequence, a clean one.
+void CheckpointSeeds(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  auto record = [](uint64_t sequence, bool clean) {
+    proto::LmdbCheckpoint r;
+    r.set_version(1);
+    r.set_sequence(sequence);
+    r.set_txnid(40 + sequence);
+    r.set_page_size(4096);
+    r.set_meta_page(std::string(4096, '\x11'));
+    r.set_boot_id("seed-boot");
+    r.set_clean(clean);
+    r.set_restart_segment(3);
+    r.set_restart_offset(4096 * sequence);
+    r.set_applied_asn(1000 * sequence);
+    r.set_redo_from_asn(900 * sequence);
+    return lmdb::EncodeCheckpointSlot(r);
+  };
+  const std::string a = record(1, false), b = record(2, false);
+  WriteSeed(dir, "one_record", a + std::string(a.size(), '\0'));
+  WriteSeed(dir, "two_records", a + b.substr(0, a.size()) + b.substr(a.size()));
+  WriteSeed(dir, "clean_record", record(5, true) + record(4, false));
+}
+
+void TakeoverStateSeeds(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  WriteSeed(dir, "epoch", "epoch 3\nstarted_us 1796647629461978\n");
+  WriteSeed(dir, "epoch_no_time", "epoch 1\n");
+  WriteSeed(dir, "zero", "epoch 0\nstarted_us 1\n");
+}
+
 }  // namespace rdf::fuzz
 
 int main(int argc, char** argv) {
@@ -264,5 +298,7 @@ int main(int argc, char** argv) {
   const std::filesystem::path corpus(argv[1]);
   rdf::fuzz::SegmentSeeds(corpus / "segment_reader");
   rdf::fuzz::WireSeeds(corpus / "wire_decode");
+  rdf::fuzz::CheckpointSeeds(corpus / "checkpoint_record");
+  rdf::fuzz::TakeoverStateSeeds(corpus / "takeover_state");
   return 0;
 }
