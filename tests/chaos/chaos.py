@@ -4,8 +4,9 @@ loopback (docs/chaos.md).
 
 Both nodes run under their monitors; the extractor reaches the receiver
 through a fault-injecting TCP proxy (tests/process/fault_proxy.py; tc netem
-is not available here); the backup's image trails live on a small tmpfs
-(when run as root) so its disk can be filled. While rdf-load commits at a
+is not available here); as root, each node's data folder is an ext4 file
+system of its own on a loop device, so that its disk can be filled, frozen
+and lose power. While rdf-load commits at a
 steady rate, the campaign injects one fault at a time, at random moments
 chosen by the seed. The workload is `rdf-load --mode wide` (tmf/wide_load.h:
 records from 0 bytes to 1 MiB, updates and deletes, counters that deadlock,
@@ -23,7 +24,12 @@ the old insert-mode load (5 records per transaction) instead. The faults:
   cut         the link is cut (every connection reset, new ones refused)
               for 1-5 s, then restored
   delay       every chunk through the link is delayed 20-200 ms for 3-8 s
-  disk_full   the backup's image-trail disk is filled for 6-12 s, then freed
+  disk_full   the backup's disk is filled for 6-12 s, then freed (the image
+              trails, the volumes and the status files meet ENOSPC)
+  freeze      the backup's file system is frozen (fsfreeze) for 6-12 s: every
+              write and sync of the receiver and the updaters blocks while
+              their connections stay up (the receiver's main thread stalls
+              past the extractor's acknowledgement timeout)
   monitor     a node's monitor is SIGKILLed (its children die with it) and
               started again
   power       the primary's disk loses power (when run as root: its data
@@ -31,6 +37,9 @@ the old insert-mode load (5 records per transaction) instead. The faults:
               shut down without flushing its journal, so nothing unsynced
               survives), with the application and the primary's monitor;
               after the file system is mounted again both start and recover
+  backup_power  the backup's disk loses power with its monitor (and so every
+              backup process); the monitor starts again on a new boot, so the
+              updaters go back to their volumes' checkpoints
 
 After each fault it measures the time to recover: until the backup has
 received and applied everything the primary had written when the fault
@@ -68,7 +77,8 @@ from fault_proxy import FaultProxy  # noqa: E402
 
 K = 5
 VOLUMES = ["DATA01", "DATA02", "DATA03", "DATA04"]
-KINDS = ["kill", "stop", "kill_app", "cut", "delay", "disk_full", "monitor", "power"]
+KINDS = ["kill", "stop", "kill_app", "cut", "delay", "disk_full", "freeze", "monitor", "power",
+         "backup_power"]
 RECOVERY_LIMIT_S = 120
 
 
@@ -106,14 +116,14 @@ class Campaign:
             f.write(re.sub(rf": {self.ports['17420']}\b", f": {self.proxy.port}", text))
         self.primary = os.path.join(self.work, "primary")
         self.backup = os.path.join(self.work, "backup")
-        self.trails = os.path.join(self.backup, "imagetrails")
         self.mounted = False
         self.disk = None  # the primary's data folder, whose power the campaign cuts
+        self.backup_disk = None  # the backup's: filled, frozen, power cut
         if os.geteuid() == 0:
-            os.makedirs(self.trails)
-            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", self.trails])
-            self.mounted = r.returncode == 0
             self.disk = rdftest.LoopDisk(self.work, self.primary, size=2 << 30)
+            self.backup_disk = rdftest.LoopDisk(self.work, self.backup, size=1 << 30)
+            self.mounted = True
+        self.backup_boots = 0
         self.commit_log = os.path.join(self.work, "commits.log")
         self.monitors = {}
         self.load = None
@@ -128,9 +138,14 @@ class Campaign:
 
     def start_monitor(self, node):
         cfg = self.primary_cfg if node == "primary" else self.cfg
+        # The backup's processes inherit its monitor's boot (a power cut of
+        # the backup starts a new one: updaters go back to their checkpoints).
+        env = None
+        if node == "backup" and self.backup_boots:
+            env = dict(os.environ, RDF_TEST_BOOT_ID=f"chaos-backup-boot-{self.backup_boots}")
         self.monitors[node] = rdftest.Process(
             [rdftest.binary("rdf-monitor"), "--config", cfg, "--node", node],
-            log_path=os.path.join(self.work, f"monitor-{node}.log"))
+            log_path=os.path.join(self.work, f"monitor-{node}.log"), env=env)
 
     def start_load(self):
         self.loads_started += 1
@@ -169,8 +184,9 @@ class Campaign:
         for m in self.monitors.values():
             m.stop(timeout=60)
         self.proxy.stop()
-        if self.mounted:
-            subprocess.run(["umount", "-l", self.trails])
+        if self.backup_disk:
+            subprocess.run(["fsfreeze", "-u", self.backup], capture_output=True)
+            self.backup_disk.remove()
         if self.disk:
             self.disk.remove()
         if os.environ.get("RDF_KEEP"):
@@ -262,12 +278,27 @@ class Campaign:
             # Long enough that some trail needs a new segment meanwhile
             # (segments are preallocated: a full disk shows at the next one).
             hold = rng.uniform(6, 12)
-            filler = os.path.join(self.trails, "filler")
-            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=200"],
+            filler = os.path.join(self.backup, "filler")
+            st = os.statvfs(self.backup)
+            free = st.f_bavail * st.f_frsize
+            subprocess.run(["fallocate", "-l", str(max(free - (256 << 10), 4096)), filler],
                            capture_output=True)
             time.sleep(hold)
             os.remove(filler)
-            return f"image-trail disk full for {hold:.1f} s"
+            return f"backup disk full for {hold:.1f} s"
+        if kind == "freeze":
+            hold = rng.uniform(6, 12)
+            subprocess.run(["fsfreeze", "-f", self.backup], check=True)
+            try:
+                time.sleep(hold)
+            finally:
+                subprocess.run(["fsfreeze", "-u", self.backup], check=True)
+            return f"backup file system frozen for {hold:.1f} s"
+        if kind == "backup_power":
+            self.backup_disk.cut_power([self.monitors.pop("backup")])
+            self.backup_boots += 1
+            self.start_monitor("backup")
+            return "the backup's disk lost power with its monitor; the monitor restarted"
         if kind == "monitor":
             node = rng.choice(["primary", "backup"])
             self.monitors[node].kill()
@@ -285,12 +316,10 @@ class Campaign:
     # --- the campaign ----------------------------------------------------------
 
     def run(self, minutes, mode, only=None):
-        kinds = [k for k in (only or KINDS)
-                 if (k != "disk_full" or self.mounted) and (k != "power" or self.disk)]
-        if not self.mounted:
-            log("not root (or mount failed): the disk_full fault is left out")
+        root_only = ("disk_full", "freeze", "power", "backup_power")
+        kinds = [k for k in (only or KINDS) if k not in root_only or self.disk]
         if not self.disk:
-            log("not root: the power fault is left out")
+            log(f"not root: the faults {', '.join(root_only)} are left out")
         self.start_monitor("backup")
         self.start_monitor("primary")
         rdftest.wait_for(lambda: (self.status() or {}).get("state") == "NORMAL", 60,
