@@ -102,6 +102,19 @@ struct CheckpointState {
   uint64_t redo_from_asn = 0;  // tmf: the audit its recovery needs from this commit
 };
 
+// The oldest writer state any crash can bring the environment in `dir`
+// back to: `live` (its newest commit, which a process crash keeps) and the
+// state recorded in each valid slot of its record file. A system crash
+// restores the current record, or the older one when the newer record's
+// write had not reached the disk yet (a reader may see the newer slot
+// between its pwrite and its fdatasync): so both count. Fields are reduced
+// separately: the restart position (segment, offset) and each ASN to its
+// minimum. `live` alone when there is no record file; kDataLoss when the
+// file holds no valid record. For those that keep what a restart needs
+// (the purger keeps image-trail segments from it).
+absl::StatusOr<CheckpointState> OldestRestorable(const std::string& dir,
+                                                 const CheckpointState& live);
+
 // Takes the checkpoints of one environment opened with Durability::kDeferred.
 // Its methods are called by the environment's only writer thread, never while
 // that thread has a write transaction open.

@@ -132,12 +132,59 @@ class CheckpointTest : public ::testing::Test {
     return last;
   }
 
+  // A record of the writer at (segment, offset, asn).
+  static proto::LmdbCheckpoint Record(uint64_t sequence, uint64_t segment, uint64_t offset,
+                                      uint64_t asn) {
+    proto::LmdbCheckpoint r;
+    r.set_version(1);
+    r.set_sequence(sequence);
+    r.set_restart_segment(segment);
+    r.set_restart_offset(offset);
+    r.set_applied_asn(asn);
+    return r;
+  }
+
   std::string dir_;
   std::unique_ptr<Env> env_;
   std::unique_ptr<Checkpointer> cp_;
   MDB_dbi dbi_ = 0;
   int k_ = 7;
 };
+
+// Finding 16: a reader of the newer record (between its pwrite and its
+// fdatasync) must not forget that a power loss restores the older one.
+TEST_F(CheckpointTest, OldestRestorableCountsBothRecordsAndTheLiveCommit) {
+  ASSERT_OK(FileSystem::Default()->CreateDirs(Vol()));
+  WriteSlot(Vol(), 0, Record(/*sequence=*/1, /*segment=*/3, /*offset=*/100, /*asn=*/300));
+  WriteSlot(Vol(), 1, Record(2, 5, 0, 500));  // the current record, maybe not durable
+  ASSERT_OK_AND_ASSIGN(CheckpointState oldest, OldestRestorable(Vol(), {7, 0, 700}));
+  EXPECT_EQ(oldest.restart_segment, 3u);
+  EXPECT_EQ(oldest.restart_offset, 100u);
+  EXPECT_EQ(oldest.applied_asn, 300u);
+}
+
+TEST_F(CheckpointTest, OldestRestorableIsTheLiveCommitWhenItIsOlder) {
+  ASSERT_OK(FileSystem::Default()->CreateDirs(Vol()));
+  WriteSlot(Vol(), 0, Record(1, 3, 100, 300));
+  ASSERT_OK_AND_ASSIGN(CheckpointState oldest, OldestRestorable(Vol(), {2, 50, 200}));
+  EXPECT_EQ(oldest.restart_segment, 2u);
+  EXPECT_EQ(oldest.restart_offset, 50u);
+  EXPECT_EQ(oldest.applied_asn, 200u);
+}
+
+TEST_F(CheckpointTest, OldestRestorableWithoutRecordsIsTheLiveCommit) {
+  ASSERT_OK_AND_ASSIGN(CheckpointState oldest, OldestRestorable(Vol(), {7, 1, 700}));
+  EXPECT_EQ(oldest.restart_segment, 7u);
+  EXPECT_EQ(oldest.applied_asn, 700u);
+}
+
+TEST_F(CheckpointTest, OldestRestorableOfADamagedRecordFileIsDataLoss) {
+  ASSERT_OK(FileSystem::Default()->CreateDirs(Vol()));
+  ASSERT_OK(WriteFileAtomically(FileSystem::Default(), CheckpointPath(Vol()),
+                                std::string(2 * kCheckpointSlotBytes, 'x')));
+  EXPECT_THAT(OldestRestorable(Vol(), {7, 1, 700}).status(),
+              StatusIs(absl::StatusCode::kDataLoss, ::testing::HasSubstr("neither slot")));
+}
 
 TEST_F(CheckpointTest, StartRecordsTheNewestCommitWithItsMetaPage) {
   Open(Vol());
