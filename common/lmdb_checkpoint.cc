@@ -181,10 +181,11 @@ int CurrentSlot(const std::optional<proto::LmdbCheckpoint> (&slots)[2]) {
 
 }  // namespace
 
-absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::string& dir) {
+absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::string& dir,
+                                                                    FileSystem* fs) {
   const std::string path = CheckpointPath(dir);
-  if (!FileSystem::Default()->Exists(path)) return std::optional<proto::LmdbCheckpoint>();
-  RDF_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(FileSystem::Default(), path));
+  if (!fs->Exists(path)) return std::optional<proto::LmdbCheckpoint>();
+  RDF_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(fs, path));
   std::optional<proto::LmdbCheckpoint> slots[2] = {ParseSlot(bytes, 0), ParseSlot(bytes, 1)};
   const int current = CurrentSlot(slots);
   if (current < 0) {
@@ -195,26 +196,27 @@ absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::s
 }
 
 absl::StatusOr<CheckpointState> OldestRestorable(const std::string& dir,
-                                                 const CheckpointState& live) {
-  const std::string path = CheckpointPath(dir);
-  if (!FileSystem::Default()->Exists(path)) return live;
-  RDF_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(FileSystem::Default(), path));
-  std::optional<proto::LmdbCheckpoint> slots[2] = {ParseSlot(bytes, 0), ParseSlot(bytes, 1)};
-  if (CurrentSlot(slots) < 0) {
-    return absl::DataLossError(absl::StrCat(path, ": neither slot holds a version ",
-                                            kRecordVersion, " checkpoint record"));
+                                                 const CheckpointState& live, FileSystem* fs) {
+  RDF_ASSIGN_OR_RETURN(std::optional<proto::LmdbCheckpoint> r, ReadCheckpoint(dir, fs));
+  if (!r.has_value()) return live;
+  // Read, then synced: every byte read was written before the sync, so the
+  // record read is durable now (its precondition, data.mdb or the copy
+  // synced, held before it was written). A record written meanwhile is
+  // newer, so whichever a power loss keeps is at least as new as `r`.
+  {
+    RDF_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f,
+                         fs->OpenWritable(CheckpointPath(dir), /*create=*/false));
+    RDF_RETURN_IF_ERROR(f->Sync());
+    RDF_RETURN_IF_ERROR(f->Close());
   }
   CheckpointState out = live;
-  for (const std::optional<proto::LmdbCheckpoint>& r : slots) {
-    if (!r.has_value()) continue;
-    if (std::pair(r->restart_segment(), r->restart_offset()) <
-        std::pair(out.restart_segment, out.restart_offset)) {
-      out.restart_segment = r->restart_segment();
-      out.restart_offset = r->restart_offset();
-    }
-    out.applied_asn = std::min(out.applied_asn, r->applied_asn());
-    out.redo_from_asn = std::min(out.redo_from_asn, r->redo_from_asn());
+  if (std::pair(r->restart_segment(), r->restart_offset()) <
+      std::pair(out.restart_segment, out.restart_offset)) {
+    out.restart_segment = r->restart_segment();
+    out.restart_offset = r->restart_offset();
   }
+  out.applied_asn = std::min(out.applied_asn, r->applied_asn());
+  out.redo_from_asn = std::min(out.redo_from_asn, r->redo_from_asn());
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/file_system.h"
+#include "common/mem_file_system.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -151,16 +152,28 @@ class CheckpointTest : public ::testing::Test {
   int k_ = 7;
 };
 
-// Finding 16: a reader of the newer record (between its pwrite and its
-// fdatasync) must not forget that a power loss restores the older one.
-TEST_F(CheckpointTest, OldestRestorableCountsBothRecordsAndTheLiveCommit) {
-  ASSERT_OK(FileSystem::Default()->CreateDirs(Vol()));
-  WriteSlot(Vol(), 0, Record(/*sequence=*/1, /*segment=*/3, /*offset=*/100, /*asn=*/300));
-  WriteSlot(Vol(), 1, Record(2, 5, 0, 500));  // the current record, maybe not durable
-  ASSERT_OK_AND_ASSIGN(CheckpointState oldest, OldestRestorable(Vol(), {7, 0, 700}));
-  EXPECT_EQ(oldest.restart_segment, 3u);
-  EXPECT_EQ(oldest.restart_offset, 100u);
-  EXPECT_EQ(oldest.applied_asn, 300u);
+// Finding 16: a reader of the newer record (between the checkpointer's
+// pwrite and its fdatasync) must not rely on it unless a power loss keeps it.
+TEST_F(CheckpointTest, OldestRestorableMakesTheRecordItTrustsDurable) {
+  MemFileSystem fs;
+  const std::string dir = "/vol";
+  ASSERT_OK(fs.CreateDirs(dir));
+  ASSERT_OK_AND_ASSIGN(auto f, fs.OpenWritable(CheckpointPath(dir), true));
+  ASSERT_OK(f->Write(0, std::string(2 * kCheckpointSlotBytes, '\0')));
+  ASSERT_OK(f->Write(0, EncodeCheckpointSlot(Record(/*sequence=*/1, /*segment=*/3,
+                                                    /*offset=*/100, /*asn=*/300))));
+  ASSERT_OK(f->Sync());
+  ASSERT_OK(fs.SyncDir(dir));  // the record file exists durably
+  // The next record is written but not yet synced.
+  ASSERT_OK(f->Write(kCheckpointSlotBytes, EncodeCheckpointSlot(Record(2, 5, 0, 500))));
+  ASSERT_OK_AND_ASSIGN(CheckpointState oldest, OldestRestorable(dir, {7, 0, 700}, &fs));
+  EXPECT_EQ(oldest.restart_segment, 5u);
+  EXPECT_EQ(oldest.applied_asn, 500u);
+  fs.DropUnsyncedData();  // a power loss: recovery restores the current record
+  ASSERT_OK_AND_ASSIGN(std::optional<proto::LmdbCheckpoint> restored, ReadCheckpoint(dir, &fs));
+  ASSERT_TRUE(restored.has_value());
+  EXPECT_EQ(restored->restart_segment(), oldest.restart_segment)
+      << "a crash brings back a record older than the one relied on";
 }
 
 TEST_F(CheckpointTest, OldestRestorableIsTheLiveCommitWhenItIsOlder) {

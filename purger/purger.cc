@@ -78,13 +78,12 @@ absl::StatusOr<UpdaterPosition> Purger::Impl::ReadPosition(const std::string& vo
   p.applied_asn = asn.value_or(0);
   txn.reset();
   // The updater's newest commit may not be durable yet: after a system crash
-  // it redoes from a checkpoint (common/lmdb_checkpoint.h), the current one
-  // or, when the newest record's write had not reached the disk, the one
-  // before. The trail is kept from the oldest restart point any crash can
-  // bring back.
-  RDF_ASSIGN_OR_RETURN(
-      lmdb::CheckpointState oldest,
-      lmdb::OldestRestorable(dir, {p.restart.segment, p.restart.offset, p.applied_asn}));
+  // it redoes from its checkpoint (common/lmdb_checkpoint.h), and the record
+  // read here may not be durable yet either (OldestRestorable makes it so).
+  // The trail is kept from the oldest restart point any crash can bring back.
+  RDF_ASSIGN_OR_RETURN(lmdb::CheckpointState oldest,
+                       lmdb::OldestRestorable(
+                           dir, {p.restart.segment, p.restart.offset, p.applied_asn}, opt.fs));
   p.restart = {oldest.restart_segment, oldest.restart_offset};
   p.applied_asn = oldest.applied_asn;
   // Caught up with the save point: applied through it.
@@ -151,11 +150,10 @@ absl::StatusOr<uint64_t> Purger::Pass(const std::atomic<bool>* stop) {
     std::string trail = config::VolumeDirName(v->name());
     absl::StatusOr<UpdaterPosition> p = s.ReadPosition(v->name(), *sp);
     if (!p.ok()) {
-      s.last_error = std::string(p.status().message());
-      s.Log(events::kPurgePassEndedEarly,
-            {{"reason", absl::StrCat("positions unavailable: ", p.status().message())},
-             {"trails_done", "0"}});
-      return 0;
+      // Nothing can be purged while a position is unknown: an error, so
+      // that the status says RETRYING (Run logs 834 with the reason).
+      s.envs.erase(v->name());  // opened afresh next pass
+      return Annotate(p.status(), absl::StrCat("positions unavailable: ", v->name()));
     }
     pos[trail] = *p;
     if (!p->known || p->applied_asn < min_applied) {

@@ -56,21 +56,25 @@ constexpr double kDirtyPageBudget = 8192;
 constexpr int kMaxGrowthsPerWrite = 16;
 
 // Bookkeeping database of the records REDO did not apply (error 10 or 11
-// under policy SKIP): big-endian ASN -> empty value, written in the same
+// under policy SKIP): big-endian ASN -> big-endian txid, written in the same
 // LMDB transaction as the batch, so that UNDO leaves exactly those alone
-// across any crash. Entries below every transaction takeover could still
-// undo are pruned as batches commit (PruneSkipped).
+// across any crash. UNDO matches both: an entry that outlived its epoch (a
+// volume copied by initialize from a promoted backup) cannot match, as a
+// promoted primary's transaction ids start above every id seen. Entries
+// below every transaction takeover could still undo are pruned as batches
+// commit (PruneSkipped).
 constexpr char kSkippedDb[] = "__skipped";
 
-std::string AsnKey(uint64_t asn) {
-  std::string k(8, '\0');
-  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(asn >> (56 - 8 * i));
-  return k;
+// 8 bytes, big-endian: LMDB's byte order of keys is then numeric order.
+std::string BigEndian64(uint64_t x) {
+  std::string b(8, '\0');
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(x >> (56 - 8 * i));
+  return b;
 }
-uint64_t AsnOfKey(absl::string_view k) {
-  uint64_t asn = 0;
-  for (size_t i = 0; i < 8 && i < k.size(); ++i) asn = (asn << 8) | static_cast<unsigned char>(k[i]);
-  return asn;
+uint64_t FromBigEndian64(absl::string_view b) {
+  uint64_t x = 0;
+  for (size_t i = 0; i < 8 && i < b.size(); ++i) x = (x << 8) | static_cast<unsigned char>(b[i]);
+  return x;
 }
 
 // Records looked at per undo transaction at most (bounds the time between
@@ -243,14 +247,14 @@ struct Updater::Impl {
   // REQUIRES: the calling thread holds no transaction of `env`.
   absl::Status WithMapGrowth(const std::function<absl::Status()>& write);
   absl::Status GrowMap();
-  // REDO did not apply record `asn`: remembered in `txn` (kSkippedDb).
-  absl::Status MarkSkipped(lmdb::WriteTxn* txn, uint64_t asn);
+  // REDO did not apply record `r`: remembered in `txn` (kSkippedDb).
+  absl::Status MarkSkipped(lmdb::WriteTxn* txn, const proto::AuditRecord& r);
   // Deletes the kSkippedDb entries no takeover can need any more: below the
   // first ASN of the oldest transaction without an outcome at the current
   // save point (UNDO starts there; the oldest open ASN never goes down).
   absl::Status PruneSkipped(lmdb::WriteTxn* txn);
-  // The ASNs in kSkippedDb from `from_asn` on.
-  absl::StatusOr<absl::flat_hash_set<uint64_t>> LoadSkipped(uint64_t from_asn);
+  // The entries of kSkippedDb from `from_asn` on: ASN -> txid.
+  absl::StatusOr<absl::flat_hash_map<uint64_t, uint64_t>> LoadSkipped(uint64_t from_asn);
   // Stores the restart point after `batch` (and its counters) in `txn`;
   // Advance() takes it over once the transaction committed.
   absl::Status SaveRestart(lmdb::WriteTxn* txn, const Batch& batch);
@@ -322,8 +326,8 @@ absl::Status Updater::Impl::WithMapGrowth(const std::function<absl::Status()>& w
   }
 }
 
-absl::Status Updater::Impl::MarkSkipped(lmdb::WriteTxn* txn, uint64_t asn) {
-  return txn->Put(skipped_db, AsnKey(asn), "");
+absl::Status Updater::Impl::MarkSkipped(lmdb::WriteTxn* txn, const proto::AuditRecord& r) {
+  return txn->Put(skipped_db, BigEndian64(r.asn()), BigEndian64(r.txid()));
 }
 
 absl::Status Updater::Impl::PruneSkipped(lmdb::WriteTxn* txn) {
@@ -333,7 +337,8 @@ absl::Status Updater::Impl::PruneSkipped(lmdb::WriteTxn* txn) {
   int rc = mdb_cursor_open(txn->txn(), skipped_db, &cur);
   if (rc != 0) return lmdb::MdbError(rc, "prune skipped records: mdb_cursor_open");
   MDB_val k, v;
-  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 && AsnOfKey(lmdb::View(k)) < horizon) {
+  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
+         FromBigEndian64(lmdb::View(k)) < horizon) {
     rc = mdb_cursor_del(cur, 0);
     if (rc != 0) break;
   }
@@ -342,17 +347,18 @@ absl::Status Updater::Impl::PruneSkipped(lmdb::WriteTxn* txn) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<absl::flat_hash_set<uint64_t>> Updater::Impl::LoadSkipped(uint64_t from_asn) {
-  absl::flat_hash_set<uint64_t> out;
+absl::StatusOr<absl::flat_hash_map<uint64_t, uint64_t>> Updater::Impl::LoadSkipped(
+    uint64_t from_asn) {
+  absl::flat_hash_map<uint64_t, uint64_t> out;
   RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(env.get()));
   MDB_cursor* cur = nullptr;
   int rc = mdb_cursor_open(txn->txn(), skipped_db, &cur);
   if (rc != 0) return lmdb::MdbError(rc, "read skipped records: mdb_cursor_open");
-  std::string from = AsnKey(from_asn);
+  std::string from = BigEndian64(from_asn);
   MDB_val k = lmdb::Val(from), v;
   for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    out.insert(AsnOfKey(lmdb::View(k)));
+    out.emplace(FromBigEndian64(lmdb::View(k)), FromBigEndian64(lmdb::View(v)));
   }
   mdb_cursor_close(cur);
   if (rc != MDB_NOTFOUND) return lmdb::MdbError(rc, "read skipped records");
@@ -587,7 +593,7 @@ absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
       // before the oldest audit the copy kept (an abort whose outcome was
       // not yet durable when initialize read the audit): the change never
       // reached the copy, so there is nothing to undo (nor for UNDO).
-      RDF_RETURN_IF_ERROR(MarkSkipped(txn.get(), r.asn()));
+      RDF_RETURN_IF_ERROR(MarkSkipped(txn.get(), r));
       continue;
     }
     if (insert == exists) {
@@ -596,7 +602,7 @@ absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
       // alone too: undoing a skipped insert would delete the row that was
       // already there.
       RDF_RETURN_IF_ERROR(Exception(r, insert ? 10 : 11));
-      RDF_RETURN_IF_ERROR(MarkSkipped(txn.get(), r.asn()));
+      RDF_RETURN_IF_ERROR(MarkSkipped(txn.get(), r));
       continue;
     }
     if (remove) {
@@ -793,7 +799,7 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
   const size_t max_batch = cfg->updater().batch_records();
   absl::flat_hash_map<std::string, MDB_dbi> dbis;
   // What REDO skipped (error 10 or 11) it never applied: nothing to undo.
-  RDF_ASSIGN_OR_RETURN(const absl::flat_hash_set<uint64_t> skipped_asns,
+  RDF_ASSIGN_OR_RETURN(const auto skipped_by_redo,
                        LoadSkipped(from_asn == UINT64_MAX ? 0 : from_asn));
   for (;;) {
     if (stop->load()) return absl::CancelledError("stopped during the undo pass");
@@ -815,7 +821,10 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
       // (A lost transaction has no outcome, so this happens only when the
       // takeover's save point is below the copy's snapshot ASN.)
       if (copy.Skips(rec->asn, h.txid)) continue;
-      if (skipped_asns.contains(rec->asn)) continue;
+      if (auto it = skipped_by_redo.find(rec->asn);
+          it != skipped_by_redo.end() && it->second == h.txid) {
+        continue;
+      }
       RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
       bytes += rec->payload.size();
       undo.push_back(std::move(r));
