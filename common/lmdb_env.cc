@@ -57,9 +57,10 @@ absl::StatusOr<std::unique_ptr<Env>> Env::OpenWith(const std::string& dir, uint6
   // Never shrink a map that an earlier run (or the writer, for a reader)
   // grew: LMDB prefers a configured size to the one in the meta page and
   // only raises it to the pages in use, so the next big write would fill
-  // it again.
-  RDF_ASSIGN_OR_RETURN(std::optional<NewestMeta> meta, ReadNewestMeta(JoinPath(dir, "data.mdb")));
-  if (meta.has_value()) map_bytes = std::max(map_bytes, meta->map_size);
+  // it again. (Meta pages that cannot be read are LMDB's to report, or a
+  // data.mdb another process is creating right now: open as configured.)
+  absl::StatusOr<std::optional<NewestMeta>> meta = ReadNewestMeta(JoinPath(dir, "data.mdb"));
+  if (meta.ok() && meta->has_value()) map_bytes = std::max(map_bytes, (*meta)->map_size);
   std::unique_ptr<Env> e(new Env());
   e->dir_ = dir;
   int rc = mdb_env_create(&e->env_);
