@@ -40,6 +40,10 @@ class UpdaterTest(unittest.TestCase):
             else:
                 extra["updater.checkpoint_mode"] = "IN_PLACE"
                 extra["updater.checkpoint_ms"] = 300
+        if "takeover_on_a_full_disk" in self._testMethodName:
+            extra["updater.takeover_retry_ms"] = 2000
+            # No checkpoint copy to allocate at open: the disk fills in REDO.
+            extra["updater.checkpoint_mode"] = "IN_PLACE"
         if "map_grown" in self._testMethodName:
             extra["lmdb.map_bytes"] = 1 << 20
             extra["trail.image_segment_bytes"] = 1 << 20
@@ -330,6 +334,55 @@ class UpdaterTest(unittest.TestCase):
             self.wait_applied()
             self.assertBackupEqualsPrimary()
             rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 960), 10, "event 960")
+        finally:
+            self.sys.stop_all()
+            subprocess.run(["umount", "-l", vol])
+
+    def test_takeover_on_a_full_disk_fails_in_bounded_time_and_resumes(self):
+        # Finding 21: a lasting storage error in takeover's REDO was retried
+        # for ever. With updater.takeover_retry_ms 2000 the takeover must fail
+        # with the reason, and issued again once there is room, resume.
+        self.assertEqual(os.geteuid(), 0, "this test mounts a small tmpfs: run it as root")
+        self.insert_load(100)
+        self.wait_applied()
+        for v in VOLUMES:
+            self.sys.kill(f"updater-{v}")
+        vol = os.path.join(self.sys.backup, "volumes", "DATA01")
+        saved = vol + ".saved"
+        os.rename(vol, saved)
+        os.makedirs(vol)
+        # Room for the volume as it is and 256 KiB more.
+        need = sum(os.path.getsize(os.path.join(saved, n)) for n in os.listdir(saved))
+        size = (need >> 10) + 256
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", vol], check=True)
+        try:
+            for name in os.listdir(saved):
+                with open(os.path.join(saved, name), "rb") as src, \
+                        open(os.path.join(vol, name), "wb") as dst:
+                    dst.write(src.read())
+            load = self.sys.load(10**6, clients=4, extra=["--mode", "insert"])
+            rdftest.wait_for(lambda: (rdftest.status(self.sys.backup, "receiver") or {})
+                             .get("save_point_asn", 0) > 20000, 120, "the save point to pass 20000")
+            load.kill()
+            self.sys.kill("extractor")
+            time.sleep(1)
+            began = time.time()
+            r = subprocess.run([rdftest.binary("rdfcom"), "--config", self.sys.cfg, "takeover",
+                                "--yes", "--json"], capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("issue the takeover again", r.stderr)
+            failed = rdftest.events(self.sys.cfg, "backup", 972)
+            self.assertEqual([e["fields"]["volume"] for e in failed], ["$DATA01"], r.stderr)
+            self.assertRegex(failed[0]["fields"]["error"], "space|Input/output error")
+            self.assertGreaterEqual(int(failed[0]["fields"]["retried_ms"]), 2000)
+            self.assertLess(time.time() - began, 60)
+            subprocess.run(["mount", "-o", "remount,size=64m", vol], check=True)
+            rc, report, err = rdfcom_takeover(self.sys.cfg,
+                                              log=os.path.join(self.sys.work, "takeover.log"))
+            self.assertEqual(rc, 0, err)
+            present, problems = rdftest.check_insert_transactions(self.sys.backup, K, VOLUMES)
+            self.assertEqual(problems, [], "every transaction on the backup is whole")
+            self.assertGreater(len(present), 100)
         finally:
             self.sys.stop_all()
             subprocess.run(["umount", "-l", vol])
