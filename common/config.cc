@@ -670,6 +670,15 @@ class Validator {
                          kDefaultUpdaterCheckpointMs, ")"));
     }
     CheckpointCopy("updater", c_.updater().checkpoint_mode(), c_.updater().checkpoint_copy_ms());
+    uint32_t takeover_retry_ms = c_.updater().takeover_retry_ms();
+    if (takeover_retry_ms != 0 &&
+        (takeover_retry_ms < kMinTakeoverRetryMs || takeover_retry_ms > kMaxTakeoverRetryMs)) {
+      Error({{"updater"}, {"takeover_retry_ms"}},
+            absl::StrCat("takeover_retry_ms ", takeover_retry_ms, " is outside ",
+                         kMinTakeoverRetryMs, "..", kMaxTakeoverRetryMs),
+            absl::StrCat("set takeover_retry_ms within that range, or remove it for the "
+                         "default (", kDefaultTakeoverRetryMs, ")"));
+    }
 
     const pb::EnumDescriptor* policy = proto::UpdaterConfig::ErrorPolicy_descriptor();
     KnownEnum({{"updater"}, {"duplicate_key"}}, policy, c_.updater().duplicate_key());
@@ -799,6 +808,7 @@ void FillDefaults(proto::SystemConfig& c) {
   RDF_CONFIG_DEFAULT_(u, checkpoint_copy_max_bytes, kDefaultCheckpointCopyMaxBytes);
   RDF_CONFIG_DEFAULT_(u, checkpoint_copy_ms, kDefaultCheckpointCopyMs);
   RDF_CONFIG_DEFAULT_(u, rtd_warning_ms, kDefaultRtdWarningMs);
+  RDF_CONFIG_DEFAULT_(u, takeover_retry_ms, kDefaultTakeoverRetryMs);
   auto& p = *c.mutable_purger();
   RDF_CONFIG_DEFAULT_(p, interval_ms, kDefaultPurgerIntervalMs);
   RDF_CONFIG_DEFAULT_(p, retain_count, kDefaultRetainCount);

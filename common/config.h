@@ -64,6 +64,10 @@ inline constexpr uint64_t kDefaultCheckpointCopyMaxBytes = uint64_t{256} << 20;
 inline constexpr uint32_t kDefaultCheckpointCopyMs = 30000;
 inline constexpr uint32_t kMinCheckpointCopyMs = 1000;
 inline constexpr uint32_t kMaxCheckpointCopyMs = 600000;
+// updater.takeover_retry_ms (finding 21: takeover must not wait for ever).
+inline constexpr uint32_t kDefaultTakeoverRetryMs = 30000;
+inline constexpr uint32_t kMinTakeoverRetryMs = 100;
+inline constexpr uint32_t kMaxTakeoverRetryMs = 3600000;
 inline constexpr uint32_t kMinUpdaterBatchBytes = 64 << 10;
 inline constexpr uint32_t kDefaultPurgerIntervalMs = 10000;
 inline constexpr uint32_t kDefaultRetainCount = 2;

@@ -194,6 +194,7 @@ TEST_F(ConfigTest, ZeroFieldsTakeDocumentedDefaults) {
   EXPECT_EQ(p.updater().checkpoint_mode(), proto::UpdaterConfig::AUTO);
   EXPECT_EQ(p.updater().checkpoint_copy_max_bytes(), uint64_t{256} << 20);
   EXPECT_EQ(p.updater().checkpoint_copy_ms(), 30000u);
+  EXPECT_EQ(p.updater().takeover_retry_ms(), 30000u);
   EXPECT_EQ(p.updater().duplicate_key(), proto::UpdaterConfig::SKIP);
   EXPECT_EQ(p.purger().interval_ms(), 10000u);
   EXPECT_EQ(p.purger().retain_count(), 2u);
@@ -528,6 +529,12 @@ TEST_F(ConfigTest, CheckpointCopyIntervalOutOfRange) {
   ExpectError(absl::StrCat(kValid, "updater { checkpoint_copy_ms: 999 }  # <-\n"),
               {"updater.checkpoint_copy_ms: checkpoint_copy_ms 999 is outside 1000..600000",
                "set checkpoint_copy_ms within that range"});
+}
+
+TEST_F(ConfigTest, TakeoverRetryOutOfRange) {
+  ExpectError(absl::StrCat(kValid, "updater { takeover_retry_ms: 50 }  # <-\n"),
+              {"updater.takeover_retry_ms: takeover_retry_ms 50 is outside 100..3600000",
+               "set takeover_retry_ms within that range"});
 }
 
 TEST_F(ConfigTest, UnknownMinSeverity) {

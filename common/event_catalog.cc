@@ -79,6 +79,7 @@ constexpr std::array kEvents = {
     EventInfo{kVolumeRolledBack, WARNING, "volume rolled back to its checkpoint"},
     EventInfo{kTakeoverStarted, WARNING, "takeover started"},
     EventInfo{kTransactionsLost, WARNING, "transactions lost"},
+    EventInfo{kTakeoverRedoFailed, ERROR, "takeover REDO failed"},
     EventInfo{kPurgeHeldByTransaction, WARNING, "purge held by an open transaction"},
     EventInfo{kVerifyMismatch, ERROR, "verify found differences"},
     EventInfo{kVerifyMatch, INFO, "verify found files identical"},

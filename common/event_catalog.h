@@ -180,6 +180,9 @@ inline constexpr uint32_t kVolumeRolledBack = 969;
 inline constexpr uint32_t kTakeoverStarted = 970;
 // Transactions whose outcome never arrived were undone and are lost.
 inline constexpr uint32_t kTransactionsLost = 971;
+// An updater gave up its takeover REDO: no progress within
+// updater.takeover_retry_ms, or a damaged image trail (finding 21).
+inline constexpr uint32_t kTakeoverRedoFailed = 972;
 // Takeover complete (RDF 724).
 inline constexpr uint32_t kTakeoverComplete = 724;
 // Takeover failed; it is restartable (RDF 725).

@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "common/crc32c.h"
 #include "common/file_system.h"
+#include "common/lmdb_meta.h"
 #include "common/status_macros.h"
 #include "common/trail_format.h"
 
@@ -25,37 +26,10 @@ namespace {
 
 constexpr uint32_t kRecordVersion = 1;
 
-// LMDB 0.9's meta page (lmdb.h does not export it): a 16-byte page header
-// (mp_pgno first), then MDB_meta: mm_magic, mm_version, mm_address,
-// mm_mapsize, mm_dbs[2] (48 bytes each), mm_last_pg, mm_txnid. The magic and
-// version are checked on every read, so another layout is refused, never
-// misread.
-constexpr size_t kMetaOffset = 16;
-constexpr uint32_t kMetaMagic = 0xBEEFC0DE;
-constexpr uint32_t kMetaVersion = 1;
-constexpr size_t kLastPgOffset = kMetaOffset + 120;
-constexpr size_t kTxnidOffset = kMetaOffset + 128;
+// The meta page layout is in common/lmdb_meta.h.
 constexpr size_t kCopyChunkBytes = 1 << 20;
 // The pace at which a copy is written back (then one fdatasync).
 constexpr double kCopyBytesPerSecond = 32 << 20;
-
-template <typename T>
-T Load(const std::string& page, size_t offset) {
-  T v;
-  std::memcpy(&v, page.data() + offset, sizeof v);
-  return v;
-}
-
-// The transaction id a meta page names, or an error when it is no LMDB 0.9
-// meta page.
-absl::StatusOr<uint64_t> MetaTxnid(const std::string& page, const std::string& path) {
-  if (page.size() < kTxnidOffset + 8 || Load<uint32_t>(page, kMetaOffset) != kMetaMagic ||
-      Load<uint32_t>(page, kMetaOffset + 4) != kMetaVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": not an LMDB 0.9 meta page (magic or version differ)"));
-  }
-  return Load<uint64_t>(page, kTxnidOffset);
-}
 
 absl::StatusOr<std::string> ReadPage(int fd, size_t page_size, uint32_t slot,
                                      const std::string& path) {
@@ -207,10 +181,11 @@ int CurrentSlot(const std::optional<proto::LmdbCheckpoint> (&slots)[2]) {
 
 }  // namespace
 
-absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::string& dir) {
+absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::string& dir,
+                                                                    FileSystem* fs) {
   const std::string path = CheckpointPath(dir);
-  if (!FileSystem::Default()->Exists(path)) return std::optional<proto::LmdbCheckpoint>();
-  RDF_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(FileSystem::Default(), path));
+  if (!fs->Exists(path)) return std::optional<proto::LmdbCheckpoint>();
+  RDF_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(fs, path));
   std::optional<proto::LmdbCheckpoint> slots[2] = {ParseSlot(bytes, 0), ParseSlot(bytes, 1)};
   const int current = CurrentSlot(slots);
   if (current < 0) {
@@ -218,6 +193,31 @@ absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::s
                                             kRecordVersion, " checkpoint record"));
   }
   return std::move(slots[current]);
+}
+
+absl::StatusOr<CheckpointState> OldestRestorable(const std::string& dir,
+                                                 const CheckpointState& live, FileSystem* fs) {
+  RDF_ASSIGN_OR_RETURN(std::optional<proto::LmdbCheckpoint> r, ReadCheckpoint(dir, fs));
+  if (!r.has_value()) return live;
+  // Read, then synced: every byte read was written before the sync, so the
+  // record read is durable now (its precondition, data.mdb or the copy
+  // synced, held before it was written). A record written meanwhile is
+  // newer, so whichever a power loss keeps is at least as new as `r`.
+  {
+    RDF_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f,
+                         fs->OpenWritable(CheckpointPath(dir), /*create=*/false));
+    RDF_RETURN_IF_ERROR(f->Sync());
+    RDF_RETURN_IF_ERROR(f->Close());
+  }
+  CheckpointState out = live;
+  if (std::pair(r->restart_segment(), r->restart_offset()) <
+      std::pair(out.restart_segment, out.restart_offset)) {
+    out.restart_segment = r->restart_segment();
+    out.restart_offset = r->restart_offset();
+  }
+  out.applied_asn = std::min(out.applied_asn, r->applied_asn());
+  out.redo_from_asn = std::min(out.redo_from_asn, r->redo_from_asn());
+  return out;
 }
 
 absl::StatusOr<Recovery> RecoverToCheckpoint(const std::string& dir) {
@@ -334,6 +334,10 @@ Checkpointer::~Checkpointer() {
 
 absl::StatusOr<Checkpointer::Job> Checkpointer::Prepare(const CheckpointState& now, bool clean) {
   Job job;
+  // A raw begin, not Env::BeginShared: a pin outlives the call and holds no
+  // resize_mu. It cannot meet MDB_MAP_RESIZED: only the writer checkpoints,
+  // and its own map is never smaller than the data (Env::Open, Grow); nor
+  // could it adopt a size while the previous pin is held.
   int rc = mdb_txn_begin(env_->env(), nullptr, MDB_RDONLY, &job.pin);
   if (rc != 0) return MdbError(rc, "checkpoint: pin the newest commit");
   absl::Cleanup unpin = [&job] { mdb_txn_abort(job.pin); };
@@ -382,7 +386,7 @@ absl::Status Checkpointer::CopyOut(Job& job) {
   if (rc != 0) return MdbError(rc, "checkpoint: mdb_env_get_fd");
   const std::string& meta = job.record.meta_page();
   const size_t psize = job.record.page_size();
-  const uint64_t bytes = (Load<uint64_t>(meta, kLastPgOffset) + 1) * psize;
+  const uint64_t bytes = (MetaLastPage(meta) + 1) * psize;
   job.copy_created = !FileSystem::Default()->Exists(path);
   // Rewritten in place, never truncated first: the slot's blocks are
   // overwritten as they are and only growth allocates (up front). Truncating
@@ -601,6 +605,7 @@ absl::Status Checkpointer::ReleaseForGrow(const CheckpointState& now) {
 absl::Status Checkpointer::Repin() {
   if (mode_ == Mode::kCopy) return absl::OkStatus();
   MDB_txn* txn = nullptr;
+  // Raw, as in Prepare: the writer's own pin.
   int rc = mdb_txn_begin(env_->env(), nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return MdbError(rc, "checkpoint: pin after growing the map");
   absl::MutexLock l(&mu_);

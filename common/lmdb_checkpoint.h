@@ -59,6 +59,7 @@
 #include "absl/time/time.h"
 #include "checkpoint.pb.h"
 #include "config.pb.h"
+#include "common/file_system.h"
 #include "common/lmdb_env.h"
 
 namespace rdf::lmdb {
@@ -70,7 +71,8 @@ inline constexpr size_t kCheckpointSlotBytes = 96 << 10;  // a 64 KiB meta page 
 // The current record of the environment in `dir` (the valid slot with the
 // highest sequence); nullopt when there is no record file; kDataLoss when
 // neither slot holds a valid record.
-absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::string& dir);
+absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(
+    const std::string& dir, FileSystem* fs = FileSystem::Default());
 
 // One slot's bytes for `record`: length and masked CRC32C (little-endian
 // 32-bit each), then the message.
@@ -101,6 +103,21 @@ struct CheckpointState {
   uint64_t applied_asn = 0;
   uint64_t redo_from_asn = 0;  // tmf: the audit its recovery needs from this commit
 };
+
+// The oldest writer state any crash can bring the environment in `dir`
+// back to: `live` (its newest commit, which a process crash keeps) and the
+// state in its current checkpoint record (a system crash restores that).
+// The current record may have been read between the checkpointer's pwrite
+// and its fdatasync, when a power loss would still bring back the older
+// one: so the record file is synced (`fs`) after it is read, and what was
+// read is then what a crash restores (or a newer record). Fields are
+// reduced separately: the restart position (segment, offset) and each ASN
+// to its minimum. `live` alone when there is no record file; kDataLoss when
+// the file holds no valid record. For those that keep what a restart needs
+// (the purger keeps image-trail segments from it).
+absl::StatusOr<CheckpointState> OldestRestorable(const std::string& dir,
+                                                 const CheckpointState& live,
+                                                 FileSystem* fs = FileSystem::Default());
 
 // Takes the checkpoints of one environment opened with Durability::kDeferred.
 // Its methods are called by the environment's only writer thread, never while

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/file_system.h"
+#include "common/mem_file_system.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -132,12 +133,71 @@ class CheckpointTest : public ::testing::Test {
     return last;
   }
 
+  // A record of the writer at (segment, offset, asn).
+  static proto::LmdbCheckpoint Record(uint64_t sequence, uint64_t segment, uint64_t offset,
+                                      uint64_t asn) {
+    proto::LmdbCheckpoint r;
+    r.set_version(1);
+    r.set_sequence(sequence);
+    r.set_restart_segment(segment);
+    r.set_restart_offset(offset);
+    r.set_applied_asn(asn);
+    return r;
+  }
+
   std::string dir_;
   std::unique_ptr<Env> env_;
   std::unique_ptr<Checkpointer> cp_;
   MDB_dbi dbi_ = 0;
   int k_ = 7;
 };
+
+// Finding 16: a reader of the newer record (between the checkpointer's
+// pwrite and its fdatasync) must not rely on it unless a power loss keeps it.
+TEST_F(CheckpointTest, OldestRestorableMakesTheRecordItTrustsDurable) {
+  MemFileSystem fs;
+  const std::string dir = "/vol";
+  ASSERT_OK(fs.CreateDirs(dir));
+  ASSERT_OK_AND_ASSIGN(auto f, fs.OpenWritable(CheckpointPath(dir), true));
+  ASSERT_OK(f->Write(0, std::string(2 * kCheckpointSlotBytes, '\0')));
+  ASSERT_OK(f->Write(0, EncodeCheckpointSlot(Record(/*sequence=*/1, /*segment=*/3,
+                                                    /*offset=*/100, /*asn=*/300))));
+  ASSERT_OK(f->Sync());
+  ASSERT_OK(fs.SyncDir(dir));  // the record file exists durably
+  // The next record is written but not yet synced.
+  ASSERT_OK(f->Write(kCheckpointSlotBytes, EncodeCheckpointSlot(Record(2, 5, 0, 500))));
+  ASSERT_OK_AND_ASSIGN(CheckpointState oldest, OldestRestorable(dir, {7, 0, 700}, &fs));
+  EXPECT_EQ(oldest.restart_segment, 5u);
+  EXPECT_EQ(oldest.applied_asn, 500u);
+  fs.DropUnsyncedData();  // a power loss: recovery restores the current record
+  ASSERT_OK_AND_ASSIGN(std::optional<proto::LmdbCheckpoint> restored, ReadCheckpoint(dir, &fs));
+  ASSERT_TRUE(restored.has_value());
+  EXPECT_EQ(restored->restart_segment(), oldest.restart_segment)
+      << "a crash brings back a record older than the one relied on";
+}
+
+TEST_F(CheckpointTest, OldestRestorableIsTheLiveCommitWhenItIsOlder) {
+  ASSERT_OK(FileSystem::Default()->CreateDirs(Vol()));
+  WriteSlot(Vol(), 0, Record(1, 3, 100, 300));
+  ASSERT_OK_AND_ASSIGN(CheckpointState oldest, OldestRestorable(Vol(), {2, 50, 200}));
+  EXPECT_EQ(oldest.restart_segment, 2u);
+  EXPECT_EQ(oldest.restart_offset, 50u);
+  EXPECT_EQ(oldest.applied_asn, 200u);
+}
+
+TEST_F(CheckpointTest, OldestRestorableWithoutRecordsIsTheLiveCommit) {
+  ASSERT_OK_AND_ASSIGN(CheckpointState oldest, OldestRestorable(Vol(), {7, 1, 700}));
+  EXPECT_EQ(oldest.restart_segment, 7u);
+  EXPECT_EQ(oldest.applied_asn, 700u);
+}
+
+TEST_F(CheckpointTest, OldestRestorableOfADamagedRecordFileIsDataLoss) {
+  ASSERT_OK(FileSystem::Default()->CreateDirs(Vol()));
+  ASSERT_OK(WriteFileAtomically(FileSystem::Default(), CheckpointPath(Vol()),
+                                std::string(2 * kCheckpointSlotBytes, 'x')));
+  EXPECT_THAT(OldestRestorable(Vol(), {7, 1, 700}).status(),
+              StatusIs(absl::StatusCode::kDataLoss, ::testing::HasSubstr("neither slot")));
+}
 
 TEST_F(CheckpointTest, StartRecordsTheNewestCommitWithItsMetaPage) {
   Open(Vol());

@@ -1,10 +1,15 @@
 #include "common/lmdb_env.h"
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_system.h"
+#include "common/lmdb_meta.h"
 #include "common/status_macros.h"
 
 namespace rdf::lmdb {
@@ -27,15 +32,6 @@ absl::StatusOr<std::unique_ptr<Env>> Env::Open(const std::string& dir, uint64_t 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("create ", dir));
-  std::unique_ptr<Env> e(new Env());
-  e->dir_ = dir;
-  int rc = mdb_env_create(&e->env_);
-  if (rc != 0) return MdbError(rc, "mdb_env_create");
-  mdb_env_set_maxdbs(e->env_, max_dbs);
-  // Never shrink a map that an earlier run grew.
-  MDB_envinfo info;
-  rc = mdb_env_set_mapsize(e->env_, map_bytes);
-  if (rc != 0) return MdbError(rc, "mdb_env_set_mapsize");
   // MDB_NOMETASYNC: a system crash may lose the last LMDB commit but never
   // corrupts; every writer of ours keeps its position in the same LMDB
   // transaction as its changes and redoes from there (tmf from the audit
@@ -43,14 +39,44 @@ absl::StatusOr<std::unique_ptr<Env>> Env::Open(const std::string& dir, uint64_t 
   // the fsyncs per commit.
   unsigned flags = MDB_NOTLS | MDB_NOMETASYNC;
   if (durability == Durability::kDeferred) flags |= MDB_NOSYNC;
+  return OpenWith(dir, map_bytes, max_dbs, flags);
+}
+
+absl::StatusOr<std::unique_ptr<Env>> Env::OpenReadOnly(const std::string& dir,
+                                                       uint32_t max_dbs) {
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(dir) / "data.mdb", ec)) {
+    if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("look for ", dir));
+    return absl::NotFoundError(absl::StrCat("no LMDB environment in ", dir));
+  }
+  return OpenWith(dir, 0, max_dbs, MDB_RDONLY | MDB_NOTLS);
+}
+
+absl::StatusOr<std::unique_ptr<Env>> Env::OpenWith(const std::string& dir, uint64_t map_bytes,
+                                                   uint32_t max_dbs, unsigned flags) {
+  // Never shrink a map that an earlier run (or the writer, for a reader)
+  // grew: LMDB prefers a configured size to the one in the meta page and
+  // only raises it to the pages in use, so the next big write would fill
+  // it again. (Meta pages that cannot be read are LMDB's to report, or a
+  // data.mdb another process is creating right now: open as configured.)
+  absl::StatusOr<std::optional<NewestMeta>> meta = ReadNewestMeta(JoinPath(dir, "data.mdb"));
+  if (meta.ok() && meta->has_value()) map_bytes = std::max(map_bytes, (*meta)->map_size);
+  std::unique_ptr<Env> e(new Env());
+  e->dir_ = dir;
+  int rc = mdb_env_create(&e->env_);
+  if (rc != 0) return MdbError(rc, "mdb_env_create");
+  mdb_env_set_maxdbs(e->env_, max_dbs);
+  if (map_bytes > 0) {
+    rc = mdb_env_set_mapsize(e->env_, map_bytes);
+    if (rc != 0) return MdbError(rc, "mdb_env_set_mapsize");
+  }
   rc = mdb_env_open(e->env_, dir.c_str(), flags, 0644);
   if (rc != 0) {
     mdb_env_close(e->env_);
     e->env_ = nullptr;
-    return MdbError(rc, absl::StrCat("open LMDB environment ", dir));
+    return MdbError(rc, absl::StrCat("open LMDB environment ", dir,
+                                     (flags & MDB_RDONLY) ? " read-only" : ""));
   }
-  mdb_env_info(e->env_, &info);
-  if (info.me_mapsize < map_bytes) mdb_env_set_mapsize(e->env_, map_bytes);
   int dead = 0;
   mdb_reader_check(e->env_, &dead);  // frees slots of killed processes
   return e;
@@ -72,12 +98,10 @@ absl::StatusOr<MDB_dbi> Env::OpenDb(const std::string& name, bool create) {
   absl::MutexLock l(&dbs_mu_);
   auto it = dbs_.find(name);
   if (it != dbs_.end()) return it->second;
-  absl::ReaderMutexLock rl(&resize_mu_);
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_, nullptr, create ? 0 : MDB_RDONLY, &txn);
-  if (rc != 0) return MdbError(rc, "mdb_txn_begin");
+  RDF_ASSIGN_OR_RETURN(MDB_txn* txn, BeginShared(create ? 0 : MDB_RDONLY, "mdb_txn_begin"));
+  absl::Cleanup unlock = [this] { resize_mu_.ReaderUnlock(); };
   MDB_dbi dbi;
-  rc = mdb_dbi_open(txn, name.c_str(), create ? MDB_CREATE : 0, &dbi);
+  int rc = mdb_dbi_open(txn, name.c_str(), create ? MDB_CREATE : 0, &dbi);
   if (rc != 0) {
     mdb_txn_abort(txn);
     return MdbError(rc, absl::StrCat("open file ", name, " in ", dir_));
@@ -128,14 +152,41 @@ absl::Status Env::Grow(uint64_t min_bytes) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<ReadTxn>> ReadTxn::Begin(Env* env) {
-  env->resize_mu().ReaderLock();
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env->env(), nullptr, MDB_RDONLY, &txn);
-  if (rc != 0) {
-    env->resize_mu().ReaderUnlock();
-    return MdbError(rc, "begin read transaction");
+absl::StatusOr<MDB_txn*> Env::BeginShared(unsigned flags, absl::string_view context) {
+  for (int adopted = 0;; ++adopted) {
+    resize_mu_.ReaderLock();
+    MDB_txn* txn = nullptr;
+    int rc = mdb_txn_begin(env_, nullptr, flags, &txn);
+    if (rc == 0) return txn;
+    resize_mu_.ReaderUnlock();
+    if (rc != MDB_MAP_RESIZED || adopted >= kMaxMapAdoptions) {
+      return MdbError(rc, absl::StrCat(context, " in ", dir_));
+    }
+    // Another process grew the map past ours. Adopting its size remaps, so
+    // no transaction of this process may be open: resize_mu exclusively.
+    absl::MutexLock l(&resize_mu_);
+    rc = mdb_env_set_mapsize(env_, 0);
+    if (rc != 0) return MdbError(rc, absl::StrCat("adopt the grown map of ", dir_));
   }
+}
+
+absl::StatusOr<MDB_txn*> BeginTxn(MDB_env* env, unsigned flags, absl::string_view context) {
+  for (int adopted = 0;; ++adopted) {
+    MDB_txn* txn = nullptr;
+    int rc = mdb_txn_begin(env, nullptr, flags, &txn);
+    if (rc == 0) return txn;
+    if (rc != MDB_MAP_RESIZED || adopted >= kMaxMapAdoptions) return MdbError(rc, context);
+    rc = mdb_env_set_mapsize(env, 0);  // another process grew the map: adopt its size
+    if (rc != 0) return MdbError(rc, absl::StrCat(context, ": adopt the grown map"));
+  }
+}
+
+bool IsMapFull(const absl::Status& s) {
+  return absl::IsResourceExhausted(s) && absl::StrContains(s.message(), "MDB_MAP_FULL");
+}
+
+absl::StatusOr<std::unique_ptr<ReadTxn>> ReadTxn::Begin(Env* env) {
+  RDF_ASSIGN_OR_RETURN(MDB_txn* txn, env->BeginShared(MDB_RDONLY, "begin read transaction"));
   return std::unique_ptr<ReadTxn>(new ReadTxn(env, txn));
 }
 
@@ -161,13 +212,7 @@ absl::StatusOr<std::optional<std::string>> ReadTxn::Get(MDB_dbi dbi,
 }
 
 absl::StatusOr<std::unique_ptr<WriteTxn>> WriteTxn::Begin(Env* env) {
-  env->resize_mu().ReaderLock();
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env->env(), nullptr, 0, &txn);
-  if (rc != 0) {
-    env->resize_mu().ReaderUnlock();
-    return MdbError(rc, "begin write transaction");
-  }
+  RDF_ASSIGN_OR_RETURN(MDB_txn* txn, env->BeginShared(0, "begin write transaction"));
   return std::unique_ptr<WriteTxn>(new WriteTxn(env, txn));
 }
 

@@ -7,6 +7,14 @@
 // Stale reader slots left by killed processes are cleared on open
 // (mdb_reader_check), and the map grows when it fills.
 //
+// Map growth (docs/updater.md, "Map growth"): a map is never smaller than the
+// one recorded in the environment's newest meta page, so a size an earlier
+// run grew to is kept across restarts whatever `map_bytes` says; and a
+// process whose map is smaller than another process grew it to (a reader
+// of a volume an updater or tmf writes) adopts the new size when it begins
+// its next transaction (MDB_MAP_RESIZED), once, in Env::BeginShared, which
+// every ReadTxn, WriteTxn and OpenDb goes through.
+//
 // Named databases are user files; names starting with "__" are bookkeeping.
 // Thread-safe: read and write transactions take `resize_mu()` shared, and
 // Grow() takes it exclusively, because LMDB may resize the map only while
@@ -35,6 +43,20 @@ namespace rdf::lmdb {
 // kResourceExhausted, MDB_NOTFOUND -> kNotFound, others -> kInternal.
 absl::Status MdbError(int rc, absl::string_view context);
 
+// True for the status MdbError gives MDB_MAP_FULL (not for ENOSPC, which a
+// bigger map cannot cure).
+bool IsMapFull(const absl::Status& s);
+
+// How often one begin adopts a grown map before giving up (the writer grew
+// again each time in between).
+inline constexpr int kMaxMapAdoptions = 8;
+
+// mdb_txn_begin for an environment not wrapped in Env (a read-only scan
+// that holds one transaction per environment): on MDB_MAP_RESIZED adopts
+// the grown map (mdb_env_set_mapsize(env, 0)) and begins again.
+// REQUIRES: no other transaction of this process is open on `env`.
+absl::StatusOr<MDB_txn*> BeginTxn(MDB_env* env, unsigned flags, absl::string_view context);
+
 inline MDB_val Val(absl::string_view s) {
   return MDB_val{s.size(), const_cast<char*>(s.data())};
 }
@@ -52,10 +74,17 @@ enum class Durability {
 
 class Env {
  public:
-  // Creates `dir` if missing and opens the environment in it.
+  // Creates `dir` if missing and opens the environment in it, read-write,
+  // with a map of max(map_bytes, the size in its newest meta page).
   static absl::StatusOr<std::unique_ptr<Env>> Open(
       const std::string& dir, uint64_t map_bytes, uint32_t max_dbs,
       Durability durability = Durability::kEachCommit);
+  // Opens the environment in `dir` read-only (MDB_RDONLY) with the map its
+  // newest meta page names: creates no folder and no data.mdb (LMDB adds
+  // lock.mdb when missing). kNotFound when `dir` holds no data.mdb. Only
+  // ReadTxn and OpenDb(name, false) may be used on it.
+  static absl::StatusOr<std::unique_ptr<Env>> OpenReadOnly(const std::string& dir,
+                                                           uint32_t max_dbs);
   ~Env();
 
   MDB_env* env() const { return env_; }
@@ -77,8 +106,18 @@ class Env {
   absl::Status Grow(uint64_t min_bytes = 0);
   uint64_t map_bytes() const;
 
+  // Begins a transaction (mdb_txn_begin `flags`) holding resize_mu()
+  // shared; the caller releases it (ReaderUnlock) after ending the
+  // transaction. On MDB_MAP_RESIZED adopts the grown map under resize_mu()
+  // exclusively and begins again (at most kMaxMapAdoptions times).
+  // REQUIRES: the calling thread holds no transaction of this environment.
+  absl::StatusOr<MDB_txn*> BeginShared(unsigned flags, absl::string_view context);
+
  private:
   Env() = default;
+  static absl::StatusOr<std::unique_ptr<Env>> OpenWith(const std::string& dir,
+                                                       uint64_t map_bytes, uint32_t max_dbs,
+                                                       unsigned flags);
   MDB_env* env_ = nullptr;
   std::string dir_;
   absl::Mutex resize_mu_;

@@ -74,17 +74,11 @@ absl::StatusOr<std::unique_ptr<ReadOnlyVolume>> ReadOnlyVolume::Open(const std::
 }
 
 absl::Status ReadOnlyVolume::Begin() {
-  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_);
-  if (rc == MDB_MAP_RESIZED) {
-    // The writer grew the map past ours since we opened: adopt its size.
-    rc = mdb_env_set_mapsize(env_, 0);
-    if (rc == 0) rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_);
-  }
-  if (rc != 0) {
-    txn_ = nullptr;
-    return lmdb::MdbError(rc, absl::StrCat("begin read transaction in ", dir_));
-  }
-  return absl::OkStatus();
+  // lmdb::BeginTxn adopts a map the writer grew past ours since we opened.
+  absl::StatusOr<MDB_txn*> txn =
+      lmdb::BeginTxn(env_, MDB_RDONLY, absl::StrCat("begin read transaction in ", dir_));
+  txn_ = txn.ok() ? *txn : nullptr;
+  return txn.status();
 }
 
 ReadOnlyVolume::~ReadOnlyVolume() {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/event_catalog.h"
+#include "common/initial_copy.h"
 #include "common/lmdb_checkpoint.h"
 #include "common/lmdb_env.h"
 #include "common/process_main.h"
@@ -51,12 +52,17 @@ struct Purger::Impl {
 
 absl::StatusOr<UpdaterPosition> Purger::Impl::ReadPosition(const std::string& volume,
                                                            const proto::SavePoint& sp) {
+  const std::string dir = config::VolumeDir(*base.node, volume);
   auto& env = envs[volume];
   if (!env) {
-    std::string dir = config::VolumeDir(*base.node, volume);
-    if (!opt.fs->Exists(dir)) return UpdaterPosition{};  // no updater has run
-    const proto::VolumeConfig* v = opt.config->FindVolume(volume);
-    RDF_ASSIGN_OR_RETURN(env, lmdb::Env::Open(dir, v->map_bytes(), cfg->lmdb().max_dbs()));
+    // Read-only: the purger never creates a volume's folder or environment
+    // (initialize installs volumes by renaming onto the folder). Its map
+    // follows the updater's growth (lmdb::ReadTxn::Begin).
+    absl::StatusOr<std::unique_ptr<lmdb::Env>> e =
+        lmdb::Env::OpenReadOnly(dir, cfg->lmdb().max_dbs());
+    if (absl::IsNotFound(e.status())) return UpdaterPosition{};  // no updater has run
+    if (!e.ok()) return e.status();
+    env = *std::move(e);
   }
   absl::StatusOr<MDB_dbi> meta = env->OpenDb(lmdb::kMetaDb, false);
   if (absl::IsNotFound(meta.status())) return UpdaterPosition{};
@@ -70,15 +76,16 @@ absl::StatusOr<UpdaterPosition> Purger::Impl::ReadPosition(const std::string& vo
   p.known = true;
   p.restart = {*seg, *off};
   p.applied_asn = asn.value_or(0);
+  txn.reset();
   // The updater's newest commit may not be durable yet: after a system crash
-  // it redoes from its last checkpoint (common/lmdb_checkpoint.h), so the
-  // trail is kept from the older of the two restart points.
-  RDF_ASSIGN_OR_RETURN(std::optional<proto::LmdbCheckpoint> cp,
-                       lmdb::ReadCheckpoint(config::VolumeDir(*base.node, volume)));
-  if (cp.has_value()) {
-    p.restart = std::min(p.restart, trail::Position{cp->restart_segment(), cp->restart_offset()});
-    p.applied_asn = std::min(p.applied_asn, cp->applied_asn());
-  }
+  // it redoes from its checkpoint (common/lmdb_checkpoint.h), and the record
+  // read here may not be durable yet either (OldestRestorable makes it so).
+  // The trail is kept from the oldest restart point any crash can bring back.
+  RDF_ASSIGN_OR_RETURN(lmdb::CheckpointState oldest,
+                       lmdb::OldestRestorable(
+                           dir, {p.restart.segment, p.restart.offset, p.applied_asn}, opt.fs));
+  p.restart = {oldest.restart_segment, oldest.restart_offset};
+  p.applied_asn = oldest.applied_asn;
   // Caught up with the save point: applied through it.
   const proto::TrailEnd* te = FindTrailEnd(sp, config::VolumeDirName(volume));
   if (te != nullptr && trail::Position{te->segment(), te->offset()} == p.restart) {
@@ -110,6 +117,9 @@ absl::StatusOr<std::unique_ptr<Purger>> Purger::Open(const PurgerOptions& option
   RDF_ASSIGN_OR_RETURN(impl->base, StartProcess(*options.config, options.node, proto::BACKUP,
                                                 "purger", options.fs, options.clock));
   impl->trail_dir = config::ImageTrailDir(*impl->base.node);
+  // While initialize replaces the volumes and the image trails, the purger
+  // must neither read nor delete them (as the receiver and updaters).
+  RDF_RETURN_IF_ERROR(CheckNoInitialCopyInProgress(options.fs, *impl->base.node, "purger"));
   return std::unique_ptr<Purger>(new Purger(std::move(impl)));
 }
 
@@ -140,11 +150,10 @@ absl::StatusOr<uint64_t> Purger::Pass(const std::atomic<bool>* stop) {
     std::string trail = config::VolumeDirName(v->name());
     absl::StatusOr<UpdaterPosition> p = s.ReadPosition(v->name(), *sp);
     if (!p.ok()) {
-      s.last_error = std::string(p.status().message());
-      s.Log(events::kPurgePassEndedEarly,
-            {{"reason", absl::StrCat("positions unavailable: ", p.status().message())},
-             {"trails_done", "0"}});
-      return 0;
+      // Nothing can be purged while a position is unknown: an error, so
+      // that the status says RETRYING (Run logs 834 with the reason).
+      s.envs.erase(v->name());  // opened afresh next pass
+      return Annotate(p.status(), absl::StrCat("positions unavailable: ", v->name()));
     }
     pos[trail] = *p;
     if (!p->known || p->applied_asn < min_applied) {

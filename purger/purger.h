@@ -2,15 +2,18 @@
 // segments that nothing can need any more. A segment of a trail goes when
 //   - it is not among the trail's newest purger.retain_count segments;
 //   - every record in it is behind the updaters: for a volume trail, the
-//     volume's updater restart point (read from the volume's __meta, the
-//     durable truth) lies in a later segment; for the MIT, every updater has
-//     applied past its last ASN;
+//     volume's updater restart point (the older of its __meta and of its
+//     checkpoint record, which is synced before it is relied on:
+//     lmdb::OldestRestorable, what a crash can bring back) lies in a later
+//     segment; for the MIT, every updater has applied past its last ASN;
 //   - no transaction takeover could still have to undo has a record in it:
 //     its last ASN is below the first ASN of the oldest transaction without
 //     an outcome at the receiver's published save point (or below the save
 //     point itself when none is open). A long-running transaction therefore
 //     keeps segments on every trail, as in NonStop RDF.
 // Segments go oldest first; the first one kept stops the trail's pass.
+// Volumes are opened read-only (never created); Open refuses while an
+// initialize is in progress (kFailedPrecondition).
 // See docs/purger.md.
 #ifndef RDF_PURGER_PURGER_H_
 #define RDF_PURGER_PURGER_H_

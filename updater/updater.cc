@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -48,6 +49,33 @@ uint64_t KeyPrefix(const std::string& key) {
 // that the pages it is expected to touch stay within this many (32 MiB of
 // 4 KiB pages), whatever the size of the volume.
 constexpr double kDirtyPageBudget = 8192;
+
+// How often one write (a batch, a DDL, an undo batch) may find the map full
+// and double it before the error is treated as a storage error: 2^16 times
+// the map it started with.
+constexpr int kMaxGrowthsPerWrite = 16;
+
+// Bookkeeping database of the records REDO did not apply (error 10 or 11
+// under policy SKIP): big-endian ASN -> big-endian txid, written in the same
+// LMDB transaction as the batch, so that UNDO leaves exactly those alone
+// across any crash. UNDO matches both: an entry that outlived its epoch (a
+// volume copied by initialize from a promoted backup) cannot match, as a
+// promoted primary's transaction ids start above every id seen. Entries
+// below every transaction takeover could still undo are pruned as batches
+// commit (PruneSkipped).
+constexpr char kSkippedDb[] = "__skipped";
+
+// 8 bytes, big-endian: LMDB's byte order of keys is then numeric order.
+std::string BigEndian64(uint64_t x) {
+  std::string b(8, '\0');
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(x >> (56 - 8 * i));
+  return b;
+}
+uint64_t FromBigEndian64(absl::string_view b) {
+  uint64_t x = 0;
+  for (size_t i = 0; i < 8 && i < b.size(); ++i) x = (x << 8) | static_cast<unsigned char>(b[i]);
+  return x;
+}
 
 // Records looked at per undo transaction at most (bounds the time between
 // two durable undo cursors when the lost transactions' records are sparse).
@@ -127,6 +155,7 @@ struct Updater::Impl {
   std::string trail_dir;
   std::unique_ptr<lmdb::Env> env;
   MDB_dbi meta = 0;
+  MDB_dbi skipped_db = 0;  // kSkippedDb
   // Commits are deferred-durable; this makes them durable now and then
   // (common/lmdb_checkpoint.h). Destroyed before `env`.
   std::unique_ptr<lmdb::Checkpointer> checkpointer;
@@ -186,8 +215,14 @@ struct Updater::Impl {
   // it. Returns the records applied; 0 when none were there.
   absl::StatusOr<size_t> Step();
   // Applies until *stop; with `until_caught_up`, returns once the limit is
-  // reached (takeover). Storage errors are retried with backoff.
+  // reached (takeover). Storage errors are retried with backoff; in
+  // takeover only for updater.takeover_retry_ms without progress, and a
+  // damaged trail not at all (TakeoverGivesUp).
   absl::Status Redo(const std::atomic<bool>* stop, bool until_caught_up);
+  // Takeover REDO: the error to fail with (event 972) once `error` has
+  // lasted since `failing_since_us` (0: it just began) longer than
+  // takeover_retry_ms, or at once for kDataLoss; OK to keep retrying.
+  absl::Status TakeoverGivesUp(const absl::Status& error, int64_t* failing_since_us);
   // A batch as applied: decoded records only (the trail payloads are not
   // kept), and where it ends.
   struct Batch {
@@ -204,6 +239,22 @@ struct Updater::Impl {
   };
   absl::Status ApplyBatch(const Batch& batch);
   absl::Status ApplyDdl(const Batch& one);
+  // Runs `write`, which begins and ends its own LMDB transactions; when the
+  // map is full it is grown (doubled, event 967) and `write` runs again in
+  // the same environment (a reopen would not shrink it, see lmdb::Env::Open,
+  // but costs a checkpoint and a trail seek). Every write path of the
+  // updater (REDO batches, DDL, UNDO batches) goes through here.
+  // REQUIRES: the calling thread holds no transaction of `env`.
+  absl::Status WithMapGrowth(const std::function<absl::Status()>& write);
+  absl::Status GrowMap();
+  // REDO did not apply record `r`: remembered in `txn` (kSkippedDb).
+  absl::Status MarkSkipped(lmdb::WriteTxn* txn, const proto::AuditRecord& r);
+  // Deletes the kSkippedDb entries no takeover can need any more: below the
+  // first ASN of the oldest transaction without an outcome at the current
+  // save point (UNDO starts there; the oldest open ASN never goes down).
+  absl::Status PruneSkipped(lmdb::WriteTxn* txn);
+  // The entries of kSkippedDb from `from_asn` on: ASN -> txid.
+  absl::StatusOr<absl::flat_hash_map<uint64_t, uint64_t>> LoadSkipped(uint64_t from_asn);
   // Stores the restart point after `batch` (and its counters) in `txn`;
   // Advance() takes it over once the transaction committed.
   absl::Status SaveRestart(lmdb::WriteTxn* txn, const Batch& batch);
@@ -254,7 +305,64 @@ absl::Status Updater::Impl::OpenEnv() {
   RDF_ASSIGN_OR_RETURN(env, lmdb::Env::Open(dir, vol->map_bytes(), cfg->lmdb().max_dbs(),
                                             lmdb::Durability::kDeferred));
   RDF_ASSIGN_OR_RETURN(meta, env->OpenDb(lmdb::kMetaDb, true));
+  RDF_ASSIGN_OR_RETURN(skipped_db, env->OpenDb(kSkippedDb, true));
   return absl::OkStatus();
+}
+
+absl::Status Updater::Impl::GrowMap() {
+  RDF_RETURN_IF_ERROR(checkpointer->ReleaseForGrow(Durable()));
+  RDF_RETURN_IF_ERROR(env->Grow());
+  RDF_RETURN_IF_ERROR(checkpointer->Repin());
+  Log(events::kVolumeMapGrown,
+      {{"volume", opt.volume}, {"map_bytes", absl::StrCat(env->map_bytes())}});
+  return absl::OkStatus();
+}
+
+absl::Status Updater::Impl::WithMapGrowth(const std::function<absl::Status()>& write) {
+  for (int grown = 0;; ++grown) {
+    absl::Status s = write();
+    if (!lmdb::IsMapFull(s) || grown >= kMaxGrowthsPerWrite) return s;
+    RDF_RETURN_IF_ERROR(GrowMap());
+  }
+}
+
+absl::Status Updater::Impl::MarkSkipped(lmdb::WriteTxn* txn, const proto::AuditRecord& r) {
+  return txn->Put(skipped_db, BigEndian64(r.asn()), BigEndian64(r.txid()));
+}
+
+absl::Status Updater::Impl::PruneSkipped(lmdb::WriteTxn* txn) {
+  const proto::SavePoint& sp = CurrentSavePoint();
+  const uint64_t horizon = sp.oldest_open_asn() != 0 ? sp.oldest_open_asn() : sp.asn() + 1;
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn->txn(), skipped_db, &cur);
+  if (rc != 0) return lmdb::MdbError(rc, "prune skipped records: mdb_cursor_open");
+  MDB_val k, v;
+  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
+         FromBigEndian64(lmdb::View(k)) < horizon) {
+    rc = mdb_cursor_del(cur, 0);
+    if (rc != 0) break;
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::MdbError(rc, "prune skipped records");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<absl::flat_hash_map<uint64_t, uint64_t>> Updater::Impl::LoadSkipped(
+    uint64_t from_asn) {
+  absl::flat_hash_map<uint64_t, uint64_t> out;
+  RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(env.get()));
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn->txn(), skipped_db, &cur);
+  if (rc != 0) return lmdb::MdbError(rc, "read skipped records: mdb_cursor_open");
+  std::string from = BigEndian64(from_asn);
+  MDB_val k = lmdb::Val(from), v;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    out.emplace(FromBigEndian64(lmdb::View(k)), FromBigEndian64(lmdb::View(v)));
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_NOTFOUND) return lmdb::MdbError(rc, "read skipped records");
+  return out;
 }
 
 absl::Status Updater::Impl::LoadRestartPoint() {
@@ -484,15 +592,17 @@ absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
       // A compensation, within the initial copy's window, of a change made
       // before the oldest audit the copy kept (an abort whose outcome was
       // not yet durable when initialize read the audit): the change never
-      // reached the copy, so there is nothing to undo.
+      // reached the copy, so there is nothing to undo (nor for UNDO).
+      RDF_RETURN_IF_ERROR(MarkSkipped(txn.get(), r));
       continue;
     }
-    if (insert && exists) {
-      RDF_RETURN_IF_ERROR(Exception(r, 10));
-      continue;
-    }
-    if (!insert && !exists) {
-      RDF_RETURN_IF_ERROR(Exception(r, 11));
+    if (insert == exists) {
+      // Error 10 (insert of an existing key) or 11 (update or delete of a
+      // missing key): skipped (or the updater stops). UNDO must leave it
+      // alone too: undoing a skipped insert would delete the row that was
+      // already there.
+      RDF_RETURN_IF_ERROR(Exception(r, insert ? 10 : 11));
+      RDF_RETURN_IF_ERROR(MarkSkipped(txn.get(), r));
       continue;
     }
     if (remove) {
@@ -505,6 +615,7 @@ absl::Status Updater::Impl::ApplyBatch(const Batch& batch) {
     if (rc != 0) return lmdb::MdbError(rc, "apply");
   }
   if (cursor != nullptr) mdb_cursor_close(cursor);
+  RDF_RETURN_IF_ERROR(PruneSkipped(txn.get()));
   RDF_RETURN_IF_ERROR(SaveRestart(txn.get(), batch));
   RDF_RETURN_IF_ERROR(Commit(txn.get()));
   Advance(batch);
@@ -533,26 +644,39 @@ absl::StatusOr<size_t> Updater::Impl::Step() {
     bool ddl = rec->type == proto::DDL;
     batch.Add(*rec, std::move(r));
     if (ddl) {
-      RDF_RETURN_IF_ERROR(ApplyDdl(batch));
+      RDF_RETURN_IF_ERROR(WithMapGrowth([&] { return ApplyDdl(batch); }));
       return 1;
     }
   }
   if (batch.recs.empty()) return 0;
-  absl::Status s = ApplyBatch(batch);
-  if (absl::IsResourceExhausted(s) && absl::StrContains(s.message(), "MDB_MAP_FULL")) {
-    RDF_RETURN_IF_ERROR(checkpointer->ReleaseForGrow(Durable()));
-    RDF_RETURN_IF_ERROR(env->Grow());
-    RDF_RETURN_IF_ERROR(checkpointer->Repin());
-    Log(events::kVolumeMapGrown, {{"map_bytes", absl::StrCat(env->map_bytes())}});
-    return absl::UnavailableError("map grown; retrying");
-  }
-  RDF_RETURN_IF_ERROR(s);
+  RDF_RETURN_IF_ERROR(WithMapGrowth([&] { return ApplyBatch(batch); }));
   return batch.recs.size();
+}
+
+absl::Status Updater::Impl::TakeoverGivesUp(const absl::Status& error,
+                                            int64_t* failing_since_us) {
+  if (*failing_since_us == 0) *failing_since_us = Now();
+  const int64_t retried_ms = (Now() - *failing_since_us) / 1000;
+  const bool damaged = absl::IsDataLoss(error);
+  if (!damaged && retried_ms < int64_t{cfg->updater().takeover_retry_ms()}) {
+    return absl::OkStatus();
+  }
+  Log(events::kTakeoverRedoFailed,
+      {{"volume", opt.volume}, {"error", std::string(error.message())},
+       {"position", trail::ToString(restart)},
+       {"retried_ms", absl::StrCat(damaged ? 0 : retried_ms)}});
+  state = "TAKEOVER_FAILED";
+  last_error = std::string(error.message());
+  PublishStatus();
+  if (damaged) return error;
+  return Annotate(error, absl::StrCat("no progress for ", retried_ms, " ms (updater.takeover_retry_ms ",
+                                      cfg->updater().takeover_retry_ms(), ")"));
 }
 
 absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caught_up) {
   const std::string running = until_caught_up ? "TAKEOVER_REDO" : "RUNNING";
   int64_t backoff_us = 100'000;
+  int64_t failing_since_us = 0;  // takeover: when the current error began
   while (!stop->load()) {
     if (Now() - last_status_us >= 1'000'000) {
       last_status_us = Now();
@@ -567,6 +691,9 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
       // nothing is applied until it opens again.
       absl::Status reopened = OpenVolume();
       if (!reopened.ok()) {
+        if (until_caught_up) {
+          RDF_RETURN_IF_ERROR(TakeoverGivesUp(reopened, &failing_since_us));
+        }
         last_error = std::string(reopened.message());
         state = "RETRYING";
         PublishStatus();
@@ -576,6 +703,14 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
       }
     }
     if (!OpenSources()) {
+      // In takeover the trail and the final save point are there: a trail
+      // that cannot be opened or positioned is an error, not a wait.
+      if (until_caught_up) {
+        RDF_RETURN_IF_ERROR(TakeoverGivesUp(
+            absl::UnavailableError(absl::StrCat("cannot open the image trail at ",
+                                                trail::ToString(restart), ": ", last_error)),
+            &failing_since_us));
+      }
       state = "WAITING";
       opt.clock->SleepMicros(200'000);
       continue;
@@ -590,6 +725,7 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
       state = running;
       last_error.clear();
       backoff_us = 100'000;
+      failing_since_us = 0;
       if (until_caught_up && *n == 0) return absl::OkStatus();
       continue;
     }
@@ -602,6 +738,7 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
       PublishStatus();
       continue;
     }
+    if (until_caught_up) RDF_RETURN_IF_ERROR(TakeoverGivesUp(n.status(), &failing_since_us));
     if (state != "RETRYING") {
       Log(absl::IsDataLoss(n.status()) ? events::kTrailDamaged : events::kStorageError,
           {{"error", last_error}, {"position", trail::ToString(restart)},
@@ -661,6 +798,9 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
   }
   const size_t max_batch = cfg->updater().batch_records();
   absl::flat_hash_map<std::string, MDB_dbi> dbis;
+  // What REDO skipped (error 10 or 11) it never applied: nothing to undo.
+  RDF_ASSIGN_OR_RETURN(const auto skipped_by_redo,
+                       LoadSkipped(from_asn == UINT64_MAX ? 0 : from_asn));
   for (;;) {
     if (stop->load()) return absl::CancelledError("stopped during the undo pass");
     std::vector<proto::AuditRecord> undo;
@@ -681,6 +821,10 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
       // (A lost transaction has no outcome, so this happens only when the
       // takeover's save point is below the copy's snapshot ASN.)
       if (copy.Skips(rec->asn, h.txid)) continue;
+      if (auto it = skipped_by_redo.find(rec->asn);
+          it != skipped_by_redo.end() && it->second == h.txid) {
+        continue;
+      }
       RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
       bytes += rec->payload.size();
       undo.push_back(std::move(r));
@@ -692,33 +836,36 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
       if (!d.ok() && !absl::IsNotFound(d.status())) return d.status();
       if (d.ok()) dbis.emplace(r.file(), *d);
     }
-    RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
-    for (const proto::AuditRecord& r : undo) {
-      auto it = dbis.find(r.file());
-      if (it == dbis.end()) continue;  // the file was purged by a later DDL
-      // The before image, or no key when there was none (an insert).
-      if (r.has_before()) {
-        RDF_RETURN_IF_ERROR(txn->Put(it->second, r.key(), r.before()));
-      } else {
-        absl::Status s = txn->Delete(it->second, r.key());
-        if (!s.ok() && !absl::IsNotFound(s)) return s;
+    const uint64_t undone_after = *undone + undo.size();
+    RDF_RETURN_IF_ERROR(WithMapGrowth([&]() -> absl::Status {
+      RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
+      for (const proto::AuditRecord& r : undo) {
+        auto it = dbis.find(r.file());
+        if (it == dbis.end()) continue;  // the file was purged by a later DDL
+        // The before image, or no key when there was none (an insert).
+        if (r.has_before()) {
+          RDF_RETURN_IF_ERROR(txn->Put(it->second, r.key(), r.before()));
+        } else {
+          absl::Status s = txn->Delete(it->second, r.key());
+          if (!s.ok() && !absl::IsNotFound(s)) return s;
+        }
       }
-    }
-    *undone += undo.size();
-    RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoEpoch, epoch.number));
-    RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoSegment, cursor.segment));
-    RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoOffset, cursor.offset));
-    RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoneRecords, *undone));
-    if (done) {
-      // A tmf opened here as the new primary starts transaction ids above
-      // every id the backup has seen (tmf keeps the next id under this key).
-      RDF_ASSIGN_OR_RETURN(std::optional<uint64_t> have,
-                           lmdb::GetU64(txn.get(), meta, kMetaMaxTxid));
-      uint64_t next = std::max(sp.max_txid() + 1, have.value_or(0));
-      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaMaxTxid, next));
-      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaDoneEpoch, epoch.number));
-    }
-    RDF_RETURN_IF_ERROR(Commit(txn.get(), true));
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoEpoch, epoch.number));
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoSegment, cursor.segment));
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoOffset, cursor.offset));
+      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoneRecords, undone_after));
+      if (done) {
+        // A tmf opened here as the new primary starts transaction ids above
+        // every id the backup has seen (tmf keeps the next id under this key).
+        RDF_ASSIGN_OR_RETURN(std::optional<uint64_t> have,
+                             lmdb::GetU64(txn.get(), meta, kMetaMaxTxid));
+        uint64_t next = std::max(sp.max_txid() + 1, have.value_or(0));
+        RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaMaxTxid, next));
+        RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaDoneEpoch, epoch.number));
+      }
+      return Commit(txn.get(), true);
+    }));
+    *undone = undone_after;
     RDF_RETURN_IF_ERROR(checkpointer->AfterCommit(Durable()));
     last_progress_us = Now();
     if (Now() - last_status_us >= 1'000'000) {

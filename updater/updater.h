@@ -10,7 +10,11 @@
 //
 // Takeover (docs/takeover.md): REDO up to the receiver's final save point,
 // then UNDO of the transactions without an outcome, newest first, reading
-// the trail backwards; restartable.
+// the trail backwards, leaving alone the records REDO skipped (kept in the
+// bookkeeping database __skipped); restartable.
+//
+// A full LMDB map is grown and the write retried in place, on every write
+// path (REDO, DDL, UNDO); the grown size survives restarts (lmdb::Env).
 #ifndef RDF_UPDATER_UPDATER_H_
 #define RDF_UPDATER_UPDATER_H_
 
@@ -46,7 +50,10 @@ class Updater {
   // for the epoch and writes takeover/<VOLUME>.json. Already done for this
   // epoch: only rewrites the result. kFailedPrecondition when no takeover
   // was issued or the final save point is not fixed yet; kCancelled on
-  // *stop (a later call resumes).
+  // *stop (a later call resumes). REDO that cannot progress fails instead
+  // of retrying for ever: kDataLoss at once for a damaged trail, any other
+  // error once it lasted updater.takeover_retry_ms (event 972); a later
+  // call resumes from the restart point.
   absl::StatusOr<proto::VolumeTakeoverResult> Takeover(const std::atomic<bool>* stop);
 
   struct Impl;

@@ -4,7 +4,9 @@ keeps segments on every image trail until it ends, and the next pass purges
 them; purge passes racing with updater restarts (SIGKILL at random moments)
 remove nothing an updater or takeover's undo pass needs: the backup drains
 to equal volumes, and a takeover after the primary is killed leaves every
-transaction whole with every saved COMMIT present."""
+transaction whole with every saved COMMIT present. The purger opens volumes
+read-only (it creates no LMDB environment) and refuses to start while an
+initialize is in progress."""
 
 import os
 import random
@@ -177,6 +179,37 @@ class PurgerTest(unittest.TestCase):
         finally:
             self.sys.stop_all()
             subprocess.run(["umount", "-l", trails])
+
+
+    def test_purger_refuses_to_start_while_initialize_is_in_progress(self):
+        # Finding 20: initialize replaces the volumes and image trails meanwhile.
+        marker = os.path.join(self.sys.backup, "initialize", "in_progress")
+        os.makedirs(os.path.dirname(marker))
+        with open(marker, "w") as f:
+            f.write("initialize from primary\n")
+        self.assertNotEqual(self.start("purger").wait(60), 0)
+        self.sys.procs.pop("purger")
+        with open(os.path.join(self.sys.work, "purger.log")) as f:
+            self.assertIn("an initial copy (rdfcom initialize) is running", f.read())
+
+    def test_purger_opens_volumes_read_only_and_creates_nothing(self):
+        # Finding 20: a volume folder with no environment (as between
+        # initialize's RemoveTree and Rename, or before any updater ran)
+        # stays as it is: no data.mdb appears, nothing of its trail goes.
+        vol = os.path.join(self.sys.backup, "volumes", "DATA01")
+        os.makedirs(vol)
+        for name in ["receiver", "extractor", "purger", "updater-$DATA02"]:
+            self.start(name)
+        self.assertEqual(self.sys.load(400, extra=["--mode", "insert"]).wait(120), 0)
+        self.sys.wait_drained()
+        st = rdftest.wait_for(lambda: (lambda s: s if len(s.get("trails", [])) == 5 else None)(
+            self.purger()), 30, "a purge pass over every trail")
+        time.sleep(1)  # a few more passes
+        self.assertEqual(os.listdir(vol), [])
+        self.assertFalse(os.path.exists(os.path.join(self.sys.backup, "volumes", "DATA03")))
+        held = {t["name"]: t["held_by"] for t in self.purger()["trails"]}
+        self.assertIn(held["DATA01"], ("updater-DATA01", "retain_count"))
+        self.assertEqual(self.purger()["state"], "RUNNING", st)
 
 
 if __name__ == "__main__":

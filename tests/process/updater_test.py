@@ -7,7 +7,10 @@ right after an LMDB commit; errors 10/11 follow the configured policy and
 reach the exception log; a full disk under a backup volume makes the updater
 wait in RETRYING and then finish with nothing lost; after a machine restart
 (pretended, then a real power cut of the backup's own file system) every
-volume goes back to its last checkpoint and redoes."""
+volume goes back to its last checkpoint and redoes. Volumes whose LMDB map
+starts at 1 MiB grow (kept across an updater restart) and drain equal while
+the purger purges; an insert that REDO skipped as a duplicate is left alone
+by takeover's UNDO."""
 
 import json
 import os
@@ -17,7 +20,8 @@ import time
 import unittest
 
 import rdftest
-from ship_test import ShipSystem
+from ship_test import K, ShipSystem
+from takeover_test import rdfcom_takeover
 
 VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
 
@@ -36,7 +40,24 @@ class UpdaterTest(unittest.TestCase):
             else:
                 extra["updater.checkpoint_mode"] = "IN_PLACE"
                 extra["updater.checkpoint_ms"] = 300
+        if "takeover_on_a_full_disk" in self._testMethodName:
+            extra["updater.takeover_retry_ms"] = 2000
+            # No checkpoint copy to allocate at open: the disk fills in REDO.
+            extra["updater.checkpoint_mode"] = "IN_PLACE"
+        if "map_grown" in self._testMethodName:
+            extra["lmdb.map_bytes"] = 1 << 20
+            extra["trail.image_segment_bytes"] = 1 << 20
+            extra["purger.interval_ms"] = 300
+            extra["updater.checkpoint_copy_ms"] = 1000
         self.sys = ShipSystem(extra=extra or None)
+        if "map_grown" in self._testMethodName:
+            # Every volume's own map at 1 MiB too.
+            with open(self.sys.cfg) as f:
+                text = f.read()
+            for v in VOLUMES:
+                text = text.replace(f'name: "{v}"\n', f'name: "{v}"\n  map_bytes: 1048576\n')
+            with open(self.sys.cfg, "w") as f:
+                f.write(text)
         # The backup's data folder on a disk of its own, whose power is cut.
         self.disk = None
         if "power_loss" in self._testMethodName:
@@ -45,7 +66,10 @@ class UpdaterTest(unittest.TestCase):
             except BaseException:
                 self.sys.cleanup()  # tearDown does not run when setUp fails
                 raise
-        for name in ["receiver", "extractor"] + [f"updater-{v}" for v in VOLUMES]:
+        # Takeover's updaters apply everything in the skip test.
+        updaters = [] if ("skipped_in_redo" in self._testMethodName
+                          or "damaged_trail" in self._testMethodName) else VOLUMES
+        for name in ["receiver", "extractor"] + [f"updater-{v}" for v in updaters]:
             self.sys.start(name)
 
     def tearDown(self):
@@ -313,6 +337,186 @@ class UpdaterTest(unittest.TestCase):
         finally:
             self.sys.stop_all()
             subprocess.run(["umount", "-l", vol])
+
+    def test_takeover_on_a_full_disk_fails_in_bounded_time_and_resumes(self):
+        # Finding 21: a lasting storage error in takeover's REDO was retried
+        # for ever. With updater.takeover_retry_ms 2000 the takeover must fail
+        # with the reason, and issued again once there is room, resume.
+        self.assertEqual(os.geteuid(), 0, "this test mounts a small tmpfs: run it as root")
+        self.insert_load(100)
+        self.wait_applied()
+        for v in VOLUMES:
+            self.sys.kill(f"updater-{v}")
+        vol = os.path.join(self.sys.backup, "volumes", "DATA01")
+        saved = vol + ".saved"
+        os.rename(vol, saved)
+        os.makedirs(vol)
+        # Room for the volume as it is and 256 KiB more.
+        need = sum(os.path.getsize(os.path.join(saved, n)) for n in os.listdir(saved))
+        size = (need >> 10) + 256
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", vol], check=True)
+        try:
+            for name in os.listdir(saved):
+                with open(os.path.join(saved, name), "rb") as src, \
+                        open(os.path.join(vol, name), "wb") as dst:
+                    dst.write(src.read())
+            load = self.sys.load(10**6, clients=4, extra=["--mode", "insert"])
+            rdftest.wait_for(lambda: (rdftest.status(self.sys.backup, "receiver") or {})
+                             .get("save_point_asn", 0) > 20000, 120, "the save point to pass 20000")
+            load.kill()
+            self.sys.kill("extractor")
+            time.sleep(1)
+            began = time.time()
+            r = subprocess.run([rdftest.binary("rdfcom"), "--config", self.sys.cfg, "takeover",
+                                "--yes", "--json"], capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("issue the takeover again", r.stderr)
+            failed = rdftest.events(self.sys.cfg, "backup", 972)
+            self.assertEqual([e["fields"]["volume"] for e in failed], ["$DATA01"], r.stderr)
+            self.assertRegex(failed[0]["fields"]["error"], "space|Input/output error")
+            self.assertGreaterEqual(int(failed[0]["fields"]["retried_ms"]), 2000)
+            self.assertLess(time.time() - began, 60)
+            subprocess.run(["mount", "-o", "remount,size=64m", vol], check=True)
+            rc, report, err = rdfcom_takeover(self.sys.cfg,
+                                              log=os.path.join(self.sys.work, "takeover.log"))
+            self.assertEqual(rc, 0, err)
+            present, problems = rdftest.check_insert_transactions(self.sys.backup, K, VOLUMES)
+            self.assertEqual(problems, [], "every transaction on the backup is whole")
+            self.assertGreater(len(present), 100)
+        finally:
+            self.sys.stop_all()
+            subprocess.run(["umount", "-l", vol])
+
+    def map_size(self, volume):
+        """The map size in the newest LMDB meta page of a backup volume."""
+        import struct
+        with open(os.path.join(self.sys.backup, "volumes", volume.lstrip("$"), "data.mdb"),
+                  "rb") as f:
+            first = f.read(4096)
+            psize = struct.unpack_from("<I", first, 16 + 24)[0]
+            f.seek(psize)
+            second = f.read(4096)
+        metas = [(struct.unpack_from("<Q", p, 16 + 128)[0], struct.unpack_from("<Q", p, 16 + 16)[0])
+                 for p in (first, second)]
+        return max(metas)[1]
+
+    def test_volumes_map_grown_from_1_mib_drain_equal_across_updater_restarts(self):
+        # Finding 2: the updater grew its map, returned an error, reopened the
+        # volume at the configured 1 MiB (which LMDB prefers to the grown size)
+        # and retried for ever (RETRYING, event 739 "map grown; retrying").
+        # Here each volume grows to 16 MiB or more (the issue asks for 200 MiB
+        # each; this machine is shared, so a smaller load shows the same
+        # paths), the updaters are SIGKILLed once they have grown and started
+        # again (the grown size must survive the reopen), and the purger
+        # (a reader whose map the updaters outgrow, finding 8) keeps purging.
+        p = rdftest.Process([rdftest.binary("rdf-purger"), "--config", self.sys.cfg],
+                            log_path=os.path.join(self.sys.work, "purger.log"))
+        self.sys.procs["purger"] = p
+        # RDF_MAP_GROWTH_TXNS=40000 grows each volume to about 256 MiB.
+        txns = int(os.environ.get("RDF_MAP_GROWTH_TXNS", "6000"))
+        load = self.sys.load(txns, clients=4, extra=["--mode", "insert", "--value-bytes", "2000"])
+        grown = lambda: {e["process"] for e in rdftest.events(self.sys.cfg, "backup", 967)
+                         if e["process"].startswith("updater-")}
+        rdftest.wait_for(lambda: len(grown()) == len(VOLUMES), 180, "every updater to grow its map")
+        time.sleep(1)
+        for v in VOLUMES:
+            self.sys.kill(f"updater-{v}")
+        for v in VOLUMES:
+            self.sys.start(f"updater-{v}")
+        self.assertEqual(load.wait(600 * max(1, txns // 6000)), 0)
+        self.wait_applied()
+        self.assertBackupEqualsPrimary()
+        for v in VOLUMES:
+            self.assertGreaterEqual(self.map_size(v), (16 << 20) * txns // 6000, v)
+        errors = [e for e in rdftest.events(self.sys.cfg, "backup", 739)]
+        self.assertEqual(errors, [], "no storage error: a full map is grown, never retried")
+        # The purger read every volume throughout: it purged volume trails.
+        rdftest.wait_for(lambda: (rdftest.status(self.sys.backup, "purger") or {})
+                         .get("purged_segments", 0) > 4, 30, "the purger to purge segments")
+        self.assertEqual([e for e in rdftest.events(self.sys.cfg, "backup", 834)
+                          if "MDB_MAP_RESIZED" in e["fields"].get("reason", "")], [])
+
+    def test_insert_skipped_in_redo_as_duplicate_is_left_alone_by_undo(self):
+        # Finding 13. setUp started no updater: nothing is applied yet.
+        load = self.sys.load(10**6, clients=8, extra=["--mode", "insert", "--think-us", "300"])
+        rdftest.wait_for(lambda: (rdftest.status(self.sys.backup, "receiver") or {})
+                         .get("save_point_asn", 0) > 3000, 120, "the save point to pass ASN 3000")
+        self.assertIsNone(load.p.poll(), "the load ended before the primary was killed")
+        load.kill()
+        self.sys.kill("extractor")
+        time.sleep(1)
+        mit = rdftest.image_records(self.sys.backup, "MIT")
+        sp = [r["savepoint"] for r in mit if r.get("type") == "SAVEPOINT"][-1]
+        open_txids = {o["txid"] for o in sp.get("open", [])}
+        lost = [r for r in rdftest.image_records(self.sys.backup, "DATA01")
+                if r.get("type") == "DATA" and r["txid"] in open_txids and r["asn"] <= sp["asn"]]
+        self.assertTrue(lost, "a transaction without an outcome wrote to $DATA01")
+        victim = lost[0]
+        key = bytes.fromhex(victim["key"])
+        # The backup already holds that key (as after an error 10 on a real
+        # system): REDO skips the lost transaction's insert of it.
+        vol = os.path.join(self.sys.backup, "volumes", "DATA01")
+        os.makedirs(vol, exist_ok=True)
+        subprocess.run(["mdb_load", "-T", "-s", "LOAD", vol], input=key + b"\npre-existing\n",
+                       check=True)
+        rc, report, err = rdfcom_takeover(self.sys.cfg,
+                                          log=os.path.join(self.sys.work, "takeover.log"))
+        self.assertEqual(rc, 0, err)
+        self.assertIn(victim["txid"], {t["txid"] for t in report["lost_transactions"]})
+        skipped = [e for e in rdftest.events(self.sys.cfg, "backup", 961)
+                   if int(e["fields"]["asn"]) == victim["asn"]]
+        self.assertEqual(len(skipped), 1, "REDO skipped the insert as error 10")
+        rows = rdftest.dump(vol, "LOAD")
+        self.assertEqual(rows.get(key), b"pre-existing",
+                         "UNDO leaves alone the row that REDO did not insert")
+        # Every other record of the lost transactions is undone.
+        others = {bytes.fromhex(r["key"]) for r in lost} - {key}
+        self.assertFalse(others & set(rows))
+
+
+    def test_takeover_redo_on_a_damaged_trail_fails_and_resumes_once_repaired(self):
+        # Finding 21: takeover's REDO retried a damaged trail (and any lasting
+        # storage error) for ever, so `rdfcom takeover` never returned. It
+        # must fail with the reason (a damaged trail at once), and the
+        # takeover issued again must resume. setUp started no updater.
+        load = self.sys.load(10**6, clients=4, extra=["--mode", "insert"])
+        rdftest.wait_for(lambda: (rdftest.status(self.sys.backup, "receiver") or {})
+                         .get("save_point_asn", 0) > 8000, 120, "the save point to pass ASN 8000")
+        load.kill()
+        self.sys.kill("extractor")
+        time.sleep(1)
+        segs = rdftest.trail_segments(os.path.join(self.sys.backup, "imagetrails"), "DATA01")
+        data = [r for r in rdftest.image_records(self.sys.backup, "DATA01")
+                if r.get("type") == "DATA"]
+        rec = data[len(data) // 2]
+        seg = next(x for x in segs if x["segment"] == rec["segment"])
+        # One byte inside a record halfway along the trail: damage, not a
+        # torn tail.
+        with open(seg["path"], "r+b") as f:
+            at = rec["offset"] + rec["bytes"] // 2 + 8
+            f.seek(at)
+            good = f.read(1)
+            f.seek(at)
+            f.write(bytes([good[0] ^ 0xFF]))
+        log = os.path.join(self.sys.work, "takeover.log")
+        r = subprocess.run([rdftest.binary("rdfcom"), "--config", self.sys.cfg, "takeover",
+                            "--yes", "--json"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("issue the takeover again", r.stderr)
+        failed = rdftest.events(self.sys.cfg, "backup", 972)
+        self.assertEqual([e["fields"]["volume"] for e in failed], ["$DATA01"])
+        self.assertIn("DATA01", failed[0]["fields"]["error"])
+        st = rdftest.status(self.sys.backup, "updater-DATA01")
+        self.assertEqual(st["state"], "TAKEOVER_FAILED")
+        # Repaired (the segment restored), the takeover issued again resumes.
+        with open(seg["path"], "r+b") as f:
+            f.seek(at)
+            f.write(good)
+        rc, report, err = rdfcom_takeover(self.sys.cfg, log=log)
+        self.assertEqual(rc, 0, err)
+        present, problems = rdftest.check_insert_transactions(self.sys.backup, K)
+        self.assertEqual(problems, [], "every transaction on the backup is whole")
+        self.assertTrue(present)
 
 
 if __name__ == "__main__":
