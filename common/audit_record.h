@@ -29,6 +29,7 @@ absl::StatusOr<proto::AuditRecord> DecodeAuditRecord(const trail::Record& rec);
 // format without parsing (and copying) the images: what the extractor needs
 // to filter and ship a record. Views point into the payload.
 struct AuditHeader {
+  uint32_t type = 0;  // proto::RecordType (0 when absent)
   int64_t time_us = 0;
   uint64_t txid = 0;
   absl::string_view volume;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <random>
 #include <zmq.hpp>
 
 #include "absl/container/flat_hash_map.h"
@@ -44,6 +45,13 @@ const char* StateName(State s) {
   }
   return "UNKNOWN";
 }
+// A non-zero nonce, different on every call (and across restarts).
+uint64_t NewNonce() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  uint64_t n = 0;
+  while (n == 0) n = rng();
+  return n;
+}
 }  // namespace
 
 struct Extractor::Impl {
@@ -71,6 +79,10 @@ struct Extractor::Impl {
   std::deque<InFlight> inflight;
   uint64_t read_through = 0;     // ASN read through in the audit trail
   uint64_t sent_asn = 0;         // read_through of the newest batch sent
+  // read_through of the newest batch or heartbeat sent this session: the
+  // next one's from_asn (the receiver checks it against what it received).
+  uint64_t told_asn = 0;
+  uint64_t nonce = 0;            // of this synchronization (Hello/Welcome)
   int64_t sent_time_us = 0;      // primary time of the newest record sent
   uint64_t acked_asn = 0;        // receiver's save point
   uint64_t pinned_asn = 0;
@@ -176,6 +188,10 @@ void Extractor::Impl::EnterSync(const std::string& why) {
   state = State::kSync;
   inflight.clear();
   last_hello_us = 0;
+  // A new synchronization: a Welcome answering a Hello of an earlier one
+  // (queued at a slow receiver) describes a state that batches sent since
+  // may have changed, and is ignored.
+  nonce = NewNonce();
 }
 
 void Extractor::Impl::SendHello() {
@@ -184,6 +200,7 @@ void Extractor::Impl::SendHello() {
   trail::End e = end->Get();
   m.mutable_hello()->set_audit_end_asn(e.asn);
   m.mutable_hello()->set_audit_end_time_us(e.time_us);
+  m.mutable_hello()->set_nonce(nonce);
   Send(m);
   last_hello_us = Now();
 }
@@ -277,7 +294,9 @@ bool Extractor::Impl::FillAndSend() {
     return read_through != start_read;
   }
   b->set_seq(next_seq++);
+  b->set_from_asn(told_asn);
   b->set_read_through_asn(read_through);
+  told_asn = read_through;
   trail::End e = end->Get();
   b->set_audit_end_asn(e.asn);
   b->set_audit_end_time_us(e.time_us);
@@ -299,6 +318,8 @@ void Extractor::Impl::SendHeartbeat() {
   m.mutable_heartbeat()->set_audit_end_time_us(e.time_us);
   m.mutable_heartbeat()->set_read_through_asn(read_through);
   m.mutable_heartbeat()->set_next_seq(next_seq);
+  m.mutable_heartbeat()->set_from_asn(told_asn);
+  told_asn = read_through;
   Send(m);
   last_send_us = Now();
 }
@@ -313,12 +334,13 @@ void Extractor::Impl::HandleMessage(absl::string_view bytes) {
     case proto::WireMessage::kWelcome: {
       if (state != State::kSync) return;
       const proto::Welcome& w = m->welcome();
+      if (w.nonce() != nonce) return;  // answers an older Hello: stale
       absl::Status s = reader->SeekToAsn(w.restart_asn());
       if (!s.ok()) {
         ReadError(s);
         return;
       }
-      read_through = sent_asn = w.restart_asn() - 1;
+      read_through = sent_asn = told_asn = w.restart_asn() - 1;
       acked_asn = w.save_point_asn();
       next_seq = w.next_seq();
       inflight.clear();

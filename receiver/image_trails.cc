@@ -75,9 +75,17 @@ class ParallelSync {
 
 ImageTrails::~ImageTrails() = default;
 
-absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Config& config,
-                                                               const proto::NodeConfig& node,
-                                                               FileSystem* fs, Clock* clock) {
+namespace {
+// The MIT frame of a save point carries the save point's ASN, so no MIT
+// record is above it; but a trail has no ASN 0 (the writer refuses it), and
+// the final save point of a backup that received nothing is at ASN 0. Its
+// frame says 1: the MIT is empty then, and 1 is above no record in it.
+uint64_t FrameAsn(uint64_t save_point_asn) { return std::max<uint64_t>(save_point_asn, 1); }
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(
+    const config::Config& config, const proto::NodeConfig& node, FileSystem* fs, Clock* clock,
+    const std::optional<trail::End>& published_frame) {
   std::unique_ptr<ImageTrails> t(new ImageTrails());
   t->dir_ = config::ImageTrailDir(node);
   t->fs_ = fs;
@@ -115,11 +123,25 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Con
     }
     return true;
   };
+  if (published_frame.has_value()) {
+    // A reopen in the same process: no save point frame past the last one
+    // published may be adopted. A later frame's syncs failed, and after a
+    // failed fdatasync its pages can stay in the page cache, clean but
+    // never written (fsyncgate): readable now, gone after a power loss.
+    trail::TrailWriter* mit = t->trails_[0]->writer.get();
+    if (published_frame->pos < mit->appended_end().pos) {
+      RDF_RETURN_IF_ERROR(Annotate(mit->TruncateTo(*published_frame),
+                                   "cut the MIT back to the last published save point"));
+    }
+  }
   trail::Position mit_end;
   RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp,
                        ReadLastSavePoint(fs, t->dir_, &mit_end, survived));
-  if (sp.has_value()) t->save_point_ = *std::move(sp);
-  RDF_RETURN_IF_ERROR(t->CutBackToSavePoint(mit_end));
+  if (sp.has_value()) {
+    t->save_point_ = *std::move(sp);
+    t->frame_end_ = trail::End{FrameAsn(t->save_point_.asn()), mit_end, 0};
+  }
+  RDF_RETURN_IF_ERROR(t->CutBackToSavePoint());
   t->received_asn_ = t->save_point_.asn();
   t->audit_end_asn_ = t->save_point_.audit_end_asn();
   t->audit_end_time_us_ = t->save_point_.audit_end_time_us();
@@ -140,13 +162,13 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Con
   return t;
 }
 
-absl::Status ImageTrails::CutBackToSavePoint(const trail::Position& mit_end) {
+absl::Status ImageTrails::CutBackToSavePoint() {
   // Everything past the last save point may be incomplete across trails:
   // drop it (the extractor resends from the save point).
   for (auto& trail : trails_) {
     trail::End end;
-    if (trail->name == kMasterImageTrail && save_point_.asn() != 0) {
-      end = {save_point_.asn(), mit_end, 0};
+    if (trail->name == kMasterImageTrail && frame_end_.has_value()) {
+      end = *frame_end_;
     } else if (const proto::TrailEnd* e = FindTrailEnd(save_point_, trail->name)) {
       end = {e->asn(), {e->segment(), e->offset()}, 0};
     } else if (trail->writer->last_asn() == 0) {
@@ -170,6 +192,11 @@ ImageTrails::Trail* ImageTrails::VolumeTrail(const std::string& volume) const {
 }
 
 absl::Status ImageTrails::Validate(const proto::Batch& b) const {
+  if (b.from_asn() != received_asn_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "batch ", b.seq(), " continues from ASN ", b.from_asn(), ", but ASNs through ",
+        received_asn_, " were received"));
+  }
   uint64_t prev = received_asn_;
   for (const proto::WireRecord& r : b.records()) {
     if (r.asn() <= prev) {
@@ -197,10 +224,33 @@ absl::Status ImageTrails::Validate(const proto::Batch& b) const {
     if (r.payload().empty()) {
       return absl::InvalidArgumentError(absl::StrCat("record ", r.asn(), " has no payload"));
     }
+    RDF_RETURN_IF_ERROR(CheckRouting(r));
   }
   if (b.read_through_asn() < prev) {
     return absl::InvalidArgumentError(absl::StrCat(
         "read_through_asn ", b.read_through_asn(), " below the last record ", prev));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ImageTrails::CheckRouting(const proto::WireRecord& r) {
+  // The trails are chosen by the routing fields and the open set is kept
+  // from them; the payload is what the updaters apply. A record whose two
+  // disagree would land in the wrong trail or leave a transaction open (or
+  // closed) wrongly: refuse it rather than trust either.
+  absl::StatusOr<AuditHeader> h = ScanAuditHeader(r.payload());
+  if (!h.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("record ", r.asn(), ": payload does not parse: ", h.status().message()));
+  }
+  // Only DATA and DDL are routed by volume; the others carry none.
+  const bool routed = r.type() == proto::DATA || r.type() == proto::DDL;
+  const absl::string_view volume = routed ? h->volume : absl::string_view();
+  if (h->type != r.type() || h->txid != r.txid() || r.volume() != volume) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "record ", r.asn(), ": routing (type ", r.type(), ", tx ", r.txid(), ", volume '",
+        r.volume(), "') disagrees with its payload (type ", h->type, ", tx ", h->txid,
+        ", volume '", h->volume, "')"));
   }
   return absl::OkStatus();
 }
@@ -291,9 +341,9 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) 
     }
   }
   Trail* mit = trails_[0].get();
-  // The frame carries the save point's ASN: no MIT record is above it.
-  RDF_RETURN_IF_ERROR(mit->writer->Append(received_asn_, kSavePointRecordType,
+  RDF_RETURN_IF_ERROR(mit->writer->Append(FrameAsn(received_asn_), kSavePointRecordType,
                                           sp.SerializeAsString(), sp.time_us()));
+  const trail::End frame_end = mit->writer->appended_end();
   mit->dirty = true;
   std::vector<trail::TrailWriter*> volume_trails;
   for (auto& t : trails_) {
@@ -305,38 +355,10 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) 
   // this save point is not published (Open would judge its frame).
   RDF_RETURN_IF_ERROR(synced);
   for (auto& t : trails_) t->dirty = false;
-  RDF_RETURN_IF_ERROR(RecordClosedSegments(save_point_, sp));
+  frame_end_ = trail::End{frame_end.asn, frame_end.pos, 0};
   save_point_ = std::move(sp);
   // Tell the updaters (the durable copy is the MIT frame).
   return shm_->Write(save_point_.SerializeAsString());
-}
-
-absl::Status ImageTrails::RecordClosedSegments(const proto::SavePoint& previous,
-                                               const proto::SavePoint& current) {
-  // A transaction open when a segment closed was open at the previous save
-  // point or began after it: min(oldest open then, previous ASN + 1) is a
-  // lower bound of its first ASN.
-  uint64_t oldest = previous.asn() + 1;
-  if (previous.oldest_open_asn() != 0) oldest = std::min(oldest, previous.oldest_open_asn());
-  std::string lines;
-  for (const proto::TrailEnd& now : current.trails()) {
-    const proto::TrailEnd* before = FindTrailEnd(previous, now.trail());
-    uint64_t from = before != nullptr ? before->segment() : 1;
-    if (now.segment() <= from) continue;
-    RDF_ASSIGN_OR_RETURN(auto segs, trail::ListSegments(fs_, dir_, now.trail()));
-    for (size_t i = 0; i + 1 < segs.size(); ++i) {
-      if (segs[i].segment < from || segs[i].segment >= now.segment()) continue;
-      absl::StrAppend(&lines, now.trail(), " ", segs[i].segment, " ", segs[i].first_asn, " ",
-                      segs[i + 1].first_asn - 1, " ", oldest, "\n");
-    }
-  }
-  if (lines.empty()) return absl::OkStatus();
-  // Appended and synced: rare (once per rollover), and the purger relies on it.
-  RDF_ASSIGN_OR_RETURN(auto f, fs_->OpenWritable(JoinPath(dir_, "txinfo"), true));
-  RDF_ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(JoinPath(dir_, "txinfo")));
-  RDF_RETURN_IF_ERROR(f->Write(size, lines));
-  RDF_RETURN_IF_ERROR(f->Sync());
-  return f->Close();
 }
 
 uint64_t ImageTrails::fsyncs() const {

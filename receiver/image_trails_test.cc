@@ -11,10 +11,15 @@
 #include "common/mem_file_system.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
+#include "common/save_point.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace rdf::receiver {
 namespace {
+
+using ::rdf::testing::StatusIs;
+using ::testing::HasSubstr;
 
 class ImageTrailsTest : public ::testing::Test {
  protected:
@@ -26,6 +31,7 @@ class ImageTrailsTest : public ::testing::Test {
       nodes { name: "backup" role: BACKUP host: "127.0.0.1" audit_port: 17999 data_dir: "b" key_file: "b.key" }
       volumes { name: "$DATA01" }
       volumes { name: "$DATA02" }
+      trail { image_segment_bytes: 65536 }
     )", dir_ + "/rdf.textproto");
     ASSERT_OK(cfg.status());
     cfg_ = std::make_unique<config::Config>(*std::move(cfg));
@@ -37,15 +43,16 @@ class ImageTrailsTest : public ::testing::Test {
     trails_.reset();
     ::rdf::testing::RemoveTestDir(dir_);
   }
-  void Open() {
+  void Open(const std::optional<trail::End>& published_frame = std::nullopt) {
     trails_.reset();
-    auto t = ImageTrails::Open(*cfg_, *node_, &fs_, &clock_);
+    auto t = ImageTrails::Open(*cfg_, *node_, &fs_, &clock_, published_frame);
     ASSERT_OK(t.status());
     trails_ = *std::move(t);
   }
   // A transaction: one DATA record on each volume, then its COMMIT.
-  proto::Batch Txn(uint64_t txid) {
+  proto::Batch Txn(uint64_t txid, size_t value_bytes = 1) {
     proto::Batch b;
+    b.set_from_asn(asn_);
     for (const char* vol : {"$DATA01", "$DATA02", ""}) {
       proto::AuditRecord r;
       r.set_version(kAuditRecordVersion);
@@ -56,7 +63,7 @@ class ImageTrailsTest : public ::testing::Test {
         r.set_volume(vol);
         r.set_file("F");
         r.set_key(absl::StrCat(txid));
-        r.set_after("v");
+        r.set_after(std::string(value_bytes, 'v'));
         r.set_op(proto::INSERT);
       }
       proto::WireRecord* w = b.add_records();
@@ -147,6 +154,105 @@ TEST_F(ImageTrailsTest, VolumeTrailSyncErrorFailsThatSavePointOnly) {
   mem_.DropUnsyncedData();
   Open();
   EXPECT_EQ(trails_->save_point().asn(), 150u);
+}
+
+// Finding 12: takeover on a backup that never received anything writes its
+// final save point at ASN 0, and it survives a power loss and a reopen.
+TEST_F(ImageTrailsTest, FinalSavePointOfABackupThatReceivedNothingIsWritten) {
+  Open();
+  ASSERT_OK(trails_->SavePoint(1, /*takeover_epoch=*/7));
+  EXPECT_EQ(trails_->save_point().asn(), 0u);
+  EXPECT_EQ(trails_->save_point().takeover_epoch(), 7u);
+  trails_.reset();
+  mem_.DropUnsyncedData();
+  Open();
+  EXPECT_EQ(trails_->save_point().asn(), 0u);
+  EXPECT_EQ(trails_->save_point().takeover_epoch(), 7u);
+  auto published = ReadPublishedSavePoint(config::ImageTrailDir(*node_));
+  ASSERT_OK(published.status());
+  ASSERT_TRUE(published->has_value());
+  EXPECT_EQ((*published)->takeover_epoch(), 7u);
+}
+
+// Finding 14: the trails are chosen from the routing fields, the updaters
+// apply the payload: the two must agree.
+TEST_F(ImageTrailsTest, RoutingThatDisagreesWithThePayloadIsRefused) {
+  Open();
+  proto::Batch b = Txn(1);
+  b.set_from_asn(0);  // nothing received: each batch here continues from 0
+  b.mutable_records(0)->set_volume("$DATA02");
+  EXPECT_THAT(trails_->Validate(b), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("disagrees with its payload")));
+  b = Txn(2);
+  b.set_from_asn(0);
+  b.mutable_records(1)->set_txid(99);
+  EXPECT_THAT(trails_->Validate(b), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("disagrees with its payload")));
+  b = Txn(3);
+  b.set_from_asn(0);
+  b.mutable_records(2)->set_type(proto::ABORT);
+  EXPECT_THAT(trails_->Validate(b), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("disagrees with its payload")));
+  b = Txn(4);
+  b.set_from_asn(0);
+  EXPECT_OK(trails_->Validate(b));
+}
+
+// Finding 15: a save point writes the trails and nothing else, so nothing
+// else can fail it (txinfo was written on every rollover, and never read).
+TEST_F(ImageTrailsTest, SavePointsAcrossRolloversWriteOnlyTheTrails) {
+  Open();
+  fs_.SetPathFilter("txinfo");
+  fs_.SetWriteError(absl::ResourceExhaustedError("injected: ENOSPC"));
+  for (uint64_t txid = 1; txid <= 20; ++txid) {
+    ASSERT_OK(trails_->Append(Txn(txid, 8 << 10)));
+    ASSERT_OK(trails_->SavePoint(txid + 1));
+  }
+  EXPECT_GT(FindTrailEnd(trails_->save_point(), "DATA01")->segment(), 1u);
+  EXPECT_FALSE(mem_.Exists(config::ImageTrailDir(*node_) + "/txinfo"));
+}
+
+// Finding 5: after a failed save point the receiver reopens its trails in
+// the same process. The failed frame and its records read back (from the
+// page cache, as after fsyncgate) but must not be adopted: a power loss
+// would take them.
+TEST_F(ImageTrailsTest, ReopenAfterAFailedSavePointNeverAdoptsItsFrame) {
+  Open();
+  ASSERT_OK(trails_->Append(Txn(1)));
+  ASSERT_OK(trails_->SavePoint(2));
+  const proto::SavePoint first = trails_->save_point();
+  ASSERT_OK(trails_->Append(Txn(2)));
+  fs_.SetPathFilter("DATA02");
+  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
+  EXPECT_FALSE(trails_->SavePoint(3).ok());
+  fs_.SetSyncError(absl::OkStatus());
+  Open(trails_->last_published_frame());
+  EXPECT_EQ(trails_->save_point().SerializeAsString(), first.SerializeAsString());
+  EXPECT_EQ(trails_->received_asn(), first.asn());
+  // What the receiver receives again becomes the next save point.
+  asn_ = first.asn();
+  ASSERT_OK(trails_->Append(Txn(2)));
+  ASSERT_OK(trails_->SavePoint(3));
+  trails_.reset();
+  mem_.DropUnsyncedData();
+  Open();
+  EXPECT_EQ(trails_->save_point().asn(), first.asn() + 3);
+}
+
+// Finding 7: a batch numbered as expected but not continuing from what was
+// received (a stale Welcome made the extractor resend from further back,
+// packed differently) would leave a gap: refused for a resync.
+TEST_F(ImageTrailsTest, BatchNotContinuingFromTheReceivedAsnIsRefused) {
+  Open();
+  ASSERT_OK(trails_->Append(Txn(1)));
+  proto::Batch b = Txn(2);
+  b.set_from_asn(1);  // the extractor thinks ASN 1 is the last received; it is 3
+  EXPECT_THAT(trails_->Validate(b), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                             HasSubstr("continues from ASN 1")));
+  b.set_from_asn(5);
+  EXPECT_TRUE(absl::IsFailedPrecondition(trails_->Validate(b)));
+  b.set_from_asn(3);
+  EXPECT_OK(trails_->Validate(b));
 }
 
 }  // namespace

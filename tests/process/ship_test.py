@@ -147,17 +147,11 @@ class ShipTest(unittest.TestCase):
         self.sys.wait_drained()
         n = self.assertTrailsEqualAudit()
         self.assertGreaterEqual(n, 120000)
-        # Transaction information: a line per closed image trail segment,
-        # its ASN range matching the segment headers.
-        with open(os.path.join(self.sys.backup, "imagetrails", "txinfo")) as f:
-            info = [l.split() for l in f.read().splitlines()]
-        for trail in ("MIT", "DATA01", "DATA02", "DATA03", "DATA04"):
-            segs = rdftest.trail_segments(os.path.join(self.sys.backup, "imagetrails"), trail)
-            closed = [(t[1], t[2], t[3]) for t in info if t[0] == trail]
-            want = [(str(a["segment"]), str(a["first_asn"]), str(b["first_asn"] - 1))
-                    for a, b in zip(segs, segs[1:])]
-            self.assertEqual(closed, want, trail)
-        self.assertGreater(len(info), 4)
+        # The receiver keeps no txinfo file any more (finding 15): nothing
+        # read it, and a failure to write it failed a durable save point.
+        self.assertFalse(os.path.exists(os.path.join(self.sys.backup, "imagetrails", "txinfo")))
+        self.assertGreater(len(rdftest.trail_segments(
+            os.path.join(self.sys.backup, "imagetrails"), "DATA01")), 1)
         st = rdftest.status(self.sys.primary, "extractor")
         self.assertEqual(st["state"], "RUNNING")
         self.assertEqual(st["rtd_ms"], 0)
