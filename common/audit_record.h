@@ -36,7 +36,11 @@ struct AuditHeader {
   absl::string_view file;
 };
 // kDataLoss when the bytes are not a well-formed AuditRecord encoding.
-absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view payload);
+// With `prefix`, `payload` may be only the start of an encoding (the first
+// fragment of a large record): the scan stops at the first field after
+// `file`. (Serializers write fields in number order, so the header fields
+// come before the key and images.)
+absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view payload, bool prefix = false);
 
 // Approximate bytes a record occupies in a trail (for limits and backlog).
 size_t AuditRecordBytes(const proto::AuditRecord& r);

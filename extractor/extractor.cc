@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <optional>
 #include <random>
 #include <zmq.hpp>
 
@@ -93,6 +94,18 @@ struct Extractor::Impl {
   std::unique_ptr<RtdWatch> rtd_watch;
   uint64_t batches = 0, records = 0, bytes = 0;
   absl::flat_hash_map<std::string, bool> protected_cache;
+  // A protected record read but not yet (wholly) sent: it opens the next
+  // batch, whole when it fits in one, else in fragments. read_through stays
+  // below its ASN until its last byte is sent.
+  struct Held {
+    trail::Record rec;
+    proto::RecordType type;
+    uint64_t txid = 0;
+    std::string volume;
+    int64_t time_us = 0;
+    size_t sent = 0;  // payload bytes already sent in fragments
+  };
+  std::optional<Held> held;
 
   // Events use the catalog's text and severity (docs/events.md); the
   // specifics go into fields.
@@ -124,6 +137,7 @@ struct Extractor::Impl {
   void HandleMessage(absl::string_view bytes);
   void ReadError(const absl::Status& s);
   bool FillAndSend();
+  bool AddHeld(proto::Batch* b, size_t max_bytes, size_t* batch_bytes);
   void SendHeartbeat();
   void MaybeWritePin();
   void PublishStatus();
@@ -187,6 +201,7 @@ void Extractor::Impl::EnterSync(const std::string& why) {
   }
   state = State::kSync;
   inflight.clear();
+  held.reset();
   last_hello_us = 0;
   // A new synchronization: a Welcome answering a Hello of an earlier one
   // (queued at a slow receiver) describes a state that batches sent since
@@ -232,6 +247,11 @@ bool Extractor::Impl::FillAndSend() {
   const uint64_t start_read = read_through;
   const int64_t start_sent_time_us = sent_time_us;
   while (batch_bytes < max_bytes) {
+    if (held.has_value()) {
+      if (first_us == 0) first_us = Now();
+      if (!AddHeld(b, max_bytes, &batch_bytes)) break;
+      continue;
+    }
     absl::StatusOr<std::optional<trail::Record>> rec = reader->Next();
     if (rec.ok() && !rec->has_value()) {
       // Nothing more yet. While less than half the window is in flight,
@@ -249,6 +269,7 @@ bool Extractor::Impl::FillAndSend() {
           // Refused meanwhile: the batch is dropped; a Welcome seeks again.
           read_through = start_read;
           sent_time_us = start_sent_time_us;
+          held.reset();
           return false;
         }
         continue;
@@ -277,17 +298,16 @@ bool Extractor::Impl::FillAndSend() {
           " (an audit segment was removed before it was shipped)")));
       break;
     }
-    read_through = (*rec)->asn;
     const auto type = static_cast<proto::RecordType>((*rec)->type);
-    if ((type == proto::DATA || type == proto::DDL) && !Protected(a->volume, a->file)) continue;
-    proto::WireRecord* w = b->add_records();
-    w->set_asn((*rec)->asn);
-    w->set_type(type);
-    w->set_txid(a->txid);
-    if (type == proto::DATA || type == proto::DDL) w->set_volume(std::string(a->volume));
-    sent_time_us = a->time_us;
-    batch_bytes += (*rec)->payload.size() + 32;
-    w->set_payload(std::move((*rec)->payload));
+    if ((type == proto::DATA || type == proto::DDL) && !Protected(a->volume, a->file)) {
+      read_through = (*rec)->asn;
+      continue;
+    }
+    // Goes out through `held` (next turn of the loop, or the next batch).
+    // (The header's views point into the payload: copy before moving it.)
+    std::string volume =
+        type == proto::DATA || type == proto::DDL ? std::string(a->volume) : std::string();
+    held = Held{std::move(**rec), type, a->txid, std::move(volume), a->time_us, 0};
   }
   if (b->records().empty()) {
     // Only unprotected audit (or nothing): heartbeats carry read_through.
@@ -309,6 +329,46 @@ bool Extractor::Impl::FillAndSend() {
   last_send_us = last_progress_us = Now();
   if (inflight.size() == 1) last_ack_us = last_send_us;
   return true;
+}
+
+// Adds the held record to batch `b`: whole when it fits in what is left of
+// the batch; else, when the batch is empty, its next fragment (up to
+// max_bytes), which closes the batch. False when the batch is to be sent
+// now (full, or closed by a fragment).
+bool Extractor::Impl::AddHeld(proto::Batch* b, size_t max_bytes, size_t* batch_bytes) {
+  constexpr size_t kRecordOverhead = 32;  // WireRecord fields around the payload
+  Held& h = *held;
+  const size_t total = h.rec.payload.size();
+  auto add = [&]() {
+    proto::WireRecord* w = b->add_records();
+    w->set_asn(h.rec.asn);
+    w->set_type(h.type);
+    w->set_txid(h.txid);
+    w->set_volume(h.volume);
+    return w;
+  };
+  if (h.sent == 0 && *batch_bytes + total + kRecordOverhead <= max_bytes) {
+    *batch_bytes += total + kRecordOverhead;
+    add()->set_payload(std::move(h.rec.payload));
+  } else if (h.sent == 0 && total + kRecordOverhead <= max_bytes) {
+    return false;  // fits in a batch of its own: the next one
+  } else if (b->records_size() > 0) {
+    return false;  // fragments travel alone: the next batch
+  } else {
+    const size_t n = std::min(max_bytes, total - h.sent);
+    proto::WireRecord* w = add();
+    w->set_payload(h.rec.payload.substr(h.sent, n));
+    w->set_fragment_offset(h.sent);
+    w->set_total_bytes(total);
+    h.sent += n;
+    *batch_bytes += n + kRecordOverhead;
+    if (h.sent < total) return false;  // more to come; read_through stays below it
+  }
+  read_through = h.rec.asn;
+  sent_time_us = h.time_us;
+  const bool fragment = h.sent != 0;
+  held.reset();
+  return !fragment;
 }
 
 void Extractor::Impl::SendHeartbeat() {
@@ -341,6 +401,7 @@ void Extractor::Impl::HandleMessage(absl::string_view bytes) {
         return;
       }
       read_through = sent_asn = told_asn = w.restart_asn() - 1;
+      held.reset();
       acked_asn = w.save_point_asn();
       next_seq = w.next_seq();
       inflight.clear();

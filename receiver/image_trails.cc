@@ -197,48 +197,116 @@ absl::Status ImageTrails::Validate(const proto::Batch& b) const {
         "batch ", b.seq(), " continues from ASN ", b.from_asn(), ", but ASNs through ",
         received_asn_, " were received"));
   }
+  bool open_after = partial_open_;  // a fragmented record still open after b
+  if (partial_open_ || HasFragment(b)) {
+    RDF_RETURN_IF_ERROR(ValidateFragment(b));
+    open_after = FragmentEnd(b.records(0)) < b.records(0).total_bytes();
+  }
+  if (open_after && b.read_through_asn() >= b.records(0).asn()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "read_through_asn ", b.read_through_asn(), " reaches record ", b.records(0).asn(),
+        ", which is not complete yet"));
+  }
   uint64_t prev = received_asn_;
   for (const proto::WireRecord& r : b.records()) {
+    if (r.total_bytes() != 0) {  // checked by ValidateFragment
+      prev = r.asn();
+      continue;
+    }
     if (r.asn() <= prev) {
       return absl::InvalidArgumentError(
           absl::StrCat("record ASN ", r.asn(), " not above ", prev));
     }
     prev = r.asn();
-    switch (r.type()) {
-      case proto::DATA:
-      case proto::DDL:
-        if (VolumeTrail(r.volume()) == nullptr) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("record ", r.asn(), " names volume '", r.volume(),
-                           "', which is not a protected volume here"));
-        }
-        break;
-      case proto::COMMIT:
-      case proto::ABORT:
-      case proto::CONTROL:
-        break;
-      default:
-        return absl::InvalidArgumentError(
-            absl::StrCat("record ", r.asn(), " has unknown type ", r.type()));
-    }
-    if (r.payload().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("record ", r.asn(), " has no payload"));
-    }
-    RDF_RETURN_IF_ERROR(CheckRouting(r));
+    RDF_RETURN_IF_ERROR(CheckRecordFields(r, /*prefix=*/false));
   }
-  if (b.read_through_asn() < prev) {
+  if (!open_after && b.read_through_asn() < prev) {
     return absl::InvalidArgumentError(absl::StrCat(
         "read_through_asn ", b.read_through_asn(), " below the last record ", prev));
   }
   return absl::OkStatus();
 }
 
-absl::Status ImageTrails::CheckRouting(const proto::WireRecord& r) {
+bool ImageTrails::HasFragment(const proto::Batch& b) {
+  for (const proto::WireRecord& r : b.records()) {
+    if (r.total_bytes() != 0) return true;
+  }
+  return false;
+}
+
+uint64_t ImageTrails::FragmentEnd(const proto::WireRecord& r) {
+  return r.fragment_offset() + r.payload().size();
+}
+
+absl::Status ImageTrails::ValidateFragment(const proto::Batch& b) const {
+  // A fragment travels alone in its batch, and while a record is open only
+  // its next fragment may come (the extractor sends them in order).
+  if (b.records_size() != 1 || b.records(0).total_bytes() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch ", b.seq(), ": a record fragment must travel alone", partial_open_ ?
+        absl::StrCat(" (record ", partial_.asn(), " is incomplete)") : ""));
+  }
+  const proto::WireRecord& r = b.records(0);
+  if (r.payload().empty() || FragmentEnd(r) > r.total_bytes() ||
+      r.total_bytes() > trail::kMaxPayload) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "record ", r.asn(), ": fragment of ", r.payload().size(), " bytes at ",
+        r.fragment_offset(), " of ", r.total_bytes(), " (limit ", trail::kMaxPayload, ")"));
+  }
+  if (!partial_open_) {
+    if (r.fragment_offset() != 0 || r.asn() <= received_asn_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "record ", r.asn(), ": first fragment at offset ", r.fragment_offset(),
+          " (received through ", received_asn_, ")"));
+    }
+    return CheckRecordFields(r, /*prefix=*/true);
+  }
+  if (r.asn() != partial_.asn() || r.type() != partial_.type() || r.txid() != partial_.txid() ||
+      r.volume() != partial_.volume() || r.total_bytes() != partial_.total_bytes() ||
+      r.fragment_offset() != partial_.payload().size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "record ", r.asn(), ": fragment at ", r.fragment_offset(), " of ", r.total_bytes(),
+        " does not continue record ", partial_.asn(), " (", partial_.payload().size(), " of ",
+        partial_.total_bytes(), " bytes received)"));
+  }
+  return absl::OkStatus();
+}
+
+void ImageTrails::DropPartial() {
+  partial_ = proto::WireRecord();  // frees the buffer
+  partial_open_ = false;
+}
+
+absl::Status ImageTrails::CheckRecordFields(const proto::WireRecord& r, bool prefix) const {
+  switch (r.type()) {
+    case proto::DATA:
+    case proto::DDL:
+      if (VolumeTrail(r.volume()) == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("record ", r.asn(), " names volume '", r.volume(),
+                         "', which is not a protected volume here"));
+      }
+      break;
+    case proto::COMMIT:
+    case proto::ABORT:
+    case proto::CONTROL:
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("record ", r.asn(), " has unknown type ", r.type()));
+  }
+  if (r.payload().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("record ", r.asn(), " has no payload"));
+  }
+  return CheckRouting(r, prefix);
+}
+
+absl::Status ImageTrails::CheckRouting(const proto::WireRecord& r, bool prefix) {
   // The trails are chosen by the routing fields and the open set is kept
   // from them; the payload is what the updaters apply. A record whose two
   // disagree would land in the wrong trail or leave a transaction open (or
   // closed) wrongly: refuse it rather than trust either.
-  absl::StatusOr<AuditHeader> h = ScanAuditHeader(r.payload());
+  absl::StatusOr<AuditHeader> h = ScanAuditHeader(r.payload(), prefix);
   if (!h.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("record ", r.asn(), ": payload does not parse: ", h.status().message()));
@@ -257,22 +325,28 @@ absl::Status ImageTrails::CheckRouting(const proto::WireRecord& r) {
 
 absl::Status ImageTrails::Append(const proto::Batch& b) {
   for (const proto::WireRecord& r : b.records()) {
-    Trail* mit = trails_[0].get();
-    if (r.type() == proto::DATA || r.type() == proto::DDL) {
-      RDF_RETURN_IF_ERROR(AppendTo(VolumeTrail(r.volume()), r));
+    if (r.total_bytes() == 0) {
+      RDF_RETURN_IF_ERROR(AppendRecord(r));
+      continue;
     }
-    if (r.type() != proto::DATA) RDF_RETURN_IF_ERROR(AppendTo(mit, r));
-    if (r.type() == proto::DATA) {
-      auto [it, inserted] = open_.try_emplace(r.txid(), r.asn(), 0);
-      ++it->second.second;
-    } else if (r.type() == proto::COMMIT || r.type() == proto::ABORT) {
-      open_.erase(r.txid());
+    // A fragment (validated: the next one of partial_, or a first one).
+    if (!partial_open_) {
+      partial_ = r;
+      partial_.mutable_payload()->reserve(r.total_bytes());
+      partial_open_ = true;
+    } else {
+      partial_.mutable_payload()->append(r.payload());
     }
-    max_txid_ = std::max(max_txid_, r.txid());
-    ++records_;
-    bytes_ += r.payload().size();
+    if (partial_.payload().size() < partial_.total_bytes()) continue;
+    proto::WireRecord whole = std::move(partial_);
+    DropPartial();
+    whole.clear_fragment_offset();
+    whole.clear_total_bytes();
+    RDF_RETURN_IF_ERROR(AppendRecord(whole));
+    absl::StatusOr<AuditHeader> h = ScanAuditHeader(whole.payload());
+    if (h.ok()) last_record_time_us_ = std::max(last_record_time_us_, h->time_us);
   }
-  if (!b.records().empty()) {
+  if (!b.records().empty() && b.records().rbegin()->total_bytes() == 0) {
     // The primary's time of the newest record (the header scan copies
     // nothing; a bad payload was refused by Validate's caller already).
     absl::StatusOr<AuditHeader> h = ScanAuditHeader(b.records().rbegin()->payload());
@@ -280,6 +354,24 @@ absl::Status ImageTrails::Append(const proto::Batch& b) {
   }
   received_asn_ = std::max(received_asn_, b.read_through_asn());
   NoteAuditEnd(b.audit_end_asn(), b.audit_end_time_us());
+  return absl::OkStatus();
+}
+
+absl::Status ImageTrails::AppendRecord(const proto::WireRecord& r) {
+  Trail* mit = trails_[0].get();
+  if (r.type() == proto::DATA || r.type() == proto::DDL) {
+    RDF_RETURN_IF_ERROR(AppendTo(VolumeTrail(r.volume()), r));
+  }
+  if (r.type() != proto::DATA) RDF_RETURN_IF_ERROR(AppendTo(mit, r));
+  if (r.type() == proto::DATA) {
+    auto [it, inserted] = open_.try_emplace(r.txid(), r.asn(), 0);
+    ++it->second.second;
+  } else if (r.type() == proto::COMMIT || r.type() == proto::ABORT) {
+    open_.erase(r.txid());
+  }
+  max_txid_ = std::max(max_txid_, r.txid());
+  ++records_;
+  bytes_ += r.payload().size();
   return absl::OkStatus();
 }
 

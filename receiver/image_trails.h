@@ -53,8 +53,14 @@ class ImageTrails {
   // volume) equal to its payload's header, read_through_asn >= the last
   // record. kInvalidArgument says why.
   absl::Status Validate(const proto::Batch& b) const;
-  // Appends a validated batch (buffered until SavePoint).
+  // Appends a validated batch (buffered until SavePoint). A record that
+  // arrives in fragments (WireRecord.total_bytes) is held in memory until
+  // its last fragment, then appended as one frame; received_asn() stays
+  // below it meanwhile (the batch's read_through_asn does).
   absl::Status Append(const proto::Batch& b);
+  // Forgets a record whose fragments are not all in (a new session resends
+  // it from its first fragment).
+  void DropPartial();
   // Records the primary's newest audit (from batches and heartbeats).
   void NoteAuditEnd(uint64_t asn, int64_t time_us);
   // Advances received_asn over filtered audit (heartbeat read_through).
@@ -94,8 +100,15 @@ class ImageTrails {
   ImageTrails() = default;
   absl::Status CutBackToSavePoint();
   Trail* VolumeTrail(const std::string& volume) const;
-  // The record's routing fields agree with its payload's header.
-  static absl::Status CheckRouting(const proto::WireRecord& r);
+  // Known type, a protected volume for DATA/DDL, a payload, and routing
+  // fields that agree with the payload's header (of its start: `prefix`).
+  absl::Status CheckRecordFields(const proto::WireRecord& r, bool prefix) const;
+  static absl::Status CheckRouting(const proto::WireRecord& r, bool prefix);
+  // A batch that carries or continues a fragmented record.
+  absl::Status ValidateFragment(const proto::Batch& b) const;
+  static bool HasFragment(const proto::Batch& b);
+  static uint64_t FragmentEnd(const proto::WireRecord& r);
+  absl::Status AppendRecord(const proto::WireRecord& r);
   static absl::Status AppendTo(Trail* t, const proto::WireRecord& r);
 
   std::string dir_;
@@ -107,6 +120,9 @@ class ImageTrails {
   std::unique_ptr<ParallelSync> sync_;  // syncs the volume trails of a save point
   proto::SavePoint save_point_;
   std::optional<trail::End> frame_end_;  // see last_published_frame()
+  // The record arriving in fragments: its fields and the payload so far.
+  proto::WireRecord partial_;
+  bool partial_open_ = false;
   uint64_t received_asn_ = 0;
   int64_t last_record_time_us_ = 0;  // primary time of the newest record
   uint64_t max_txid_ = 0;

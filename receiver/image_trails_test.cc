@@ -12,6 +12,7 @@
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "common/save_point.h"
+#include "common/trail_reader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -253,6 +254,91 @@ TEST_F(ImageTrailsTest, BatchNotContinuingFromTheReceivedAsnIsRefused) {
   EXPECT_TRUE(absl::IsFailedPrecondition(trails_->Validate(b)));
   b.set_from_asn(3);
   EXPECT_OK(trails_->Validate(b));
+}
+
+// Finding 3: a record larger than a batch arrives in fragments, each alone
+// in its batch; the receiver holds it until the last one, then writes one
+// frame, and the save point never covers half a record.
+class FragmentTest : public ImageTrailsTest {
+ protected:
+  // Batches carrying record `r` in pieces of `piece` bytes.
+  std::vector<proto::Batch> Split(const proto::WireRecord& r, size_t piece) {
+    std::vector<proto::Batch> out;
+    for (size_t off = 0; off < r.payload().size(); off += piece) {
+      proto::Batch b;
+      b.set_from_asn(r.asn() - 1);
+      proto::WireRecord* w = b.add_records();
+      *w = r;
+      w->set_payload(r.payload().substr(off, piece));
+      w->set_fragment_offset(off);
+      w->set_total_bytes(r.payload().size());
+      const bool last = off + piece >= r.payload().size();
+      b.set_read_through_asn(last ? r.asn() : r.asn() - 1);
+      out.push_back(std::move(b));
+    }
+    return out;
+  }
+  std::vector<std::string> Frames(const std::string& trail) {
+    trail::ReaderOptions o{config::ImageTrailDir(*node_), trail, &fs_, nullptr};
+    auto r = trail::TrailReader::Open(o);
+    EXPECT_OK(r.status());
+    std::vector<std::string> out;
+    for (;;) {
+      auto rec = (*r)->Next();
+      if (!rec.ok() || !rec->has_value()) break;
+      out.push_back((*rec)->payload);
+    }
+    return out;
+  }
+};
+
+TEST_F(FragmentTest, LargeRecordArrivesInFragmentsAndBecomesOneFrame) {
+  Open();
+  proto::Batch txn = Txn(1, 300'000);
+  const proto::WireRecord big = txn.records(0);  // DATA on $DATA01
+  std::vector<proto::Batch> parts = Split(big, 128 << 10);
+  ASSERT_EQ(parts.size(), 3u);
+  for (const proto::Batch& b : parts) {
+    ASSERT_OK(trails_->Validate(b));
+    ASSERT_OK(trails_->Append(b));
+    if (&b != &parts.back()) {
+      EXPECT_EQ(trails_->received_asn(), 0u);
+    }
+  }
+  EXPECT_EQ(trails_->received_asn(), 1u);
+  ASSERT_OK(trails_->SavePoint(4));
+  trails_.reset();
+  mem_.DropUnsyncedData();
+  Open();
+  EXPECT_EQ(trails_->save_point().asn(), 1u);
+  std::vector<std::string> frames = Frames("DATA01");
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_TRUE(frames[0] == big.payload());
+}
+
+TEST_F(FragmentTest, FragmentThatDoesNotContinueTheRecordIsRefused) {
+  Open();
+  const proto::WireRecord big = Txn(1, 300'000).records(0);
+  std::vector<proto::Batch> parts = Split(big, 128 << 10);
+  ASSERT_OK(trails_->Validate(parts[0]));
+  ASSERT_OK(trails_->Append(parts[0]));
+  EXPECT_THAT(trails_->Validate(parts[2]), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    HasSubstr("does not continue record 1")));
+  proto::Batch whole = Txn(2);  // a whole record while record 1 is open
+  whole.set_from_asn(0);
+  EXPECT_THAT(trails_->Validate(whole), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                 HasSubstr("must travel alone")));
+  proto::Batch early = parts[1];
+  early.set_read_through_asn(1);  // claims record 1 while it is incomplete
+  EXPECT_THAT(trails_->Validate(early), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                 HasSubstr("not complete yet")));
+  // A new session starts the record again from its first fragment.
+  trails_->DropPartial();
+  for (const proto::Batch& b : parts) {
+    ASSERT_OK(trails_->Validate(b));
+    ASSERT_OK(trails_->Append(b));
+  }
+  EXPECT_EQ(trails_->received_asn(), 1u);
 }
 
 }  // namespace

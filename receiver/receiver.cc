@@ -184,6 +184,7 @@ void Receiver::Impl::HandleHello(const std::string& from, const proto::Hello& h)
   }
   peer = from;
   trails->NoteAuditEnd(h.audit_end_asn(), h.audit_end_time_us());
+  trails->DropPartial();  // the new session resends it from its first fragment
   proto::WireMessage w;
   w.mutable_welcome()->set_restart_asn(trails->received_asn() + 1);
   w.mutable_welcome()->set_next_seq(next_seq);

@@ -162,6 +162,34 @@ class ShipTest(unittest.TestCase):
                 return int(f.read()) >= self.sys.audit_end()
         rdftest.wait_for(pinned, 10, "the pin to reach the audit end")
 
+    def test_records_from_0_bytes_to_the_largest_tmf_accepts_ship_whole(self):
+        # Finding 3: one record can be a whole transaction's audit (up to
+        # tmf.max_txn_bytes); records larger than a batch travel in
+        # fragments. 8 MiB keeps the test quick; it is twice the receiver's
+        # message limit and 32 times a batch.
+        largest = 8 << 20
+        self.sys.cleanup()
+        self.sys = ShipSystem({"tmf.max_txn_bytes": largest})
+        self.sys.start("receiver")
+        self.sys.start("extractor")
+        mix = ((0, 20, 5), (1000, 20, 5), (300_000, 4, 3), (5_000_000, 2, 1),
+               (largest - 4096, 2, 1), (100, 50, 5))
+        for value_bytes, txns, rows in mix:
+            load = rdftest.Process([rdftest.binary("rdf-load"), "--config", self.sys.cfg,
+                                    "--txns", str(txns), "--rows-per-txn", str(rows),
+                                    "--value-bytes", str(value_bytes), "--quiet"],
+                                   log_path=os.path.join(self.sys.work, "load.log"))
+            self.assertEqual(load.wait(300), 0, f"rdf-load --value-bytes {value_bytes}")
+        self.sys.wait_drained(300)
+        self.assertTrailsEqualAudit()
+        audit = rdftest.read_trail(os.path.join(self.sys.primary, "audit"), "MAT")
+        self.assertGreater(max(r.get("bytes", 0) for r in audit), largest - 8192)
+        # Memory stays bounded: 64 MiB + 2x the largest record (invariant 6).
+        for name in ("extractor", "receiver"):
+            with open(f"/proc/{self.sys.procs[name].pid}/status") as f:
+                hwm_kib = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+            self.assertLess(hwm_kib * 1024, (64 << 20) + 2 * largest, f"{name} peak RSS")
+
     def test_sigkill_of_extractor_and_receiver_20_times_each_loses_and_doubles_nothing(self):
         rng = random.Random(3)
         self.sys.start("receiver")
