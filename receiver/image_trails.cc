@@ -134,9 +134,9 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(
                                    "cut the MIT back to the last published save point"));
     }
   }
-  trail::Position mit_end;
+  trail::Position mit_end, frame_start;
   RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp,
-                       ReadLastSavePoint(fs, t->dir_, &mit_end, survived));
+                       ReadLastSavePoint(fs, t->dir_, &mit_end, survived, &frame_start));
   if (sp.has_value()) {
     t->save_point_ = *std::move(sp);
     t->frame_end_ = trail::End{FrameAsn(t->save_point_.asn()), mit_end, 0};
@@ -158,7 +158,7 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(
   }
   RDF_ASSIGN_OR_RETURN(t->shm_, SharedBlob::Create(SavePointShmPath(t->dir_)));
   t->sync_ = std::make_unique<ParallelSync>(std::max<size_t>(1, t->trails_.size() - 1));
-  if (sp.has_value()) RDF_RETURN_IF_ERROR(t->shm_->Write(t->save_point_.SerializeAsString()));
+  if (sp.has_value()) RDF_RETURN_IF_ERROR(t->Publish(frame_start));
   return t;
 }
 
@@ -433,9 +433,13 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) 
     }
   }
   Trail* mit = trails_[0].get();
-  RDF_RETURN_IF_ERROR(mit->writer->Append(FrameAsn(received_asn_), kSavePointRecordType,
-                                          sp.SerializeAsString(), sp.time_us()));
+  const std::string frame = sp.SerializeAsString();
+  RDF_RETURN_IF_ERROR(mit->writer->Append(FrameAsn(received_asn_), kSavePointRecordType, frame,
+                                          sp.time_us()));
   const trail::End frame_end = mit->writer->appended_end();
+  // A frame never spans segments: it starts its size before its end.
+  const trail::Position frame_start{frame_end.pos.segment,
+                                    frame_end.pos.offset - trail::kFrameOverhead - frame.size()};
   mit->dirty = true;
   std::vector<trail::TrailWriter*> volume_trails;
   for (auto& t : trails_) {
@@ -450,7 +454,13 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) 
   frame_end_ = trail::End{frame_end.asn, frame_end.pos, 0};
   save_point_ = std::move(sp);
   // Tell the updaters (the durable copy is the MIT frame).
-  return shm_->Write(save_point_.SerializeAsString());
+  return Publish(frame_start);
+}
+
+absl::Status ImageTrails::Publish(const trail::Position& frame_start) {
+  // The shared file holds a copy bounded by the number of trails; the open
+  // set, which a workload can make as large as it likes, stays in the frame.
+  return shm_->Write(PublishedCopy(save_point_, frame_start).SerializeAsString());
 }
 
 uint64_t ImageTrails::fsyncs() const {

@@ -99,6 +99,9 @@ class ImageTrails {
   };
   ImageTrails() = default;
   absl::Status CutBackToSavePoint();
+  // Writes save_point_'s published copy (without the open set) to the
+  // shared file; its frame starts at `frame_start` in the MIT.
+  absl::Status Publish(const trail::Position& frame_start);
   Trail* VolumeTrail(const std::string& volume) const;
   // Known type, a protected volume for DATA/DDL, a payload, and routing
   // fields that agree with the payload's header (of its start: `prefix`).

@@ -2,7 +2,12 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
+#include <thread>
+#include <utility>
 #include <zmq.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +26,24 @@
 #include "receiver/image_trails.h"
 
 namespace rdf::receiver {
+namespace {
+// Test hook (process tests only): RDF_TEST_RECEIVER_STALL_ON_HELLO="<n>:<ms>"
+// makes the receiver's main loop sleep <ms> before answering the <n>-th
+// Hello it receives, as a save point stuck in fdatasync would, with the
+// connection up (tests/process/ship_test.py, the stale Welcome of finding 7).
+void MaybeStallOnHello(uint64_t hellos) {
+  static const std::pair<uint64_t, int64_t> stall = [] {
+    const char* v = std::getenv("RDF_TEST_RECEIVER_STALL_ON_HELLO");
+    uint64_t n = 0;
+    int64_t ms = 0;
+    if (v == nullptr || std::sscanf(v, "%lu:%ld", &n, &ms) != 2) return std::make_pair(0ul, 0l);
+    return std::make_pair(n, ms);
+  }();
+  if (stall.first != 0 && hellos == stall.first) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(stall.second));
+  }
+}
+}  // namespace
 
 struct Receiver::Impl {
   ReceiverOptions opt;
@@ -56,6 +79,7 @@ struct Receiver::Impl {
   bool silent_reported = false;
   uint64_t batches = 0;
   uint64_t acked_seq = 0;
+  uint64_t hellos = 0;  // received, for the test hook
 
   // Events use the catalog's text and severity (docs/events.md); the
   // specifics go into fields.
@@ -182,6 +206,7 @@ void Receiver::Impl::HandleHello(const std::string& from, const proto::Hello& h)
     Refuse(from, proto::Refuse::FENCED, "this backup has taken over; audit is refused");
     return;
   }
+  MaybeStallOnHello(++hellos);
   peer = from;
   trails->NoteAuditEnd(h.audit_end_asn(), h.audit_end_time_us());
   trails->DropPartial();  // the new session resends it from its first fragment
