@@ -617,6 +617,8 @@ class Validator {
     MinBytes({{"trail"}, {"event_segment_bytes"}}, t.event_segment_bytes(), kMinSegmentBytes,
              "64 KiB");
     MinBytes({{"lmdb"}, {"map_bytes"}}, c_.lmdb().map_bytes(), kMinMapBytes, "1 MiB");
+    MinBytes({{"extractor"}, {"batch_bytes"}}, c_.extractor().batch_bytes(), wire::kMinBatchBytes,
+             "4 KiB: the first fragment of a large record holds its header");
 
     const auto& tmf = c_.tmf();
     KnownEnum({{"tmf"}, {"retention_policy"}}, proto::TmfConfig::RetentionPolicy_descriptor(),

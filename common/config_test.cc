@@ -513,6 +513,12 @@ TEST_F(ConfigTest, ExtractorBatchWithNoRoomForTheEnvelope) {
                "raise receiver.max_message_bytes (to at least batch_bytes + 4096)"});
 }
 
+TEST_F(ConfigTest, ExtractorBatchBelowTheMinimum) {
+  ExpectError(absl::StrCat(kValid, "extractor {\n  batch_bytes: 100  # <-\n}\n"),
+              {"extractor.batch_bytes: batch_bytes 100 is below the minimum 4096",
+               "set at least 4096"});
+}
+
 TEST_F(ConfigTest, MaxTxnBytesAboveTheLargestTrailRecord) {
   ExpectError(absl::StrCat(kValid, "tmf { max_txn_bytes: 536870912 }  # <-\n"),
               {"tmf.max_txn_bytes", "exceeds the largest trail record (268435456 bytes)",

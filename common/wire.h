@@ -21,6 +21,10 @@ inline constexpr char kZapDomain[] = "rdf";
 // large record carries up to batch_bytes of payload. The configuration
 // requires batch_bytes + this <= receiver.max_message_bytes.
 inline constexpr uint32_t kMessageEnvelopeBytes = 4096;
+// The smallest extractor.batch_bytes: the first fragment of a large record
+// must hold the record's header fields (type, txid, volume, file), which the
+// receiver checks against the routing fields before the rest arrives.
+inline constexpr uint32_t kMinBatchBytes = 4096;
 
 // Serializes `m` with version = kProtocolVersion.
 std::string Encode(proto::WireMessage m);
