@@ -58,6 +58,7 @@ class TrailTest : public ::testing::Test {
     o.clock = &clock_;
     o.publisher = end_.get();
     o.shared_end = false;
+    o.cut_past_published_end = cut_past_published_end_;
     auto w = TrailWriter::Open(o);
     if (!w.ok()) return w.status();
     writer_ = std::move(*w);
@@ -183,6 +184,7 @@ class TrailTest : public ::testing::Test {
   }
 
   uint64_t segment_bytes_ = 1024;  // 10 records of 84 bytes
+  bool cut_past_published_end_ = true;
   MemFileSystem mem_;
   FaultInjectingFileSystem fs_{&mem_};
   FakeClock clock_;
@@ -336,6 +338,23 @@ TEST_F(TrailTest, ReopenInTheSameBootRemovesSegmentsPastThePublishedEnd) {
   EXPECT_THAT(Segments(), ElementsAre(1));
   EXPECT_EQ(writer_->last_asn(), 2u);
   EXPECT_EQ(ReadAll(), "1 2 EOF");
+}
+
+// A trail whose readers read to its physical end (an event log) keeps what
+// they may have read: adopted and synced, not cut.
+TEST_F(TrailTest, TrailReadToItsPhysicalEndAdoptsInsteadOfCutting) {
+  cut_past_published_end_ = false;
+  WriteN(2);
+  Sync();
+  WriteN(3);
+  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
+  EXPECT_FALSE(writer_->Sync().ok());
+  fs_.SetSyncError(absl::OkStatus());
+  ASSERT_OK(OpenWriter());
+  EXPECT_EQ(writer_->last_asn(), 5u);
+  DropUnsynced();
+  ASSERT_OK(OpenWriter());
+  EXPECT_EQ(ReadAll(), "1 2 3 4 5 EOF");
 }
 
 // After a reboot the end file may be older than what was acknowledged, so

@@ -668,7 +668,7 @@ absl::StatusOr<std::unique_ptr<TrailWriter>> TrailWriter::Open(
   bool exact = false;
   if (auto* source = dynamic_cast<EndSource*>(impl.publisher)) {
     hint = source->Get();
-    exact = source->PublishedThisBoot();
+    exact = options.cut_past_published_end && source->PublishedThisBoot();
   }
   absl::MutexLock l(&impl.mu);
   RDF_RETURN_IF_ERROR(impl.Recover(hint, exact));

@@ -72,6 +72,12 @@ struct WriterOptions {
   bool shared_end = true;
   // ASN lower bound for the first segment of a new, empty trail.
   uint64_t first_asn = 1;
+  // Open cuts what lies past an end published this boot (see above). False
+  // for a trail whose readers read to its physical end anyway (the event
+  // logs): cutting there would take back what they may have read, and let
+  // new frames reuse its ASNs under a reader's feet; Open then adopts and
+  // syncs, as after a reboot.
+  bool cut_past_published_end = true;
 };
 
 class TrailWriter {
