@@ -48,18 +48,20 @@ bool ReadVarint(absl::string_view& in, uint64_t* v) {
 }
 }  // namespace
 
-absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view in) {
+absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view in, bool prefix) {
   // Field numbers of proto::AuditRecord (proto/audit.proto).
-  constexpr uint32_t kTime = 3, kTxid = 4, kVolume = 6, kFile = 7;
+  constexpr uint32_t kTime = 3, kTxid = 4, kType = 5, kVolume = 6, kFile = 7;
   AuditHeader h;
   while (!in.empty()) {
     uint64_t tag, v;
     if (!ReadVarint(in, &tag)) return absl::DataLossError("audit record: bad tag");
+    if (prefix && (tag >> 3) > kFile) break;
     switch (tag & 7) {
       case 0:  // varint
         if (!ReadVarint(in, &v)) return absl::DataLossError("audit record: bad varint");
         if ((tag >> 3) == kTime) h.time_us = static_cast<int64_t>(v);
         if ((tag >> 3) == kTxid) h.txid = v;
+        if ((tag >> 3) == kType) h.type = static_cast<uint32_t>(v);
         break;
       case 2: {  // length-delimited
         if (!ReadVarint(in, &v) || v > in.size()) {

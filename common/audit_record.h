@@ -29,13 +29,18 @@ absl::StatusOr<proto::AuditRecord> DecodeAuditRecord(const trail::Record& rec);
 // format without parsing (and copying) the images: what the extractor needs
 // to filter and ship a record. Views point into the payload.
 struct AuditHeader {
+  uint32_t type = 0;  // proto::RecordType (0 when absent)
   int64_t time_us = 0;
   uint64_t txid = 0;
   absl::string_view volume;
   absl::string_view file;
 };
 // kDataLoss when the bytes are not a well-formed AuditRecord encoding.
-absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view payload);
+// With `prefix`, `payload` may be only the start of an encoding (the first
+// fragment of a large record): the scan stops at the first field after
+// `file`. (Serializers write fields in number order, so the header fields
+// come before the key and images.)
+absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view payload, bool prefix = false);
 
 // Approximate bytes a record occupies in a trail (for limits and backlog).
 size_t AuditRecordBytes(const proto::AuditRecord& r);

@@ -22,6 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "common/trail_format.h"
+#include "common/wire.h"
 
 namespace rdf::config {
 namespace {
@@ -616,6 +618,8 @@ class Validator {
     MinBytes({{"trail"}, {"event_segment_bytes"}}, t.event_segment_bytes(), kMinSegmentBytes,
              "64 KiB");
     MinBytes({{"lmdb"}, {"map_bytes"}}, c_.lmdb().map_bytes(), kMinMapBytes, "1 MiB");
+    MinBytes({{"extractor"}, {"batch_bytes"}}, c_.extractor().batch_bytes(), wire::kMinBatchBytes,
+             "4 KiB: the first fragment of a large record holds its header");
 
     const auto& tmf = c_.tmf();
     KnownEnum({{"tmf"}, {"retention_policy"}}, proto::TmfConfig::RetentionPolicy_descriptor(),
@@ -636,11 +640,31 @@ class Validator {
         c_.extractor().batch_bytes() ? c_.extractor().batch_bytes() : kDefaultExtractorBatchBytes;
     uint32_t max_message = c_.receiver().max_message_bytes() ? c_.receiver().max_message_bytes()
                                                              : kDefaultMaxMessageBytes;
-    if (batch > max_message) {
+    // A batch is at most batch_bytes of records (a record larger than that
+    // travels in fragments of at most batch_bytes, docs/protocol.md) plus
+    // the message envelope, and the receiver refuses a message above
+    // max_message_bytes.
+    if (uint64_t{batch} + wire::kMessageEnvelopeBytes > max_message) {
       Error({{"extractor"}, {"batch_bytes"}},
-            absl::StrCat("extractor.batch_bytes ", batch, " exceeds receiver.max_message_bytes ",
-                         max_message),
-            "lower extractor.batch_bytes or raise receiver.max_message_bytes");
+            absl::StrCat("extractor.batch_bytes ", batch,
+                         batch > max_message ? " exceeds receiver.max_message_bytes "
+                                             : " leaves no room for the message envelope (",
+                         batch > max_message ? absl::StrCat(max_message)
+                                             : absl::StrCat(wire::kMessageEnvelopeBytes,
+                                                            " bytes) within receiver.max_message_bytes ",
+                                                            max_message)),
+            absl::StrCat("lower extractor.batch_bytes or raise receiver.max_message_bytes (to at "
+                         "least batch_bytes + ", wire::kMessageEnvelopeBytes, ")"));
+    }
+    // One audit record can be as large as a whole transaction's audit, and
+    // every record must fit in a trail frame (on both nodes).
+    const uint64_t max_txn = tmf.max_txn_bytes() ? tmf.max_txn_bytes() : kDefaultMaxTxnBytes;
+    if (max_txn > trail::kMaxPayload) {
+      Error({{"tmf"}, {"max_txn_bytes"}},
+            absl::StrCat("max_txn_bytes ", max_txn, " exceeds the largest trail record (",
+                         trail::kMaxPayload, " bytes), so a transaction tmf accepts could not be "
+                         "written or shipped"),
+            absl::StrCat("set tmf.max_txn_bytes to at most ", trail::kMaxPayload));
     }
 
     if (c_.updater().batch_records() > kMaxUpdaterBatchRecords) {

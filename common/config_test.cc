@@ -508,6 +508,24 @@ TEST_F(ConfigTest, ExtractorBatchLargerThanReceiverMessage) {
                "lower extractor.batch_bytes or raise receiver.max_message_bytes"});
 }
 
+TEST_F(ConfigTest, ExtractorBatchWithNoRoomForTheEnvelope) {
+  ExpectError(absl::StrCat(kValid, "extractor {\n  batch_bytes: 4194304  # <-\n}\n"),
+              {"extractor.batch_bytes", "leaves no room for the message envelope (4096 bytes)",
+               "raise receiver.max_message_bytes (to at least batch_bytes + 4096)"});
+}
+
+TEST_F(ConfigTest, ExtractorBatchBelowTheMinimum) {
+  ExpectError(absl::StrCat(kValid, "extractor {\n  batch_bytes: 100  # <-\n}\n"),
+              {"extractor.batch_bytes: batch_bytes 100 is below the minimum 4096",
+               "set at least 4096"});
+}
+
+TEST_F(ConfigTest, MaxTxnBytesAboveTheLargestTrailRecord) {
+  ExpectError(absl::StrCat(kValid, "tmf { max_txn_bytes: 536870912 }  # <-\n"),
+              {"tmf.max_txn_bytes", "exceeds the largest trail record (268435456 bytes)",
+               "set tmf.max_txn_bytes to at most 268435456"});
+}
+
 TEST_F(ConfigTest, UnknownEnumNumber) {
   ExpectError(absl::StrCat(kValid, "updater { missing_key: 7 }  # <-\n"),
               {"updater.missing_key", "use one of SKIP, STOP"});

@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
@@ -24,11 +26,22 @@ namespace rdf::trail {
 void LocalEnd::Publish(const End& end) {
   absl::MutexLock l(&mu_);
   end_ = end;
+  this_boot_ = true;
 }
 
 End LocalEnd::Get() {
   absl::MutexLock l(&mu_);
   return end_;
+}
+
+bool LocalEnd::PublishedThisBoot() {
+  absl::MutexLock l(&mu_);
+  return this_boot_;
+}
+
+void LocalEnd::SimulateReboot() {
+  absl::MutexLock l(&mu_);
+  this_boot_ = false;
 }
 
 void LocalEnd::WaitBeyond(uint64_t asn, absl::Duration timeout) {
@@ -58,6 +71,23 @@ namespace {
 constexpr uint32_t kEndMagic = 0x444e4552;  // "REND"
 constexpr uint32_t kEndVersion = 1;
 constexpr size_t kMapSize = 4096;
+constexpr size_t kBootIdBytes = 40;
+
+// This boot's id ("" when unreadable), read once.
+const std::string& BootId() {
+  static const std::string* const id = [] {
+    std::string s;
+    if (FILE* f = fopen("/proc/sys/kernel/random/boot_id", "re")) {
+      char buf[kBootIdBytes] = {};
+      if (fgets(buf, sizeof(buf), f) != nullptr) s = buf;
+      fclose(f);
+    }
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    if (s.size() >= kBootIdBytes) s.clear();
+    return new std::string(s);
+  }();
+  return *id;
+}
 
 struct Slot {
   uint32_t seq;  // odd while the writer fills the slot
@@ -87,6 +117,9 @@ struct SharedEnd::Shared {
   uint32_t futex;  // bumped after every Publish; FUTEX_WAIT target
   uint32_t index;  // newest complete slot, 0 or 1
   Slot slots[2];
+  // Boot id of the last Publish (read by the writer only). Files made
+  // before it existed hold zeros here: never this boot, never trusted.
+  char boot_id[kBootIdBytes];
 };
 static_assert(sizeof(SharedEnd::Shared) <= kMapSize);
 
@@ -189,6 +222,18 @@ void SharedEnd::Publish(const End& end) {
   A(map_->index).store(next, std::memory_order_release);
   A(map_->futex).fetch_add(1, std::memory_order_seq_cst);
   Futex(&map_->futex, FUTEX_WAKE, INT_MAX, nullptr);
+  // After the end: see PublishedThisBoot.
+  const std::string& boot = BootId();
+  if (!boot.empty() && std::strncmp(map_->boot_id, boot.c_str(), kBootIdBytes) != 0) {
+    char id[kBootIdBytes] = {};
+    std::memcpy(id, boot.data(), boot.size());
+    std::memcpy(map_->boot_id, id, kBootIdBytes);
+  }
+}
+
+bool SharedEnd::PublishedThisBoot() {
+  const std::string& boot = BootId();
+  return !boot.empty() && std::strncmp(map_->boot_id, boot.c_str(), kBootIdBytes) == 0;
 }
 
 End SharedEnd::Get() {

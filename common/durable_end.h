@@ -34,6 +34,12 @@ class EndSource {
  public:
   virtual ~EndSource() = default;
   virtual End Get() = 0;
+  // True when Get() was published since this machine last booted. Then it
+  // is exactly the writer's last published end (the end lives in memory
+  // that outlives the writer's process, not a power loss), and a writer's
+  // Open may cut whatever lies past it (see trail_writer.h). False when it
+  // cannot tell: the end may be older than what was published.
+  virtual bool PublishedThisBoot() { return false; }
   // Returns when the published ASN exceeds `asn` or `timeout` passes,
   // whichever is first (spurious early returns are allowed).
   virtual void WaitBeyond(uint64_t asn, absl::Duration timeout) = 0;
@@ -45,10 +51,15 @@ class LocalEnd : public EndPublisher, public EndSource {
   void Publish(const End& end) override;
   End Get() override;
   void WaitBeyond(uint64_t asn, absl::Duration timeout) override;
+  bool PublishedThisBoot() override;
+  // Tests: a power loss and reboot. Get() keeps its value (an end file that
+  // survived) but is no longer this boot's.
+  void SimulateReboot();
 
  private:
   absl::Mutex mu_;
   End end_ ABSL_GUARDED_BY(mu_);
+  bool this_boot_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // The shared-file end described above. A writer opens it with Create (the
@@ -66,6 +77,11 @@ class SharedEnd : public EndPublisher, public EndSource {
   void Publish(const End& end) override;
   End Get() override;
   void WaitBeyond(uint64_t asn, absl::Duration timeout) override;
+  // The file records the boot id (/proc/sys/kernel/random/boot_id) of its
+  // last Publish, written after the end itself: a writer killed in between
+  // leaves the older boot id, which makes the end untrusted, never trusted
+  // wrongly. False when the boot id cannot be read.
+  bool PublishedThisBoot() override;
 
   struct Shared;  // the mapped layout
 

@@ -362,6 +362,9 @@ absl::StatusOr<std::unique_ptr<EventLog>> EventLog::Open(
   // read to the physical end and need no end file.)
   w.shared_end = options.fs == FileSystem::Default();
   w.first_asn = 1;
+  // Readers read to the physical end: what they may have read stays (Open
+  // adopts and syncs it rather than cutting it; see trail_writer.h).
+  w.cut_past_published_end = false;
   RDF_ASSIGN_OR_RETURN(impl->writer, trail::TrailWriter::Open(w));
   {
     absl::MutexLock lock(&impl->mu);

@@ -35,15 +35,24 @@ std::string SavePointShmPath(const std::string& image_trail_dir);
 // receiver accepts only a save point whose every trail end lies within what
 // its trails hold after repair. Other readers use the published save point
 // (ReadPublishedSavePoint), which is written only once all is durable.
+// `frame_start` (if not null) receives where the frame starts.
 absl::StatusOr<std::optional<proto::SavePoint>> ReadLastSavePoint(
     FileSystem* fs, const std::string& image_trail_dir,
     trail::Position* frame_end = nullptr,
-    const std::function<bool(const proto::SavePoint&)>& acceptable = nullptr);
+    const std::function<bool(const proto::SavePoint&)>& acceptable = nullptr,
+    trail::Position* frame_start = nullptr);
+
+// The published copy of `sp` for savepoint.shm: everything but `open`
+// (whose size has no limit), plus open_count and where its frame starts
+// in the MIT. Bounded by the number of trails, not of open transactions.
+proto::SavePoint PublishedCopy(const proto::SavePoint& sp, const trail::Position& frame_start);
 
 // The save point the receiver last published to the updaters
-// (savepoint.shm), or nullopt when none was ever published.
+// (savepoint.shm), whole: its open set is read from its MIT frame (through
+// `fs`). nullopt when none was ever published. The hot path of a reader
+// that needs no open set (an updater's limit) parses savepoint.shm itself.
 absl::StatusOr<std::optional<proto::SavePoint>> ReadPublishedSavePoint(
-    const std::string& image_trail_dir);
+    const std::string& image_trail_dir, FileSystem* fs = FileSystem::Default());
 
 // The end of trail `name` in `sp`, or nullptr.
 const proto::TrailEnd* FindTrailEnd(const proto::SavePoint& sp, absl::string_view name);

@@ -58,6 +58,7 @@ class TrailTest : public ::testing::Test {
     o.clock = &clock_;
     o.publisher = end_.get();
     o.shared_end = false;
+    o.cut_past_published_end = cut_past_published_end_;
     auto w = TrailWriter::Open(o);
     if (!w.ok()) return w.status();
     writer_ = std::move(*w);
@@ -166,6 +167,7 @@ class TrailTest : public ::testing::Test {
     reader_.reset();
     writer_.reset();
     mem_.DropUnsyncedData();
+    end_->SimulateReboot();
   }
   void ForgetEnd() { end_ = std::make_unique<LocalEnd>(); }
   std::string Frame(uint64_t asn, size_t len = 60) {
@@ -182,6 +184,7 @@ class TrailTest : public ::testing::Test {
   }
 
   uint64_t segment_bytes_ = 1024;  // 10 records of 84 bytes
+  bool cut_past_published_end_ = true;
   MemFileSystem mem_;
   FaultInjectingFileSystem fs_{&mem_};
   FakeClock clock_;
@@ -300,6 +303,86 @@ TEST_F(TrailTest, ControlFrameMayRepeatTheLastAsnAndReadsBothWays) {
 TEST_F(TrailTest, AsnZeroIsRejectedOnAnEmptyTrail) {
   EXPECT_THAT(writer_->Append(0, 1, "x", 0),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ASN 0")));
+}
+
+// --- What Open adopts past the published end (docs/trail-format.md) -------
+
+// fsyncgate: after a failed fdatasync the frames still read back (here: the
+// unsynced bytes of the MemFileSystem), but a reopen in the same boot must
+// not adopt them; a power loss would take them.
+TEST_F(TrailTest, ReopenInTheSameBootCutsFramesWhoseSyncFailed) {
+  WriteN(2);
+  Sync();
+  WriteN(3);
+  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
+  EXPECT_TRUE(absl::IsDataLoss(writer_->Sync()));
+  fs_.SetSyncError(absl::OkStatus());
+  ASSERT_OK(OpenWriter());
+  EXPECT_EQ(writer_->last_asn(), 2u);
+  EXPECT_EQ(end_->Get().asn, 2u);
+  Write();  // ASN 3 again, and this time durable
+  Sync();
+  DropUnsynced();
+  ASSERT_OK(OpenWriter());
+  EXPECT_EQ(ReadAll(), "1 2 3 EOF");
+}
+
+TEST_F(TrailTest, ReopenInTheSameBootRemovesSegmentsPastThePublishedEnd) {
+  WriteN(2);
+  Sync();
+  WriteN(15);  // into segment 2 (10 records fill a segment)
+  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
+  EXPECT_FALSE(writer_->Sync().ok());
+  fs_.SetSyncError(absl::OkStatus());
+  ASSERT_OK(OpenWriter());
+  EXPECT_THAT(Segments(), ElementsAre(1));
+  EXPECT_EQ(writer_->last_asn(), 2u);
+  EXPECT_EQ(ReadAll(), "1 2 EOF");
+}
+
+// A trail whose readers read to its physical end (an event log) keeps what
+// they may have read: adopted and synced, not cut.
+TEST_F(TrailTest, TrailReadToItsPhysicalEndAdoptsInsteadOfCutting) {
+  cut_past_published_end_ = false;
+  WriteN(2);
+  Sync();
+  WriteN(3);
+  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
+  EXPECT_FALSE(writer_->Sync().ok());
+  fs_.SetSyncError(absl::OkStatus());
+  ASSERT_OK(OpenWriter());
+  EXPECT_EQ(writer_->last_asn(), 5u);
+  DropUnsynced();
+  ASSERT_OK(OpenWriter());
+  EXPECT_EQ(ReadAll(), "1 2 3 4 5 EOF");
+}
+
+// After a reboot the end file may be older than what was acknowledged, so
+// Open adopts what reads back; it must make it durable before publishing.
+TEST_F(TrailTest, FramesAdoptedAfterARebootAreSyncedBeforeTheyArePublished) {
+  WriteN(2);
+  Sync();
+  WriteN(3);
+  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
+  EXPECT_FALSE(writer_->Sync().ok());
+  fs_.SetSyncError(absl::OkStatus());
+  writer_.reset();
+  end_->SimulateReboot();
+  ASSERT_OK(OpenWriter());
+  EXPECT_EQ(end_->Get().asn, 5u);
+  DropUnsynced();  // then the power goes: what was published stays
+  ASSERT_OK(OpenWriter());
+  EXPECT_EQ(ReadAll(), "1 2 3 4 5 EOF");
+}
+
+TEST_F(TrailTest, AStaleEndAfterARebootNeverCutsAcknowledgedRecords) {
+  WriteN(5);
+  Sync();
+  end_->Publish(End{2, Find(2).next, 1002});  // the end file missed updates
+  DropUnsynced();
+  ASSERT_OK(OpenWriter());
+  EXPECT_EQ(writer_->last_asn(), 5u);
+  EXPECT_EQ(ReadAll(), "1 2 3 4 5 EOF");
 }
 
 TEST_F(TrailTest, SyncWithNothingAppendedDoesNoIo) {
@@ -820,6 +903,20 @@ TEST_F(SharedEndTest, ReopenedWriterSeesTheLastPublishedEnd) {
   }
   ASSERT_OK_AND_ASSIGN(auto writer, SharedEnd::Create(EndFilePath(dir_, "MAT")));
   EXPECT_EQ(writer->Get().asn, 9u);
+}
+
+// The writer trusts an end as exact only when it was published this boot
+// (trail_writer.h); a new end file, or one from before the boot id field,
+// is not.
+TEST_F(SharedEndTest, EndKnowsItWasPublishedThisBoot) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto writer, SharedEnd::Create(EndFilePath(dir_, "MAT")));
+    EXPECT_FALSE(writer->PublishedThisBoot());
+    writer->Publish(End{9, {1, 500}, 1});
+    EXPECT_TRUE(writer->PublishedThisBoot());
+  }
+  ASSERT_OK_AND_ASSIGN(auto writer, SharedEnd::Create(EndFilePath(dir_, "MAT")));
+  EXPECT_TRUE(writer->PublishedThisBoot());
 }
 
 TEST_F(SharedEndTest, WaitBeyondWakesOnPublish) {

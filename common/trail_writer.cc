@@ -429,7 +429,9 @@ struct TrailWriter::Impl {
   // Finds the end of the trail, cuts a torn tail, and opens the newest
   // segment for appending. `hint` is the last published end (segment 0 when
   // unknown). See trail_writer.h for what is torn and what is damage.
-  absl::Status Recover(const End& hint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  // `exact`: the hint was published this boot, so nothing past it was ever
+  // synced successfully (see trail_writer.h): it is cut, not adopted.
+  absl::Status Recover(const End& hint, bool exact) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     RDF_ASSIGN_OR_RETURN(std::vector<uint64_t> segs, SegmentNumbers());
     if (segs.empty()) return StartFresh(1);
     for (size_t i = 0; i < segs.size(); ++i) {
@@ -438,6 +440,13 @@ struct TrailWriter::Impl {
             "trail ", opts.name, " in ", opts.dir, ": segment ",
             SegmentFileName(opts.name, segs[0] + i), " is missing"));
       }
+    }
+    // An exact hint must name a segment that is there; one that does not
+    // is not trusted (the trail is recovered as after a reboot).
+    exact = exact && hint.pos.segment >= segs.front() && hint.pos.segment <= segs.back();
+    if (exact && segs.back() > hint.pos.segment) {
+      RDF_RETURN_IF_ERROR(RemoveSegmentsAfter(hint.pos.segment, segs.back()));
+      segs.resize(hint.pos.segment - segs.front() + 1);
     }
     for (size_t i = 0; i + 1 < segs.size(); ++i) {
       RDF_RETURN_IF_ERROR(ReadSegmentHeader(segs[i]).status());
@@ -454,16 +463,40 @@ struct TrailWriter::Impl {
       h = ReadSegmentHeader(segs.back());
     }
     if (!h.ok()) return h.status();
-    return RecoverNewest(*h, segs.front(), hint);
+    return RecoverNewest(*h, segs.front(), hint, exact);
   }
 
-  absl::Status RecoverNewest(const SegmentHeader& h, uint64_t oldest,
-                             const End& hint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  // Removes segments first+1..last, newest first (a crash leaves no hole).
+  absl::Status RemoveSegmentsAfter(uint64_t first, uint64_t last) {
+    for (uint64_t s = last; s > first; --s) {
+      absl::Status rs = opts.fs->Remove(PathOf(s));
+      if (!rs.ok() && !absl::IsNotFound(rs)) return rs;
+    }
+    return opts.fs->SyncDir(opts.dir);
+  }
+
+  // Makes segments from..to durable (data and directory entries): what Open
+  // adopts past the published end may have been written and never synced.
+  absl::Status SyncSegments(uint64_t from, uint64_t to) {
+    for (uint64_t s = from; s <= to; ++s) {
+      RDF_ASSIGN_OR_RETURN(auto f, opts.fs->OpenWritable(PathOf(s), false));
+      RDF_RETURN_IF_ERROR(f->Sync());
+      fsyncs.fetch_add(1, std::memory_order_relaxed);
+      RDF_RETURN_IF_ERROR(f->Close());
+    }
+    return opts.fs->SyncDir(opts.dir);
+  }
+
+  absl::Status RecoverNewest(const SegmentHeader& h, uint64_t oldest, const End& hint,
+                             bool exact) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     ReaderOptions ro{opts.dir, opts.name, opts.fs, nullptr};
     RDF_ASSIGN_OR_RETURN(auto reader, TrailReader::Open(ro));
     RDF_RETURN_IF_ERROR(reader->SeekToPosition({h.segment, kHeaderSize}));
     uint64_t asn = 0;
     for (;;) {
+      // Past an exact hint every frame is one whose sync failed or never
+      // ran: cut, even when it reads back (it may be only in the page cache).
+      if (exact && reader->position() >= hint.pos) break;
       absl::StatusOr<std::optional<Record>> r = reader->Next();
       if (absl::IsDataLoss(r.status()) && hint.pos.segment != 0 &&
           reader->position().segment == h.segment &&
@@ -485,6 +518,11 @@ struct TrailWriter::Impl {
       if (prev.has_value()) asn = prev->asn;
     }
     RDF_RETURN_IF_ERROR(CutAfter(end));
+    if (!exact && hint.pos < end) {
+      // Adopted past what was published: make it durable before Open
+      // publishes it (a killed leader may have written it unsynced).
+      RDF_RETURN_IF_ERROR(SyncSegments(std::max(hint.pos.segment, oldest), h.segment));
+    }
     RDF_RETURN_IF_ERROR(UseSegment(h.segment));
     append_header = h;
     append_pos = end;
@@ -627,9 +665,13 @@ absl::StatusOr<std::unique_ptr<TrailWriter>> TrailWriter::Open(
   // The last published end, if the publisher can tell: the line between a
   // torn tail and damage.
   End hint;
-  if (auto* source = dynamic_cast<EndSource*>(impl.publisher)) hint = source->Get();
+  bool exact = false;
+  if (auto* source = dynamic_cast<EndSource*>(impl.publisher)) {
+    hint = source->Get();
+    exact = options.cut_past_published_end && source->PublishedThisBoot();
+  }
   absl::MutexLock l(&impl.mu);
-  RDF_RETURN_IF_ERROR(impl.Recover(hint));
+  RDF_RETURN_IF_ERROR(impl.Recover(hint, exact));
   if (impl.publisher != nullptr) impl.publisher->Publish(impl.durable);
   return w;
 }

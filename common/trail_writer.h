@@ -17,6 +17,27 @@
 // readers find damage in older segments as they cross it.)
 // Only the writer repairs; readers report.
 //
+// What Open adopts past the last published end (the hint). The published
+// end is the only promise made to readers and committers: nothing past it
+// was ever acknowledged. Past it lie frames that a killed leader wrote and
+// never synced, or frames whose fdatasync failed. After a failed fdatasync
+// Linux may mark those pages clean without writing them (fsyncgate): they
+// read back until they are evicted or power is lost, and a second fdatasync
+// succeeds without writing them. So:
+//  - When the hint was published this boot (EndSource::PublishedThisBoot),
+//    it is exact: the end file lives in the page cache, which outlives the
+//    writer's process. Open cuts everything past it, valid or not, and
+//    removes any segment after the hint's: none of it can be trusted to be
+//    on disk, and none of it was acknowledged.
+//  - Otherwise (a reboot since, or no hint, or an end file that does not
+//    know its boot) the hint may be older than what was acknowledged: the
+//    end file is never fsynced. After a reboot the page cache started empty,
+//    so what reads back is what is on disk; Open adopts every valid frame
+//    (never cutting acknowledged data) and fdatasyncs the segments from the
+//    hint's to the newest, and the directory, before publishing them. (The
+//    one case left open: an end file lost or recreated in the same boot as
+//    a failed sync. Open cannot tell it from a reboot and adopts.)
+//
 // Thread-safe.
 #ifndef RDF_COMMON_TRAIL_WRITER_H_
 #define RDF_COMMON_TRAIL_WRITER_H_
@@ -51,6 +72,12 @@ struct WriterOptions {
   bool shared_end = true;
   // ASN lower bound for the first segment of a new, empty trail.
   uint64_t first_asn = 1;
+  // Open cuts what lies past an end published this boot (see above). False
+  // for a trail whose readers read to its physical end anyway (the event
+  // logs): cutting there would take back what they may have read, and let
+  // new frames reuse its ASNs under a reader's feet; Open then adopts and
+  // syncs, as after a reboot.
+  bool cut_past_published_end = true;
 };
 
 class TrailWriter {

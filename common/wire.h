@@ -16,6 +16,16 @@ inline constexpr uint32_t kProtocolVersion = 1;
 // ZAP domain the receiver sets on its socket.
 inline constexpr char kZapDomain[] = "rdf";
 
+// Room a batch message needs around extractor.batch_bytes of records (the
+// batch's fields, the per-record fields, protobuf framing): a fragment of a
+// large record carries up to batch_bytes of payload. The configuration
+// requires batch_bytes + this <= receiver.max_message_bytes.
+inline constexpr uint32_t kMessageEnvelopeBytes = 4096;
+// The smallest extractor.batch_bytes: the first fragment of a large record
+// must hold the record's header fields (type, txid, volume, file), which the
+// receiver checks against the routing fields before the rest arrives.
+inline constexpr uint32_t kMinBatchBytes = 4096;
+
 // Serializes `m` with version = kProtocolVersion.
 std::string Encode(proto::WireMessage m);
 

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <deque>
+#include <optional>
+#include <random>
 #include <zmq.hpp>
 
 #include "absl/container/flat_hash_map.h"
@@ -44,6 +46,13 @@ const char* StateName(State s) {
   }
   return "UNKNOWN";
 }
+// A non-zero nonce, different on every call (and across restarts).
+uint64_t NewNonce() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  uint64_t n = 0;
+  while (n == 0) n = rng();
+  return n;
+}
 }  // namespace
 
 struct Extractor::Impl {
@@ -71,6 +80,10 @@ struct Extractor::Impl {
   std::deque<InFlight> inflight;
   uint64_t read_through = 0;     // ASN read through in the audit trail
   uint64_t sent_asn = 0;         // read_through of the newest batch sent
+  // read_through of the newest batch or heartbeat sent this session: the
+  // next one's from_asn (the receiver checks it against what it received).
+  uint64_t told_asn = 0;
+  uint64_t nonce = 0;            // of this synchronization (Hello/Welcome)
   int64_t sent_time_us = 0;      // primary time of the newest record sent
   uint64_t acked_asn = 0;        // receiver's save point
   uint64_t pinned_asn = 0;
@@ -81,6 +94,18 @@ struct Extractor::Impl {
   std::unique_ptr<RtdWatch> rtd_watch;
   uint64_t batches = 0, records = 0, bytes = 0;
   absl::flat_hash_map<std::string, bool> protected_cache;
+  // A protected record read but not yet (wholly) sent: it opens the next
+  // batch, whole when it fits in one, else in fragments. read_through stays
+  // below its ASN until its last byte is sent.
+  struct Held {
+    trail::Record rec;
+    proto::RecordType type;
+    uint64_t txid = 0;
+    std::string volume;
+    int64_t time_us = 0;
+    size_t sent = 0;  // payload bytes already sent in fragments
+  };
+  std::optional<Held> held;
 
   // Events use the catalog's text and severity (docs/events.md); the
   // specifics go into fields.
@@ -112,6 +137,7 @@ struct Extractor::Impl {
   void HandleMessage(absl::string_view bytes);
   void ReadError(const absl::Status& s);
   bool FillAndSend();
+  bool AddHeld(proto::Batch* b, size_t max_bytes, size_t* batch_bytes);
   void SendHeartbeat();
   void MaybeWritePin();
   void PublishStatus();
@@ -175,7 +201,12 @@ void Extractor::Impl::EnterSync(const std::string& why) {
   }
   state = State::kSync;
   inflight.clear();
+  held.reset();
   last_hello_us = 0;
+  // A new synchronization: a Welcome answering a Hello of an earlier one
+  // (queued at a slow receiver) describes a state that batches sent since
+  // may have changed, and is ignored.
+  nonce = NewNonce();
 }
 
 void Extractor::Impl::SendHello() {
@@ -184,6 +215,7 @@ void Extractor::Impl::SendHello() {
   trail::End e = end->Get();
   m.mutable_hello()->set_audit_end_asn(e.asn);
   m.mutable_hello()->set_audit_end_time_us(e.time_us);
+  m.mutable_hello()->set_nonce(nonce);
   Send(m);
   last_hello_us = Now();
 }
@@ -215,6 +247,11 @@ bool Extractor::Impl::FillAndSend() {
   const uint64_t start_read = read_through;
   const int64_t start_sent_time_us = sent_time_us;
   while (batch_bytes < max_bytes) {
+    if (held.has_value()) {
+      if (first_us == 0) first_us = Now();
+      if (!AddHeld(b, max_bytes, &batch_bytes)) break;
+      continue;
+    }
     absl::StatusOr<std::optional<trail::Record>> rec = reader->Next();
     if (rec.ok() && !rec->has_value()) {
       // Nothing more yet. While less than half the window is in flight,
@@ -232,6 +269,7 @@ bool Extractor::Impl::FillAndSend() {
           // Refused meanwhile: the batch is dropped; a Welcome seeks again.
           read_through = start_read;
           sent_time_us = start_sent_time_us;
+          held.reset();
           return false;
         }
         continue;
@@ -260,24 +298,25 @@ bool Extractor::Impl::FillAndSend() {
           " (an audit segment was removed before it was shipped)")));
       break;
     }
-    read_through = (*rec)->asn;
     const auto type = static_cast<proto::RecordType>((*rec)->type);
-    if ((type == proto::DATA || type == proto::DDL) && !Protected(a->volume, a->file)) continue;
-    proto::WireRecord* w = b->add_records();
-    w->set_asn((*rec)->asn);
-    w->set_type(type);
-    w->set_txid(a->txid);
-    if (type == proto::DATA || type == proto::DDL) w->set_volume(std::string(a->volume));
-    sent_time_us = a->time_us;
-    batch_bytes += (*rec)->payload.size() + 32;
-    w->set_payload(std::move((*rec)->payload));
+    if ((type == proto::DATA || type == proto::DDL) && !Protected(a->volume, a->file)) {
+      read_through = (*rec)->asn;
+      continue;
+    }
+    // Goes out through `held` (next turn of the loop, or the next batch).
+    // (The header's views point into the payload: copy before moving it.)
+    std::string volume =
+        type == proto::DATA || type == proto::DDL ? std::string(a->volume) : std::string();
+    held = Held{std::move(**rec), type, a->txid, std::move(volume), a->time_us, 0};
   }
   if (b->records().empty()) {
     // Only unprotected audit (or nothing): heartbeats carry read_through.
     return read_through != start_read;
   }
   b->set_seq(next_seq++);
+  b->set_from_asn(told_asn);
   b->set_read_through_asn(read_through);
+  told_asn = read_through;
   trail::End e = end->Get();
   b->set_audit_end_asn(e.asn);
   b->set_audit_end_time_us(e.time_us);
@@ -292,6 +331,46 @@ bool Extractor::Impl::FillAndSend() {
   return true;
 }
 
+// Adds the held record to batch `b`: whole when it fits in what is left of
+// the batch; else, when the batch is empty, its next fragment (up to
+// max_bytes), which closes the batch. False when the batch is to be sent
+// now (full, or closed by a fragment).
+bool Extractor::Impl::AddHeld(proto::Batch* b, size_t max_bytes, size_t* batch_bytes) {
+  constexpr size_t kRecordOverhead = 32;  // WireRecord fields around the payload
+  Held& h = *held;
+  const size_t total = h.rec.payload.size();
+  auto add = [&]() {
+    proto::WireRecord* w = b->add_records();
+    w->set_asn(h.rec.asn);
+    w->set_type(h.type);
+    w->set_txid(h.txid);
+    w->set_volume(h.volume);
+    return w;
+  };
+  if (h.sent == 0 && *batch_bytes + total + kRecordOverhead <= max_bytes) {
+    *batch_bytes += total + kRecordOverhead;
+    add()->set_payload(std::move(h.rec.payload));
+  } else if (h.sent == 0 && total + kRecordOverhead <= max_bytes) {
+    return false;  // fits in a batch of its own: the next one
+  } else if (b->records_size() > 0) {
+    return false;  // fragments travel alone: the next batch
+  } else {
+    const size_t n = std::min(max_bytes, total - h.sent);
+    proto::WireRecord* w = add();
+    w->set_payload(h.rec.payload.substr(h.sent, n));
+    w->set_fragment_offset(h.sent);
+    w->set_total_bytes(total);
+    h.sent += n;
+    *batch_bytes += n + kRecordOverhead;
+    if (h.sent < total) return false;  // more to come; read_through stays below it
+  }
+  read_through = h.rec.asn;
+  sent_time_us = h.time_us;
+  const bool fragment = h.sent != 0;
+  held.reset();
+  return !fragment;
+}
+
 void Extractor::Impl::SendHeartbeat() {
   proto::WireMessage m;
   trail::End e = end->Get();
@@ -299,6 +378,8 @@ void Extractor::Impl::SendHeartbeat() {
   m.mutable_heartbeat()->set_audit_end_time_us(e.time_us);
   m.mutable_heartbeat()->set_read_through_asn(read_through);
   m.mutable_heartbeat()->set_next_seq(next_seq);
+  m.mutable_heartbeat()->set_from_asn(told_asn);
+  told_asn = read_through;
   Send(m);
   last_send_us = Now();
 }
@@ -313,12 +394,14 @@ void Extractor::Impl::HandleMessage(absl::string_view bytes) {
     case proto::WireMessage::kWelcome: {
       if (state != State::kSync) return;
       const proto::Welcome& w = m->welcome();
+      if (w.nonce() != nonce) return;  // answers an older Hello: stale
       absl::Status s = reader->SeekToAsn(w.restart_asn());
       if (!s.ok()) {
         ReadError(s);
         return;
       }
-      read_through = sent_asn = w.restart_asn() - 1;
+      read_through = sent_asn = told_asn = w.restart_asn() - 1;
+      held.reset();
       acked_asn = w.save_point_asn();
       next_seq = w.next_seq();
       inflight.clear();

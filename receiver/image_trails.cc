@@ -75,9 +75,17 @@ class ParallelSync {
 
 ImageTrails::~ImageTrails() = default;
 
-absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Config& config,
-                                                               const proto::NodeConfig& node,
-                                                               FileSystem* fs, Clock* clock) {
+namespace {
+// The MIT frame of a save point carries the save point's ASN, so no MIT
+// record is above it; but a trail has no ASN 0 (the writer refuses it), and
+// the final save point of a backup that received nothing is at ASN 0. Its
+// frame says 1: the MIT is empty then, and 1 is above no record in it.
+uint64_t FrameAsn(uint64_t save_point_asn) { return std::max<uint64_t>(save_point_asn, 1); }
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(
+    const config::Config& config, const proto::NodeConfig& node, FileSystem* fs, Clock* clock,
+    const std::optional<trail::End>& published_frame) {
   std::unique_ptr<ImageTrails> t(new ImageTrails());
   t->dir_ = config::ImageTrailDir(node);
   t->fs_ = fs;
@@ -115,11 +123,25 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Con
     }
     return true;
   };
-  trail::Position mit_end;
+  if (published_frame.has_value()) {
+    // A reopen in the same process: no save point frame past the last one
+    // published may be adopted. A later frame's syncs failed, and after a
+    // failed fdatasync its pages can stay in the page cache, clean but
+    // never written (fsyncgate): readable now, gone after a power loss.
+    trail::TrailWriter* mit = t->trails_[0]->writer.get();
+    if (published_frame->pos < mit->appended_end().pos) {
+      RDF_RETURN_IF_ERROR(Annotate(mit->TruncateTo(*published_frame),
+                                   "cut the MIT back to the last published save point"));
+    }
+  }
+  trail::Position mit_end, frame_start;
   RDF_ASSIGN_OR_RETURN(std::optional<proto::SavePoint> sp,
-                       ReadLastSavePoint(fs, t->dir_, &mit_end, survived));
-  if (sp.has_value()) t->save_point_ = *std::move(sp);
-  RDF_RETURN_IF_ERROR(t->CutBackToSavePoint(mit_end));
+                       ReadLastSavePoint(fs, t->dir_, &mit_end, survived, &frame_start));
+  if (sp.has_value()) {
+    t->save_point_ = *std::move(sp);
+    t->frame_end_ = trail::End{FrameAsn(t->save_point_.asn()), mit_end, 0};
+  }
+  RDF_RETURN_IF_ERROR(t->CutBackToSavePoint());
   t->received_asn_ = t->save_point_.asn();
   t->audit_end_asn_ = t->save_point_.audit_end_asn();
   t->audit_end_time_us_ = t->save_point_.audit_end_time_us();
@@ -136,17 +158,17 @@ absl::StatusOr<std::unique_ptr<ImageTrails>> ImageTrails::Open(const config::Con
   }
   RDF_ASSIGN_OR_RETURN(t->shm_, SharedBlob::Create(SavePointShmPath(t->dir_)));
   t->sync_ = std::make_unique<ParallelSync>(std::max<size_t>(1, t->trails_.size() - 1));
-  if (sp.has_value()) RDF_RETURN_IF_ERROR(t->shm_->Write(t->save_point_.SerializeAsString()));
+  if (sp.has_value()) RDF_RETURN_IF_ERROR(t->Publish(frame_start));
   return t;
 }
 
-absl::Status ImageTrails::CutBackToSavePoint(const trail::Position& mit_end) {
+absl::Status ImageTrails::CutBackToSavePoint() {
   // Everything past the last save point may be incomplete across trails:
   // drop it (the extractor resends from the save point).
   for (auto& trail : trails_) {
     trail::End end;
-    if (trail->name == kMasterImageTrail && save_point_.asn() != 0) {
-      end = {save_point_.asn(), mit_end, 0};
+    if (trail->name == kMasterImageTrail && frame_end_.has_value()) {
+      end = *frame_end_;
     } else if (const proto::TrailEnd* e = FindTrailEnd(save_point_, trail->name)) {
       end = {e->asn(), {e->segment(), e->offset()}, 0};
     } else if (trail->writer->last_asn() == 0) {
@@ -170,59 +192,161 @@ ImageTrails::Trail* ImageTrails::VolumeTrail(const std::string& volume) const {
 }
 
 absl::Status ImageTrails::Validate(const proto::Batch& b) const {
+  if (b.from_asn() != received_asn_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "batch ", b.seq(), " continues from ASN ", b.from_asn(), ", but ASNs through ",
+        received_asn_, " were received"));
+  }
+  bool open_after = partial_open_;  // a fragmented record still open after b
+  if (partial_open_ || HasFragment(b)) {
+    RDF_RETURN_IF_ERROR(ValidateFragment(b));
+    open_after = FragmentEnd(b.records(0)) < b.records(0).total_bytes();
+  }
+  if (open_after && b.read_through_asn() >= b.records(0).asn()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "read_through_asn ", b.read_through_asn(), " reaches record ", b.records(0).asn(),
+        ", which is not complete yet"));
+  }
   uint64_t prev = received_asn_;
   for (const proto::WireRecord& r : b.records()) {
+    if (r.total_bytes() != 0) {  // checked by ValidateFragment
+      prev = r.asn();
+      continue;
+    }
     if (r.asn() <= prev) {
       return absl::InvalidArgumentError(
           absl::StrCat("record ASN ", r.asn(), " not above ", prev));
     }
     prev = r.asn();
-    switch (r.type()) {
-      case proto::DATA:
-      case proto::DDL:
-        if (VolumeTrail(r.volume()) == nullptr) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("record ", r.asn(), " names volume '", r.volume(),
-                           "', which is not a protected volume here"));
-        }
-        break;
-      case proto::COMMIT:
-      case proto::ABORT:
-      case proto::CONTROL:
-        break;
-      default:
-        return absl::InvalidArgumentError(
-            absl::StrCat("record ", r.asn(), " has unknown type ", r.type()));
-    }
-    if (r.payload().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("record ", r.asn(), " has no payload"));
-    }
+    RDF_RETURN_IF_ERROR(CheckRecordFields(r, /*prefix=*/false));
   }
-  if (b.read_through_asn() < prev) {
+  if (!open_after && b.read_through_asn() < prev) {
     return absl::InvalidArgumentError(absl::StrCat(
         "read_through_asn ", b.read_through_asn(), " below the last record ", prev));
   }
   return absl::OkStatus();
 }
 
+bool ImageTrails::HasFragment(const proto::Batch& b) {
+  for (const proto::WireRecord& r : b.records()) {
+    if (r.total_bytes() != 0) return true;
+  }
+  return false;
+}
+
+uint64_t ImageTrails::FragmentEnd(const proto::WireRecord& r) {
+  return r.fragment_offset() + r.payload().size();
+}
+
+absl::Status ImageTrails::ValidateFragment(const proto::Batch& b) const {
+  // A fragment travels alone in its batch, and while a record is open only
+  // its next fragment may come (the extractor sends them in order).
+  if (b.records_size() != 1 || b.records(0).total_bytes() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch ", b.seq(), ": a record fragment must travel alone", partial_open_ ?
+        absl::StrCat(" (record ", partial_.asn(), " is incomplete)") : ""));
+  }
+  const proto::WireRecord& r = b.records(0);
+  if (r.payload().empty() || FragmentEnd(r) > r.total_bytes() ||
+      r.total_bytes() > trail::kMaxPayload) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "record ", r.asn(), ": fragment of ", r.payload().size(), " bytes at ",
+        r.fragment_offset(), " of ", r.total_bytes(), " (limit ", trail::kMaxPayload, ")"));
+  }
+  if (!partial_open_) {
+    if (r.fragment_offset() != 0 || r.asn() <= received_asn_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "record ", r.asn(), ": first fragment at offset ", r.fragment_offset(),
+          " (received through ", received_asn_, ")"));
+    }
+    return CheckRecordFields(r, /*prefix=*/true);
+  }
+  if (r.asn() != partial_.asn() || r.type() != partial_.type() || r.txid() != partial_.txid() ||
+      r.volume() != partial_.volume() || r.total_bytes() != partial_.total_bytes() ||
+      r.fragment_offset() != partial_.payload().size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "record ", r.asn(), ": fragment at ", r.fragment_offset(), " of ", r.total_bytes(),
+        " does not continue record ", partial_.asn(), " (", partial_.payload().size(), " of ",
+        partial_.total_bytes(), " bytes received)"));
+  }
+  return absl::OkStatus();
+}
+
+void ImageTrails::DropPartial() {
+  partial_ = proto::WireRecord();  // frees the buffer
+  partial_open_ = false;
+}
+
+absl::Status ImageTrails::CheckRecordFields(const proto::WireRecord& r, bool prefix) const {
+  switch (r.type()) {
+    case proto::DATA:
+    case proto::DDL:
+      if (VolumeTrail(r.volume()) == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("record ", r.asn(), " names volume '", r.volume(),
+                         "', which is not a protected volume here"));
+      }
+      break;
+    case proto::COMMIT:
+    case proto::ABORT:
+    case proto::CONTROL:
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("record ", r.asn(), " has unknown type ", r.type()));
+  }
+  if (r.payload().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("record ", r.asn(), " has no payload"));
+  }
+  return CheckRouting(r, prefix);
+}
+
+absl::Status ImageTrails::CheckRouting(const proto::WireRecord& r, bool prefix) {
+  // The trails are chosen by the routing fields and the open set is kept
+  // from them; the payload is what the updaters apply. A record whose two
+  // disagree would land in the wrong trail or leave a transaction open (or
+  // closed) wrongly: refuse it rather than trust either.
+  absl::StatusOr<AuditHeader> h = ScanAuditHeader(r.payload(), prefix);
+  if (!h.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("record ", r.asn(), ": payload does not parse: ", h.status().message()));
+  }
+  // Only DATA and DDL are routed by volume; the others carry none.
+  const bool routed = r.type() == proto::DATA || r.type() == proto::DDL;
+  const absl::string_view volume = routed ? h->volume : absl::string_view();
+  if (h->type != r.type() || h->txid != r.txid() || r.volume() != volume) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "record ", r.asn(), ": routing (type ", r.type(), ", tx ", r.txid(), ", volume '",
+        r.volume(), "') disagrees with its payload (type ", h->type, ", tx ", h->txid,
+        ", volume '", h->volume, "')"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ImageTrails::Append(const proto::Batch& b) {
   for (const proto::WireRecord& r : b.records()) {
-    Trail* mit = trails_[0].get();
-    if (r.type() == proto::DATA || r.type() == proto::DDL) {
-      RDF_RETURN_IF_ERROR(AppendTo(VolumeTrail(r.volume()), r));
+    if (r.total_bytes() == 0) {
+      RDF_RETURN_IF_ERROR(AppendRecord(r));
+      continue;
     }
-    if (r.type() != proto::DATA) RDF_RETURN_IF_ERROR(AppendTo(mit, r));
-    if (r.type() == proto::DATA) {
-      auto [it, inserted] = open_.try_emplace(r.txid(), r.asn(), 0);
-      ++it->second.second;
-    } else if (r.type() == proto::COMMIT || r.type() == proto::ABORT) {
-      open_.erase(r.txid());
+    // A fragment (validated: the next one of partial_, or a first one).
+    if (!partial_open_) {
+      partial_ = r;
+      partial_.mutable_payload()->reserve(r.total_bytes());
+      partial_open_ = true;
+    } else {
+      partial_.mutable_payload()->append(r.payload());
     }
-    max_txid_ = std::max(max_txid_, r.txid());
-    ++records_;
-    bytes_ += r.payload().size();
+    if (partial_.payload().size() < partial_.total_bytes()) continue;
+    proto::WireRecord whole = std::move(partial_);
+    DropPartial();
+    whole.clear_fragment_offset();
+    whole.clear_total_bytes();
+    RDF_RETURN_IF_ERROR(AppendRecord(whole));
+    absl::StatusOr<AuditHeader> h = ScanAuditHeader(whole.payload());
+    if (h.ok()) last_record_time_us_ = std::max(last_record_time_us_, h->time_us);
   }
-  if (!b.records().empty()) {
+  if (!b.records().empty() && b.records().rbegin()->total_bytes() == 0) {
     // The primary's time of the newest record (the header scan copies
     // nothing; a bad payload was refused by Validate's caller already).
     absl::StatusOr<AuditHeader> h = ScanAuditHeader(b.records().rbegin()->payload());
@@ -230,6 +354,24 @@ absl::Status ImageTrails::Append(const proto::Batch& b) {
   }
   received_asn_ = std::max(received_asn_, b.read_through_asn());
   NoteAuditEnd(b.audit_end_asn(), b.audit_end_time_us());
+  return absl::OkStatus();
+}
+
+absl::Status ImageTrails::AppendRecord(const proto::WireRecord& r) {
+  Trail* mit = trails_[0].get();
+  if (r.type() == proto::DATA || r.type() == proto::DDL) {
+    RDF_RETURN_IF_ERROR(AppendTo(VolumeTrail(r.volume()), r));
+  }
+  if (r.type() != proto::DATA) RDF_RETURN_IF_ERROR(AppendTo(mit, r));
+  if (r.type() == proto::DATA) {
+    auto [it, inserted] = open_.try_emplace(r.txid(), r.asn(), 0);
+    ++it->second.second;
+  } else if (r.type() == proto::COMMIT || r.type() == proto::ABORT) {
+    open_.erase(r.txid());
+  }
+  max_txid_ = std::max(max_txid_, r.txid());
+  ++records_;
+  bytes_ += r.payload().size();
   return absl::OkStatus();
 }
 
@@ -291,9 +433,13 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) 
     }
   }
   Trail* mit = trails_[0].get();
-  // The frame carries the save point's ASN: no MIT record is above it.
-  RDF_RETURN_IF_ERROR(mit->writer->Append(received_asn_, kSavePointRecordType,
-                                          sp.SerializeAsString(), sp.time_us()));
+  const std::string frame = sp.SerializeAsString();
+  RDF_RETURN_IF_ERROR(mit->writer->Append(FrameAsn(received_asn_), kSavePointRecordType, frame,
+                                          sp.time_us()));
+  const trail::End frame_end = mit->writer->appended_end();
+  // A frame never spans segments: it starts its size before its end.
+  const trail::Position frame_start{frame_end.pos.segment,
+                                    frame_end.pos.offset - trail::kFrameOverhead - frame.size()};
   mit->dirty = true;
   std::vector<trail::TrailWriter*> volume_trails;
   for (auto& t : trails_) {
@@ -305,38 +451,16 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) 
   // this save point is not published (Open would judge its frame).
   RDF_RETURN_IF_ERROR(synced);
   for (auto& t : trails_) t->dirty = false;
-  RDF_RETURN_IF_ERROR(RecordClosedSegments(save_point_, sp));
+  frame_end_ = trail::End{frame_end.asn, frame_end.pos, 0};
   save_point_ = std::move(sp);
   // Tell the updaters (the durable copy is the MIT frame).
-  return shm_->Write(save_point_.SerializeAsString());
+  return Publish(frame_start);
 }
 
-absl::Status ImageTrails::RecordClosedSegments(const proto::SavePoint& previous,
-                                               const proto::SavePoint& current) {
-  // A transaction open when a segment closed was open at the previous save
-  // point or began after it: min(oldest open then, previous ASN + 1) is a
-  // lower bound of its first ASN.
-  uint64_t oldest = previous.asn() + 1;
-  if (previous.oldest_open_asn() != 0) oldest = std::min(oldest, previous.oldest_open_asn());
-  std::string lines;
-  for (const proto::TrailEnd& now : current.trails()) {
-    const proto::TrailEnd* before = FindTrailEnd(previous, now.trail());
-    uint64_t from = before != nullptr ? before->segment() : 1;
-    if (now.segment() <= from) continue;
-    RDF_ASSIGN_OR_RETURN(auto segs, trail::ListSegments(fs_, dir_, now.trail()));
-    for (size_t i = 0; i + 1 < segs.size(); ++i) {
-      if (segs[i].segment < from || segs[i].segment >= now.segment()) continue;
-      absl::StrAppend(&lines, now.trail(), " ", segs[i].segment, " ", segs[i].first_asn, " ",
-                      segs[i + 1].first_asn - 1, " ", oldest, "\n");
-    }
-  }
-  if (lines.empty()) return absl::OkStatus();
-  // Appended and synced: rare (once per rollover), and the purger relies on it.
-  RDF_ASSIGN_OR_RETURN(auto f, fs_->OpenWritable(JoinPath(dir_, "txinfo"), true));
-  RDF_ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(JoinPath(dir_, "txinfo")));
-  RDF_RETURN_IF_ERROR(f->Write(size, lines));
-  RDF_RETURN_IF_ERROR(f->Sync());
-  return f->Close();
+absl::Status ImageTrails::Publish(const trail::Position& frame_start) {
+  // The shared file holds a copy bounded by the number of trails; the open
+  // set, which a workload can make as large as it likes, stays in the frame.
+  return shm_->Write(PublishedCopy(save_point_, frame_start).SerializeAsString());
 }
 
 uint64_t ImageTrails::fsyncs() const {

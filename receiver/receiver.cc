@@ -2,7 +2,12 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
+#include <thread>
+#include <utility>
 #include <zmq.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +26,24 @@
 #include "receiver/image_trails.h"
 
 namespace rdf::receiver {
+namespace {
+// Test hook (process tests only): RDF_TEST_RECEIVER_STALL_ON_HELLO="<n>:<ms>"
+// makes the receiver's main loop sleep <ms> before answering the <n>-th
+// Hello it receives, as a save point stuck in fdatasync would, with the
+// connection up (tests/process/ship_test.py, the stale Welcome of finding 7).
+void MaybeStallOnHello(uint64_t hellos) {
+  static const std::pair<uint64_t, int64_t> stall = [] {
+    const char* v = std::getenv("RDF_TEST_RECEIVER_STALL_ON_HELLO");
+    uint64_t n = 0;
+    int64_t ms = 0;
+    if (v == nullptr || std::sscanf(v, "%lu:%ld", &n, &ms) != 2) return std::make_pair(0ul, 0l);
+    return std::make_pair(n, ms);
+  }();
+  if (stall.first != 0 && hellos == stall.first) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(stall.second));
+  }
+}
+}  // namespace
 
 struct Receiver::Impl {
   ReceiverOptions opt;
@@ -56,6 +79,7 @@ struct Receiver::Impl {
   bool silent_reported = false;
   uint64_t batches = 0;
   uint64_t acked_seq = 0;
+  uint64_t hellos = 0;  // received, for the test hook
 
   // Events use the catalog's text and severity (docs/events.md); the
   // specifics go into fields.
@@ -92,7 +116,7 @@ struct Receiver::Impl {
   void HandleHeartbeat(const std::string& from, const proto::Heartbeat& h);
   void TakeSavePoint();
   void CheckFence();
-  absl::Status OpenTrails();
+  absl::Status OpenTrails(const std::optional<trail::End>& published_frame = std::nullopt);
   void ReopenTrails();
   void Housekeeping();
   void PublishStatus();
@@ -182,12 +206,15 @@ void Receiver::Impl::HandleHello(const std::string& from, const proto::Hello& h)
     Refuse(from, proto::Refuse::FENCED, "this backup has taken over; audit is refused");
     return;
   }
+  MaybeStallOnHello(++hellos);
   peer = from;
   trails->NoteAuditEnd(h.audit_end_asn(), h.audit_end_time_us());
+  trails->DropPartial();  // the new session resends it from its first fragment
   proto::WireMessage w;
   w.mutable_welcome()->set_restart_asn(trails->received_asn() + 1);
   w.mutable_welcome()->set_next_seq(next_seq);
   w.mutable_welcome()->set_save_point_asn(trails->save_point().asn());
+  w.mutable_welcome()->set_nonce(h.nonce());
   Send(from, w);
   Log(events::kSenderConnected, {{"node", h.node()}, {"restart_asn", absl::StrCat(trails->received_asn() + 1)},
        {"next_seq", absl::StrCat(next_seq)}});
@@ -209,6 +236,15 @@ void Receiver::Impl::HandleBatch(const std::string& from, const proto::Batch& b)
     return;
   }
   absl::Status valid = trails->Validate(b);
+  if (absl::IsFailedPrecondition(valid)) {
+    // Numbered right but not continuing from what was received: the
+    // extractor is out of step (it would leave a gap). Start again.
+    Log(events::kResynchronizing, {{"expected_from_asn", absl::StrCat(trails->received_asn())},
+                                   {"got_from_asn", absl::StrCat(b.from_asn())},
+                                   {"seq", absl::StrCat(b.seq())}});
+    Refuse(from, proto::Refuse::RESYNC, std::string(valid.message()));
+    return;
+  }
   if (!valid.ok()) {
     Log(events::kMalformedMessage, {{"error", std::string(valid.message())}, {"seq", absl::StrCat(b.seq())}});
     Refuse(from, proto::Refuse::MALFORMED, std::string(valid.message()));
@@ -244,6 +280,15 @@ void Receiver::Impl::HandleHeartbeat(const std::string& from, const proto::Heart
     return;
   }
   if (!fenced && h.next_seq() == next_seq && !disk_full) {
+    if (h.from_asn() != trails->received_asn()) {
+      // As for a batch: taking read_through_asn could skip audit.
+      Log(events::kResynchronizing, {{"expected_from_asn", absl::StrCat(trails->received_asn())},
+                                     {"heartbeat_from_asn", absl::StrCat(h.from_asn())}});
+      Refuse(from, proto::Refuse::RESYNC,
+             absl::StrCat("heartbeat continues from ASN ", h.from_asn(), ", received ",
+                          trails->received_asn()));
+      return;
+    }
     trails->NoteReadThrough(h.read_through_asn());
   }
   if (!trails->pending() && !fenced) SendAck(from);
@@ -280,8 +325,9 @@ void Receiver::Impl::TakeSavePoint() {
   disk_full = true;  // hold the same way: no ack, retry each second
 }
 
-absl::Status Receiver::Impl::OpenTrails() {
-  RDF_ASSIGN_OR_RETURN(trails, ImageTrails::Open(*opt.config, *node, opt.fs, opt.clock));
+absl::Status Receiver::Impl::OpenTrails(const std::optional<trail::End>& published_frame) {
+  RDF_ASSIGN_OR_RETURN(trails, ImageTrails::Open(*opt.config, *node, opt.fs, opt.clock,
+                                                 published_frame));
   if (trails->save_point().asn() == 0 && trails->received_asn() == 0) {
     // Nothing received yet. After an online initial copy (rdfcom initialize)
     // the volumes already hold everything before its start ASN: the first
@@ -298,8 +344,10 @@ absl::Status Receiver::Impl::OpenTrails() {
 
 void Receiver::Impl::ReopenTrails() {
   const uint64_t before = next_seq;
+  // Never adopt a save point above the last one published (its syncs failed).
+  const std::optional<trail::End> published = trails->last_published_frame();
   trails.reset();
-  absl::Status s = OpenTrails();
+  absl::Status s = OpenTrails(published);
   if (!s.ok()) {
     // Still no room even to reopen: end, and let the monitor start a new
     // receiver (which does the same as this, with backoff).
