@@ -244,21 +244,11 @@ struct Store::Impl {
     return it == volumes.end() ? nullptr : it->second.get();
   }
 
-  absl::StatusOr<Volume*> VolumeWithFile(absl::string_view volume,
-                                         absl::string_view file) {
-    Volume* v = FindVolume(volume);
-    if (v == nullptr) {
-      return absl::NotFoundError(absl::StrCat(
-          "unknown volume ", volume, "; the configuration lists the volumes"));
-    }
-    absl::MutexLock l(&v->mu);
-    if (!v->files.contains(file)) {
-      return absl::NotFoundError(absl::StrCat("file ", file,
-                                              " does not exist on volume ",
-                                              volume, "; create it first"));
-    }
-    return v;
-  }
+  // The volume holding `file`. With `writer`, also registers that
+  // transaction as one of the file's open writers (until it ends), under the
+  // same lock as the check: a PurgeFile either sees the writer or ran first.
+  absl::StatusOr<Volume*> VolumeWithFile(absl::string_view volume, absl::string_view file,
+                                         Transaction::State* writer = nullptr);
 
   // Appends one record; for transaction `s` (may be null) remembers its
   // first ASN. Returns the record's ASN.
@@ -293,10 +283,6 @@ struct Store::Impl {
     return std::min(RecoveryBound(), writer->durable_end().asn + 1);
   }
 
-  // The volume of a write to `file`, registering transaction `s` as one of
-  // the file's open writers (until the transaction ends).
-  absl::StatusOr<Volume*> VolumeForWrite(Transaction::State* s, absl::string_view volume,
-                                         absl::string_view file);
   // Ends a transaction's claims: its locks and its registrations as writer.
   void ReleaseClaims(uint64_t txid, std::vector<std::string>& lock_keys,
                      std::vector<std::pair<Volume*, std::string>>& written_files);
@@ -1239,7 +1225,7 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
     return absl::FailedPreconditionError(
         absl::StrCat("transaction ", s->id, " has ended"));
   }
-  RDF_ASSIGN_OR_RETURN(Volume * v, st->VolumeForWrite(s, volume, file));
+  RDF_ASSIGN_OR_RETURN(Volume * v, st->VolumeWithFile(volume, file, s));
   std::string lock_key = LockKey(volume, file, key);
   auto own = s->writes.find(lock_key);
   if (own == s->writes.end()) {
@@ -1309,9 +1295,9 @@ void Release(Transaction::State* s) {
 }
 }  // namespace
 
-absl::StatusOr<Volume*> Store::Impl::VolumeForWrite(Transaction::State* s,
-                                                    absl::string_view volume,
-                                                    absl::string_view file) {
+absl::StatusOr<Volume*> Store::Impl::VolumeWithFile(absl::string_view volume,
+                                                    absl::string_view file,
+                                                    Transaction::State* writer) {
   Volume* v = FindVolume(volume);
   if (v == nullptr) {
     return absl::NotFoundError(absl::StrCat(
@@ -1322,13 +1308,13 @@ absl::StatusOr<Volume*> Store::Impl::VolumeForWrite(Transaction::State* s,
     return absl::NotFoundError(absl::StrCat("file ", file, " does not exist on volume ",
                                             volume, "; create it first"));
   }
-  for (const auto& [wv, wf] : s->written_files) {
+  if (writer == nullptr) return v;
+  for (const auto& [wv, wf] : writer->written_files) {
     if (wv == v && wf == file) return v;
   }
-  // Registered before the first DATA record is appended, atomically with
-  // the check above: a PurgeFile either sees this writer or ran first.
+  // Registered before the first DATA record is appended.
   ++v->open_writers[file];
-  s->written_files.emplace_back(v, std::string(file));
+  writer->written_files.emplace_back(v, std::string(file));
   return v;
 }
 
