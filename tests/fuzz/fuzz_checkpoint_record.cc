@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -27,6 +28,11 @@ const std::string& Dir() {
     auto* d = new std::string(std::filesystem::temp_directory_path() /
                               ("rdf-fuzz-checkpoint." + std::to_string(getpid())));
     std::filesystem::create_directories(*d);
+    // The folder goes with the process (the replay under ctest, a fuzzer).
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(Dir(), ec);
+    });
     return d;
   }();
   return *dir;
