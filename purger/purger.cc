@@ -34,7 +34,6 @@ struct Purger::Impl {
   const proto::SystemConfig* cfg = nullptr;
   ProcessBase base;
   std::string trail_dir;
-  std::map<std::string, std::unique_ptr<lmdb::Env>> envs;  // by volume
   uint64_t purged = 0;
   std::set<uint64_t> held_reported;  // transactions 975 was logged for
   std::vector<proto::TrailUsage> usage;
@@ -53,37 +52,21 @@ struct Purger::Impl {
 absl::StatusOr<UpdaterPosition> Purger::Impl::ReadPosition(const std::string& volume,
                                                            const proto::SavePoint& sp) {
   const std::string dir = config::VolumeDir(*base.node, volume);
-  auto& env = envs[volume];
-  if (!env) {
-    // Read-only: the purger never creates a volume's folder or environment
-    // (initialize installs volumes by renaming onto the folder). Its map
-    // follows the updater's growth (lmdb::ReadTxn::Begin).
-    absl::StatusOr<std::unique_ptr<lmdb::Env>> e =
-        lmdb::Env::OpenReadOnly(dir, cfg->lmdb().max_dbs());
-    if (absl::IsNotFound(e.status())) return UpdaterPosition{};  // no updater has run
-    if (!e.ok()) return e.status();
-    env = *std::move(e);
-  }
-  absl::StatusOr<MDB_dbi> meta = env->OpenDb(lmdb::kMetaDb, false);
-  if (absl::IsNotFound(meta.status())) return UpdaterPosition{};
-  if (!meta.ok()) return meta.status();
-  RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(env.get()));
-  RDF_ASSIGN_OR_RETURN(auto seg, lmdb::GetU64(txn.get(), *meta, kMetaRestartSegment));
-  RDF_ASSIGN_OR_RETURN(auto off, lmdb::GetU64(txn.get(), *meta, kMetaRestartOffset));
-  RDF_ASSIGN_OR_RETURN(auto asn, lmdb::GetU64(txn.get(), *meta, kMetaAppliedAsn));
-  UpdaterPosition p;
-  if (!seg.has_value() || !off.has_value()) return p;
-  p.known = true;
-  p.restart = {*seg, *off};
-  p.applied_asn = asn.value_or(0);
-  txn.reset();
-  // The updater's newest commit may not be durable yet: after a system crash
-  // it redoes from its checkpoint (common/lmdb_checkpoint.h), and the record
-  // read here may not be durable yet either (OldestRestorable makes it so).
-  // The trail is kept from the oldest restart point any crash can bring back.
+  // The position comes from the volume's checkpoint record alone, never from
+  // its LMDB environment: what a crash can bring back is at most as new as
+  // that record, and the purger must never open an environment that its
+  // updater may be about to roll back to a checkpoint (after a system crash
+  // the updater writes the checkpoint back under data.mdb, and a reader that
+  // opened first would leave LMDB's lock file naming the newer transaction,
+  // so the updater's own open would read the wrong meta page). Every updater
+  // writes a record when it opens its volume; no record: no updater has run.
+  if (!opt.fs->Exists(lmdb::CheckpointPath(dir))) return UpdaterPosition{};
+  constexpr uint64_t kAny = UINT64_MAX;
   RDF_ASSIGN_OR_RETURN(lmdb::CheckpointState oldest,
-                       lmdb::OldestRestorable(
-                           dir, {p.restart.segment, p.restart.offset, p.applied_asn}, opt.fs));
+                       lmdb::OldestRestorable(dir, {kAny, kAny, kAny}, opt.fs));
+  UpdaterPosition p;
+  if (oldest.restart_segment == kAny) return p;
+  p.known = true;
   p.restart = {oldest.restart_segment, oldest.restart_offset};
   p.applied_asn = oldest.applied_asn;
   // Caught up with the save point: applied through it.
@@ -152,7 +135,6 @@ absl::StatusOr<uint64_t> Purger::Pass(const std::atomic<bool>* stop) {
     if (!p.ok()) {
       // Nothing can be purged while a position is unknown: an error, so
       // that the status says RETRYING (Run logs 834 with the reason).
-      s.envs.erase(v->name());  // opened afresh next pass
       return Annotate(p.status(), absl::StrCat("positions unavailable: ", v->name()));
     }
     pos[trail] = *p;
