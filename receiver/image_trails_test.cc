@@ -88,6 +88,21 @@ class ImageTrailsTest : public ::testing::Test {
   FakeClock clock_;
   std::unique_ptr<ImageTrails> trails_;
   uint64_t asn_ = 0;
+
+  // The trails are back at save point `first`, and what is received again
+  // (transaction `txid`) becomes the next save point, whole after a power
+  // loss.
+  void ExpectResumesAt(const proto::SavePoint& first, uint64_t txid) {
+    EXPECT_EQ(trails_->save_point().SerializeAsString(), first.SerializeAsString());
+    EXPECT_EQ(trails_->received_asn(), first.asn());
+    asn_ = first.asn();
+    ASSERT_OK(trails_->Append(Txn(txid)));
+    ASSERT_OK(trails_->SavePoint(3));
+    trails_.reset();
+    mem_.DropUnsyncedData();
+    Open();
+    EXPECT_EQ(trails_->save_point().asn(), first.asn() + 3);
+  }
 };
 
 TEST_F(ImageTrailsTest, SavePointSurvivesPowerLoss) {
@@ -121,17 +136,9 @@ TEST_F(ImageTrailsTest, FrameWhoseTrailsDidNotAllSyncIsSkipped) {
   mem_.DropUnsyncedData();  // power loss
   fs_.SetSyncError(absl::OkStatus());
   Open();
-  EXPECT_EQ(trails_->save_point().SerializeAsString(), first.SerializeAsString());
-  EXPECT_EQ(trails_->received_asn(), first.asn());
   // Every trail was cut back to the first save point: the next batch
   // appends from there and its save point is whole.
-  asn_ = first.asn();
-  ASSERT_OK(trails_->Append(Txn(7)));
-  ASSERT_OK(trails_->SavePoint(3));
-  trails_.reset();
-  mem_.DropUnsyncedData();
-  Open();
-  EXPECT_EQ(trails_->save_point().asn(), first.asn() + 3);
+  ExpectResumesAt(first, 7);
   EXPECT_EQ(trails_->save_point().max_txid(), 7u);
 }
 
@@ -230,16 +237,7 @@ TEST_F(ImageTrailsTest, ReopenAfterAFailedSavePointNeverAdoptsItsFrame) {
   EXPECT_FALSE(trails_->SavePoint(3).ok());
   fs_.SetSyncError(absl::OkStatus());
   Open(trails_->last_published_frame());
-  EXPECT_EQ(trails_->save_point().SerializeAsString(), first.SerializeAsString());
-  EXPECT_EQ(trails_->received_asn(), first.asn());
-  // What the receiver receives again becomes the next save point.
-  asn_ = first.asn();
-  ASSERT_OK(trails_->Append(Txn(2)));
-  ASSERT_OK(trails_->SavePoint(3));
-  trails_.reset();
-  mem_.DropUnsyncedData();
-  Open();
-  EXPECT_EQ(trails_->save_point().asn(), first.asn() + 3);
+  ExpectResumesAt(first, 2);
 }
 
 // Finding 7: a batch numbered as expected but not continuing from what was
