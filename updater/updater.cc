@@ -14,10 +14,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "audit.pb.h"
 #include "common/audit_record.h"
 #include "common/event_catalog.h"
+#include "common/file_system.h"
 #include "common/initial_copy.h"
 #include "common/lmdb_checkpoint.h"
 #include "common/lmdb_env.h"
@@ -144,6 +147,21 @@ bool KillInUndoOnlyFromEnv() {
   return v != nullptr && std::string(v) == "undo";
 }
 
+// Test hook (process tests and the fault campaign):
+// RDF_TEST_UPDATER_CRASH_IN_GROWTH=1 makes the updater SIGKILL itself once in
+// the middle of each growth of its volume's map, at one of its steps in turn:
+// 0 before the checkpointer lets go of the map, 1 after, 2 after the map was
+// set to its new size (nothing written at that size yet), 3 after the
+// checkpointer pinned the grown map again. The file kGrowthCrashesFile in the
+// volume's folder counts the crashes and names the map sizes they grew from,
+// so that the growth the restarted updater does again (its volume's meta page
+// still has the old size) goes through.
+constexpr char kGrowthCrashesFile[] = "test-growth-crashes";
+bool CrashInGrowthFromEnv() {
+  const char* v = std::getenv("RDF_TEST_UPDATER_CRASH_IN_GROWTH");
+  return v != nullptr && std::string(v) == "1";
+}
+
 }  // namespace
 
 struct Updater::Impl {
@@ -186,6 +204,10 @@ struct Updater::Impl {
   void RefreshPageBudget();
   int64_t kill_after_commits = 0;
   bool kill_in_undo_only = false;
+  bool crash_in_growth = false;
+  // RDF_TEST_UPDATER_CRASH_IN_GROWTH: SIGKILL at `step` of the growth from
+  // `from_bytes` unless that growth crashed already.
+  void MaybeCrashInGrowth(int step, uint64_t from_bytes);
   std::unique_ptr<RtdWatch> rtd_watch;
 
   void Log(uint32_t number, events::EventFields fields = {}) {
@@ -309,10 +331,37 @@ absl::Status Updater::Impl::OpenEnv() {
   return absl::OkStatus();
 }
 
+void Updater::Impl::MaybeCrashInGrowth(int step, uint64_t from_bytes) {
+  if (!crash_in_growth) return;
+  const std::string path =
+      JoinPath(config::VolumeDir(*base.node, opt.volume), kGrowthCrashesFile);
+  // "<crashes> <size grown from> ...": one crash per size a growth started at.
+  std::string text = ReadFileToString(opt.fs, path).value_or("0");
+  std::vector<std::string> fields = absl::StrSplit(text, ' ', absl::SkipEmpty());
+  uint64_t crashes = 0;
+  if (fields.empty() || !absl::SimpleAtoi(fields[0], &crashes)) crashes = 0;
+  const std::string from = absl::StrCat(from_bytes);
+  for (size_t i = 1; i < fields.size(); ++i) {
+    if (fields[i] == from) return;
+  }
+  if (static_cast<int>(crashes % 4) != step) return;
+  fields.erase(fields.begin(), fields.begin() + std::min<size_t>(1, fields.size()));
+  fields.push_back(from);
+  const std::string next = absl::StrCat(crashes + 1, " ", absl::StrJoin(fields, " "));
+  if (!WriteFileAtomically(opt.fs, path, next).ok()) return;
+  base.events->Flush().IgnoreError();
+  std::raise(SIGKILL);
+}
+
 absl::Status Updater::Impl::GrowMap() {
+  const uint64_t from_bytes = env->map_bytes();
+  MaybeCrashInGrowth(0, from_bytes);
   RDF_RETURN_IF_ERROR(checkpointer->ReleaseForGrow(Durable()));
+  MaybeCrashInGrowth(1, from_bytes);
   RDF_RETURN_IF_ERROR(env->Grow());
+  MaybeCrashInGrowth(2, from_bytes);
   RDF_RETURN_IF_ERROR(checkpointer->Repin());
+  MaybeCrashInGrowth(3, from_bytes);
   Log(events::kVolumeMapGrown,
       {{"volume", opt.volume}, {"map_bytes", absl::StrCat(env->map_bytes())}});
   return absl::OkStatus();
@@ -940,6 +989,7 @@ absl::StatusOr<std::unique_ptr<Updater>> Updater::Open(const UpdaterOptions& opt
                                                impl->base.events.get());
   impl->kill_after_commits = KillAfterCommitsFromEnv();
   impl->kill_in_undo_only = KillInUndoOnlyFromEnv();
+  impl->crash_in_growth = CrashInGrowthFromEnv();
   RDF_RETURN_IF_ERROR(
       CheckNoInitialCopyInProgress(options.fs, *impl->base.node, impl->process));
   RDF_ASSIGN_OR_RETURN(impl->copy,

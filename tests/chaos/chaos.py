@@ -40,6 +40,19 @@ the old insert-mode load (5 records per transaction) instead. The faults:
   backup_power  the backup's disk loses power with its monitor (and so every
               backup process); the monitor starts again on a new boot, so the
               updaters go back to their volumes' checkpoints
+  sync_eio    every fdatasync, fsync and msync(MS_SYNC) of one node's processes
+              (its monitor and children; on the primary also the
+              application, tmf) fails with EIO for 2-8 s, through the
+              LD_PRELOAD seam build/lib/librdf-sync-fault.so
+              (tests/tools/sync_fault.cc; device-mapper is not available
+              here): nothing written since the last good sync may count as
+              durable
+
+Every volume's LMDB map starts at 1 MiB on both nodes, so that tmf and the
+updaters grow their maps again and again, and the backup's updaters run with
+RDF_TEST_UPDATER_CRASH_IN_GROWTH: each growth of a volume's map SIGKILLs its
+updater once, at one of the growth's four steps in turn (the monitor starts
+it again); the summary counts these crashes ("growth_crashes").
 
 After each fault it measures the time to recover: until the backup has
 received and applied everything the primary had written when the fault
@@ -78,7 +91,7 @@ from fault_proxy import FaultProxy  # noqa: E402
 K = 5
 VOLUMES = ["DATA01", "DATA02", "DATA03", "DATA04"]
 KINDS = ["kill", "stop", "kill_app", "cut", "delay", "disk_full", "freeze", "monitor", "power",
-         "backup_power"]
+         "backup_power", "sync_eio"]
 RECOVERY_LIMIT_S = 120
 
 
@@ -102,6 +115,8 @@ class Campaign:
         rdftest.write_test_keys(self.work)
         with open(self.cfg) as f:
             text = f.read()
+        # Every map starts at 1 MiB (the default and each volume's own).
+        text = re.sub(r"\bmap_bytes: \d+", "map_bytes: 1048576", text)
         self.ports = {}
         for old in ("17410", "17411", "17420", "17421", "17422"):
             self.ports[old] = rdftest.free_port()
@@ -136,13 +151,28 @@ class Campaign:
 
     # --- processes -----------------------------------------------------------
 
+    def node_env(self, node):
+        """The environment of a node's processes: the sync fault seam, and
+        the boot of its machine (a power cut starts a new one: updaters go
+        back to their checkpoints, tmf restores its volumes' checkpoint
+        copies)."""
+        env = dict(os.environ, LD_PRELOAD=rdftest.library("librdf-sync-fault.so"),
+                   RDF_SYNC_FAULT_FILE=self.sync_fault_file(node))
+        boots = self.primary_boots if node == "primary" else self.backup_boots
+        if boots:
+            env["RDF_TEST_BOOT_ID"] = f"chaos-{node}-boot-{boots}"
+        if node == "backup":
+            env["RDF_TEST_UPDATER_CRASH_IN_GROWTH"] = "1"
+        return env
+
+    def sync_fault_file(self, node):
+        # Outside the nodes' own file systems (frozen or cut by other faults).
+        return os.path.join(self.work, f"sync-eio-{node}")
+
     def start_monitor(self, node):
         cfg = self.primary_cfg if node == "primary" else self.cfg
-        # The backup's processes inherit its monitor's boot (a power cut of
-        # the backup starts a new one: updaters go back to their checkpoints).
-        env = None
-        if node == "backup" and self.backup_boots:
-            env = dict(os.environ, RDF_TEST_BOOT_ID=f"chaos-backup-boot-{self.backup_boots}")
+        # The backup's processes inherit its monitor's environment.
+        env = self.node_env(node)
         self.monitors[node] = rdftest.Process(
             [rdftest.binary("rdf-monitor"), "--config", cfg, "--node", node],
             log_path=os.path.join(self.work, f"monitor-{node}.log"), env=env)
@@ -162,10 +192,8 @@ class Campaign:
             log_path=os.path.join(self.work, "load.log"), env=self.primary_env())
 
     def primary_env(self):
-        """The application's environment: this boot of the primary."""
-        if not self.primary_boots:
-            return None
-        return dict(os.environ, RDF_TEST_BOOT_ID=f"chaos-boot-{self.primary_boots}")
+        """The application's environment: the primary's."""
+        return self.node_env("primary")
 
     def rdfcom(self, *args, timeout=300):
         return subprocess.run([rdftest.binary("rdfcom"), "--config", self.cfg, *args],
@@ -299,6 +327,19 @@ class Campaign:
             self.backup_boots += 1
             self.start_monitor("backup")
             return "the backup's disk lost power with its monitor; the monitor restarted"
+        if kind == "sync_eio":
+            node = rng.choice(["primary", "backup"])
+            hold = rng.uniform(2, 8)
+            flag = self.sync_fault_file(node)
+            failed_before = self.failed_syncs(node)
+            with open(flag, "w"):
+                pass
+            try:
+                time.sleep(hold)
+            finally:
+                os.remove(flag)
+            return (f"syncs on the {node} failed with EIO for {hold:.1f} s "
+                    f"({self.failed_syncs(node) - failed_before} failed calls noted)")
         if kind == "monitor":
             node = rng.choice(["primary", "backup"])
             self.monitors[node].kill()
@@ -337,6 +378,25 @@ class Campaign:
             log(f"fault {n} {kind}: {what}; recovered in "
                 + (f"{took:.2f} s" if took is not None else "NEVER"))
         return self.finish(mode)
+
+    def failed_syncs(self, node):
+        """The failed syncs the seam noted (at most 10,000 per process)."""
+        try:
+            with open(self.sync_fault_file(node) + ".log") as f:
+                return sum(1 for _ in f)
+        except FileNotFoundError:
+            return 0
+
+    def growth_crashes(self):
+        """Crashes of the backup's updaters in the middle of map growth."""
+        n = 0
+        for d in rdftest.volume_dirs(self.backup).values():
+            try:
+                with open(os.path.join(d, "test-growth-crashes")) as f:
+                    n += int(f.read().split()[0])
+            except (FileNotFoundError, IndexError, ValueError):
+                pass
+        return n
 
     def committed(self):
         return rdftest.read_commit_log(self.commit_log)
@@ -456,6 +516,8 @@ class Campaign:
                 "workload": self.workload,
                 "rate_txn_per_s": self.rate, "faults": self.faults,
                 "faults_total": sum(self.faults.values()), "recovery": rec, **result,
+                "growth_crashes": self.growth_crashes(),
+                "failed_syncs_noted": {n: self.failed_syncs(n) for n in ("primary", "backup")},
                 "events": self.event_counts(),
                 "violations": len(self.violations), "violation_list": self.violations}
 

@@ -24,6 +24,14 @@ def binary(name):
     return path
 
 
+def library(name):
+    """A test library of build/lib (e.g. the LD_PRELOAD fault seams)."""
+    path = os.path.join(BUILD, "lib", name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is not built (run scripts/setup)")
+    return path
+
+
 def set_fields(text, settings):
     """Sets fields of top-level blocks in a text-format configuration:
     settings maps "block.field" to a value (already in text-format syntax,

@@ -41,14 +41,14 @@ class ShipSystem:
         self.procs = {}
         self.ext_cfg = self.cfg
 
-    def start(self, name, cfg=None):
+    def start(self, name, cfg=None, env=None):
         """Starts "receiver", "extractor" or "updater-$DATA01" (etc.)."""
         args = [rdftest.binary({"receiver": "rdf-receiver", "extractor": "rdf-extractor"}.get(
             name, "rdf-updater")), "--config",
             cfg or (self.ext_cfg if name == "extractor" else self.cfg)]
         if name.startswith("updater-"):
             args += ["--volume", name[len("updater-"):]]
-        p = rdftest.Process(args, log_path=os.path.join(self.work, f"{name}.log"))
+        p = rdftest.Process(args, log_path=os.path.join(self.work, f"{name}.log"), env=env)
         self.procs[name] = p
         return p
 

@@ -436,6 +436,54 @@ class UpdaterTest(unittest.TestCase):
         self.assertEqual([e for e in rdftest.events(self.sys.cfg, "backup", 834)
                           if "MDB_MAP_RESIZED" in e["fields"].get("reason", "")], [])
 
+    def test_volumes_map_grown_with_a_crash_at_each_step_of_growth_drain_equal(self):
+        # A crash in the middle of map growth (issue 17): with
+        # RDF_TEST_UPDATER_CRASH_IN_GROWTH each growth of each volume's map
+        # SIGKILLs its updater once, at one of the four steps in turn (before
+        # and after the checkpointer lets go of the map, after the new size is
+        # set, after the grown map is pinned again); the updater is started
+        # again each time, grows again and goes on. Every volume grows from
+        # 1 MiB at least 4 times, so every step is met on every volume.
+        env = dict(os.environ, RDF_TEST_UPDATER_CRASH_IN_GROWTH="1")
+        for v in VOLUMES:
+            self.sys.kill(f"updater-{v}")
+            self.sys.start(f"updater-{v}", env=env)
+        load = self.sys.load(3000, clients=4, extra=["--mode", "insert", "--value-bytes", "2000"])
+        crashes = 0
+
+        def restart_crashed():
+            nonlocal crashes
+            for v in VOLUMES:
+                p = self.sys.procs[f"updater-{v}"]
+                if p.p.poll() is not None:
+                    self.assertEqual(p.p.returncode, -9, f"updater {v} exited, not crashed")
+                    crashes += 1
+                    self.sys.start(f"updater-{v}", env=env)
+
+        deadline = time.time() + 600
+        while load.p.poll() is None and time.time() < deadline:
+            restart_crashed()
+            time.sleep(0.2)
+        self.assertEqual(load.wait(60), 0)
+        self.sys.wait_drained()
+        sp = rdftest.status(self.sys.backup, "receiver")["save_point_asn"]
+
+        def applied():
+            restart_crashed()
+            return all((rdftest.status(self.sys.backup, f"updater-{v.lstrip('$')}") or {})
+                       .get("applied_asn", 0) >= sp for v in VOLUMES)
+
+        rdftest.wait_for(applied, 300, f"every updater to apply through {sp}")
+        self.assertBackupEqualsPrimary()
+        back = rdftest.volume_dirs(self.sys.backup)
+        for v in VOLUMES:
+            with open(os.path.join(back[v], "test-growth-crashes")) as f:
+                count = int(f.read().split()[0])
+            self.assertGreaterEqual(count, 4, f"crashes in the growth of {v}'s map")
+        self.assertGreaterEqual(crashes, 4 * len(VOLUMES))
+        self.assertEqual(list(rdftest.events(self.sys.cfg, "backup", 739)), [],
+                         "no storage error: each growth, crashed or not, is done again")
+
     def test_insert_skipped_in_redo_as_duplicate_is_left_alone_by_undo(self):
         # Finding 13. setUp started no updater: nothing is applied yet.
         load = self.sys.load(10**6, clients=8, extra=["--mode", "insert", "--think-us", "300"])
