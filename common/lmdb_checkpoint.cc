@@ -418,11 +418,25 @@ absl::Status Checkpointer::CopyOut(Job& job) {
         WriteAll(job.copy_fd, page.data(), psize, static_cast<off_t>(slot * psize), path));
   }
   // Every page C can reach lies below its last page and stays as it is in
-  // the page cache while the pin holds C.
+  // the page cache while the pin holds C. data.mdb may end before C's last
+  // page: pages a transaction took from the end of the file and freed again
+  // before it committed (a value written and deleted, or overwritten, in
+  // one transaction) are counted in the meta page but never written. No
+  // page C reaches lies there (LMDB could not read it either), so the copy
+  // holds zeros for them.
+  struct stat data_st;
+  if (fstat(data_fd, &data_st) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("checkpoint: stat ", data_path));
+  }
+  const uint64_t data_bytes = static_cast<uint64_t>(data_st.st_size);
   std::string buf(kCopyChunkBytes, '\0');
   for (uint64_t at = 2 * psize; at < bytes; at += kCopyChunkBytes) {
     const size_t n = std::min<uint64_t>(kCopyChunkBytes, bytes - at);
-    RDF_RETURN_IF_ERROR(ReadAll(data_fd, buf.data(), n, static_cast<off_t>(at), data_path));
+    const size_t written = at < data_bytes ? std::min<uint64_t>(n, data_bytes - at) : 0;
+    RDF_RETURN_IF_ERROR(
+        ReadAll(data_fd, buf.data(), written, static_cast<off_t>(at), data_path));
+    std::fill(buf.begin() + static_cast<std::ptrdiff_t>(written),
+              buf.begin() + static_cast<std::ptrdiff_t>(n), '\0');
     crc = crc32c::Extend(crc, buf.data(), n);
     RDF_RETURN_IF_ERROR(WriteAll(job.copy_fd, buf.data(), n, static_cast<off_t>(at), path));
   }
