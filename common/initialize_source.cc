@@ -29,6 +29,8 @@ absl::Status CopyVolume(const std::string& from, const std::string& to, uint32_t
   std::filesystem::create_directories(to, ec);
   if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("create ", to));
   if (!std::filesystem::exists(JoinPath(from, "data.mdb"))) return absl::OkStatus();
+  // Not while tmf may be putting the volume's checkpoint back under it.
+  RDF_ASSIGN_OR_RETURN(lmdb::VolumeGate gate, lmdb::VolumeGate::ForReader(from));
   MDB_env* env = nullptr;
   int rc = mdb_env_create(&env);
   if (rc != 0) return lmdb::MdbError(rc, "mdb_env_create");

@@ -1,6 +1,8 @@
 #include "common/lmdb_checkpoint.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -450,6 +452,74 @@ TEST_F(CheckpointTest, CopyModeCopiesACommitWhoseLastPagesWereNeverWritten) {
   Open(Vol());
   EXPECT_EQ(LastTxnid(), checkpoint);
   EXPECT_EQ(Read(), at_checkpoint);
+}
+
+// A reader in another process (rdfcom verify's scan, initialize's copy)
+// that has a volume open while its writer puts the checkpoint back keeps
+// LMDB's lock region naming the newer transaction; the writer's open then
+// trusts it, and its first checkpoint finds no meta page naming the newest
+// transaction (the purger did this once: the updater died at every start).
+// The reader holds the volume's gate shared (Env::OpenReadOnly), so the
+// writer, which takes it exclusively before its recovery, waits for it.
+TEST_F(CheckpointTest, AReaderInAnotherProcessIsNeverOpenAcrossTheWritersRecovery) {
+  Open(Vol());
+  Write(0, 1000, "A");
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {5, 6, 7},
+                                                Checkpointer::Mode::kCopy));
+  const uint64_t checkpoint = LastTxnid();
+  for (int round = 0; round < 5; ++round) Write(0, 2000, absl::StrCat("B", round));
+  Close();
+  PretendRestarted(Vol(), Vol());
+  int opened[2];
+  ASSERT_EQ(pipe(opened), 0);
+  const pid_t reader = fork();
+  ASSERT_GE(reader, 0);
+  if (reader == 0) {
+    auto ro = Env::OpenReadOnly(Vol(), 8);
+    char ok = ro.ok() ? 1 : 0;
+    if (write(opened[1], &ok, 1) != 1) _exit(3);
+    absl::SleepFor(absl::Milliseconds(700));
+    _exit(ok ? 0 : 1);
+  }
+  close(opened[1]);
+  char ok = 0;
+  ASSERT_EQ(read(opened[0], &ok, 1), 1);
+  close(opened[0]);
+  ASSERT_EQ(ok, 1) << "the reader could not open the volume";
+  {
+    // The writer's start, as the updater's and tmf's.
+    ASSERT_OK_AND_ASSIGN(VolumeGate gate, VolumeGate::ForWriter(Vol()));
+    ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
+    EXPECT_TRUE(r.restored);
+    Open(Vol());
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(reader, &st, 0), reader);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  EXPECT_EQ(LastTxnid(), checkpoint);
+  EXPECT_OK(Checkpointer::Start(env_.get(), kNever, {5, 6, 7}, Checkpointer::Mode::kCopy)
+                .status());
+  EXPECT_EQ(Read(), Expected(1000, "A"));
+}
+
+TEST(VolumeGateTest, AWriterWaitsForReadersAndAReaderForTheWriter) {
+  const std::string dir = rdf::testing::MakeTestDir("volume_gate_test");
+  {
+    ASSERT_OK_AND_ASSIGN(VolumeGate r1, VolumeGate::ForReader(dir));
+    ASSERT_OK_AND_ASSIGN(VolumeGate r2, VolumeGate::ForReader(dir));  // readers share it
+    // flock is per open file: a second descriptor in one process is as
+    // another process.
+    EXPECT_THAT(VolumeGate::ForWriter(dir, absl::Milliseconds(100)).status(),
+                StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(VolumeGate w, VolumeGate::ForWriter(dir, absl::Milliseconds(100)));
+    EXPECT_THAT(VolumeGate::ForReader(dir, absl::Milliseconds(100)).status(),
+                StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+  }
+  EXPECT_OK(VolumeGate::ForReader(JoinPath(dir, "no such volume")).status());
+  EXPECT_FALSE(std::filesystem::exists(JoinPath(dir, "no such volume")));
+  rdf::testing::RemoveTestDir(dir);
 }
 
 TEST_F(CheckpointTest, CopyModeAlternatesItsSlotsAndKeepsNoPin) {

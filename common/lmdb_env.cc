@@ -1,9 +1,14 @@
 #include "common/lmdb_env.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
@@ -49,7 +54,60 @@ absl::StatusOr<std::unique_ptr<Env>> Env::OpenReadOnly(const std::string& dir,
     if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("look for ", dir));
     return absl::NotFoundError(absl::StrCat("no LMDB environment in ", dir));
   }
-  return OpenWith(dir, 0, max_dbs, MDB_RDONLY | MDB_NOTLS);
+  RDF_ASSIGN_OR_RETURN(VolumeGate gate, VolumeGate::ForReader(dir));
+  RDF_ASSIGN_OR_RETURN(std::unique_ptr<Env> env,
+                       OpenWith(dir, 0, max_dbs, MDB_RDONLY | MDB_NOTLS));
+  env->gate_ = std::move(gate);
+  return env;
+}
+
+absl::StatusOr<VolumeGate> VolumeGate::ForWriter(const std::string& dir, absl::Duration wait) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("create ", dir));
+  return Take(dir, /*exclusive=*/true, wait);
+}
+
+absl::StatusOr<VolumeGate> VolumeGate::ForReader(const std::string& dir, absl::Duration wait) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return VolumeGate();
+  return Take(dir, /*exclusive=*/false, wait);
+}
+
+absl::StatusOr<VolumeGate> VolumeGate::Take(const std::string& dir, bool exclusive,
+                                            absl::Duration wait) {
+  const std::string path = JoinPath(dir, "gate.lock");
+  VolumeGate g;
+  g.fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (g.fd_ < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
+  const absl::Time deadline = absl::Now() + wait;
+  while (flock(g.fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return ErrnoToStatus(errno, absl::StrCat("flock ", path));
+    if (absl::Now() >= deadline) {
+      return absl::UnavailableError(absl::StrCat(
+          dir, ": ",
+          exclusive ? "a reader (rdfcom verify or initialize) keeps the volume open"
+                    : "its writer is recovering the volume",
+          " after ", absl::FormatDuration(wait), "; try again"));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return g;
+}
+
+VolumeGate::VolumeGate(VolumeGate&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
+VolumeGate& VolumeGate::operator=(VolumeGate&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+VolumeGate::~VolumeGate() {
+  if (fd_ >= 0) close(fd_);
 }
 
 absl::StatusOr<std::unique_ptr<Env>> Env::OpenWith(const std::string& dir, uint64_t map_bytes,

@@ -36,8 +36,47 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace rdf::lmdb {
+
+// A volume's gate between its writer's recovery and readers in other
+// processes (verify, initialize). A writer that starts may write its
+// checkpoint back under data.mdb (lmdb::RecoverToCheckpoint). A process that
+// has the environment open meanwhile keeps LMDB's lock region (lock.mdb)
+// alive, naming a transaction newer than the one put back, and the
+// writer's own open then trusts it: its first checkpoint finds "no meta
+// page names the newest transaction" and it dies at every start (the purger
+// did this once). So the writer holds the gate exclusively from before its
+// recovery until its environment is open, and such a reader holds it shared
+// for as long as its environment is open. flock(2) on "gate.lock" in the
+// volume's folder: the kernel lets go with the process.
+class VolumeGate {
+ public:
+  // How long either side waits for the other before kUnavailable.
+  static constexpr absl::Duration kWait = absl::Seconds(60);
+
+  // Exclusive: waits while readers hold it (each holds it for one request).
+  // Creates `dir` when missing.
+  static absl::StatusOr<VolumeGate> ForWriter(const std::string& dir,
+                                              absl::Duration wait = kWait);
+  // Shared: waits while the writer recovers. Holds nothing (and creates
+  // nothing) when `dir` does not exist.
+  static absl::StatusOr<VolumeGate> ForReader(const std::string& dir,
+                                              absl::Duration wait = kWait);
+
+  VolumeGate() = default;
+  VolumeGate(VolumeGate&& other) noexcept;
+  VolumeGate& operator=(VolumeGate&& other) noexcept;
+  VolumeGate(const VolumeGate&) = delete;
+  VolumeGate& operator=(const VolumeGate&) = delete;
+  ~VolumeGate();
+
+ private:
+  static absl::StatusOr<VolumeGate> Take(const std::string& dir, bool exclusive,
+                                         absl::Duration wait);
+  int fd_ = -1;
+};
 
 // Maps an LMDB return code to a status: MDB_MAP_FULL and ENOSPC ->
 // kResourceExhausted, MDB_NOTFOUND -> kNotFound, others -> kInternal.
@@ -82,7 +121,8 @@ class Env {
   // Opens the environment in `dir` read-only (MDB_RDONLY) with the map its
   // newest meta page names: creates no folder and no data.mdb (LMDB adds
   // lock.mdb when missing). kNotFound when `dir` holds no data.mdb. Only
-  // ReadTxn and OpenDb(name, false) may be used on it.
+  // ReadTxn and OpenDb(name, false) may be used on it. Holds the volume's
+  // gate shared while it is open (VolumeGate).
   static absl::StatusOr<std::unique_ptr<Env>> OpenReadOnly(const std::string& dir,
                                                            uint32_t max_dbs);
   ~Env();
@@ -118,6 +158,7 @@ class Env {
   static absl::StatusOr<std::unique_ptr<Env>> OpenWith(const std::string& dir,
                                                        uint64_t map_bytes, uint32_t max_dbs,
                                                        unsigned flags);
+  VolumeGate gate_;  // a read-only environment's (OpenReadOnly); outlives env_
   MDB_env* env_ = nullptr;
   std::string dir_;
   absl::Mutex resize_mu_;

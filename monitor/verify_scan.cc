@@ -50,6 +50,7 @@ class ReadOnlyVolume {
   absl::Status Begin();
 
   std::string dir_;
+  lmdb::VolumeGate gate_;  // held shared while env_ is open; outlives it
   MDB_env* env_ = nullptr;
   MDB_txn* txn_ = nullptr;
 };
@@ -62,6 +63,8 @@ absl::StatusOr<std::unique_ptr<ReadOnlyVolume>> ReadOnlyVolume::Open(const std::
     return std::unique_ptr<ReadOnlyVolume>();
   }
   std::unique_ptr<ReadOnlyVolume> v(new ReadOnlyVolume(dir));
+  // Not while the volume's writer may be putting its checkpoint back.
+  RDF_ASSIGN_OR_RETURN(v->gate_, lmdb::VolumeGate::ForReader(dir));
   int rc = mdb_env_create(&v->env_);
   if (rc != 0) return lmdb::MdbError(rc, "mdb_env_create");
   mdb_env_set_maxdbs(v->env_, max_dbs);

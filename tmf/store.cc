@@ -817,7 +817,9 @@ absl::Status Store::Impl::OpenVolumes() {
     uint64_t map = vc.map_bytes() != 0 ? vc.map_bytes() : default_map;
     const std::string dir = config::VolumeDir(*node, vc.name());
     // A volume last written in copy mode (by tmf, or by an updater before a
-    // takeover) goes back to its copy after a system crash.
+    // takeover) goes back to its copy after a system crash; no reader keeps
+    // it open meanwhile (lmdb::VolumeGate).
+    RDF_ASSIGN_OR_RETURN(lmdb::VolumeGate gate, lmdb::VolumeGate::ForWriter(dir));
     RDF_ASSIGN_OR_RETURN(lmdb::Recovery rolled_back, lmdb::RecoverToCheckpoint(dir));
     if (rolled_back.restored) {
       const proto::LmdbCheckpoint& r = rolled_back.record;

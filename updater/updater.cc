@@ -312,6 +312,8 @@ absl::Status Updater::Impl::OpenEnv() {
   checkpointer.reset();
   env.reset();
   const std::string dir = config::VolumeDir(*base.node, opt.volume);
+  // No reader keeps the volume open while its checkpoint may go back under it.
+  RDF_ASSIGN_OR_RETURN(lmdb::VolumeGate gate, lmdb::VolumeGate::ForWriter(dir));
   RDF_ASSIGN_OR_RETURN(lmdb::Recovery rolled_back, lmdb::RecoverToCheckpoint(dir));
   if (rolled_back.restored) {
     const proto::LmdbCheckpoint& r = rolled_back.record;
