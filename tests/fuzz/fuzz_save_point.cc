@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -120,7 +121,7 @@ bool WriteMit(MemFileSystem* fs, const SavePointInput& in, std::vector<Written>*
 }
 
 // A torn tail: the last frame loses its last 1 + selector bytes (zeroed,
-// as a segment's unwritten room is).
+// as a segment's unwritten room is). It is torn if that changed it.
 bool Tear(MemFileSystem* fs, uint8_t selector, std::vector<Written>* frames) {
   if (frames->empty()) return true;
   Written& last = frames->back();
@@ -129,8 +130,11 @@ bool Tear(MemFileSystem* fs, uint8_t selector, std::vector<Written>* frames) {
   absl::StatusOr<std::string> bytes = fs->Contents(path);
   if (!bytes.ok()) return false;
   const uint64_t cut = std::min<uint64_t>(1 + selector, last.end.offset - last.start.offset);
-  for (uint64_t i = last.end.offset - cut; i < last.end.offset; ++i) (*bytes)[i] = 0;
-  last.torn = true;
+  for (uint64_t i = last.end.offset - cut; i < last.end.offset; ++i) {
+    // Torn only if a byte changes (the trailer's last byte is often 0).
+    last.torn = last.torn || (*bytes)[i] != 0;
+    (*bytes)[i] = 0;
+  }
   return fs->SetContents(path, *std::move(bytes)).ok();
 }
 
@@ -176,6 +180,7 @@ void CheckLastSavePoint(MemFileSystem* fs, const SavePointInput& in,
     RDF_FUZZ_CHECK(absl::IsDataLoss(r.status()), "a save point frame that does not parse is read");
     return;
   }
+  if (!r.ok()) std::fprintf(stderr, "ReadLastSavePoint: %s\n", r.status().ToString().c_str());
   RDF_FUZZ_CHECK(r.ok(), "the MIT's save points do not read");
   if (!want.has_value()) {
     RDF_FUZZ_CHECK(!r->has_value(), "a save point is read where there is none to read");
