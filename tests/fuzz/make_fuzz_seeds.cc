@@ -1,7 +1,8 @@
 // Writes the generated seed inputs of the fuzz corpus: real trails written
-// by TrailWriter (in the format of segment_input.h) and wire messages
-// serialized from proto/wire.proto. The configuration seeds are text files
-// kept by hand. Run from the source folder after a format change:
+// by TrailWriter (in the format of segment_input.h), wire messages
+// serialized from proto/wire.proto, checkpoint records, takeover epoch files
+// and save point frames (in the format of save_point_input.h). The
+// configuration seeds are text files kept by hand. Run from the source folder after a format change:
 //   build/tests/make_fuzz_seeds tests/fuzz/corpus
 // Files are named seed-<what>; they are rewritten, nothing else is touched.
 #include <cstdio>
@@ -16,9 +17,11 @@
 #include "common/clock.h"
 #include "common/lmdb_checkpoint.h"
 #include "common/mem_file_system.h"
+#include "common/save_point.h"
 #include "common/trail_format.h"
 #include "common/trail_writer.h"
 #include "common/wire.h"
+#include "tests/fuzz/save_point_input.h"
 #include "tests/fuzz/segment_input.h"
 #include "wire.pb.h"
 
@@ -288,6 +291,93 @@ void TakeoverStateSeeds(const std::filesystem::path& dir) {
   WriteSeed(dir, "zero", "epoch 0\nstarted_us 1\n");
 }
 
+// A save point as the receiver takes it (ImageTrails::SavePoint): the MIT and
+// two volume trails, `open` open transactions in txid order.
+proto::SavePoint SeedSavePoint(uint64_t asn, int open) {
+  proto::SavePoint sp;
+  sp.set_version(kSavePointVersion);
+  sp.set_asn(asn);
+  sp.set_time_us(1'700'000'000'000'000 + asn);
+  sp.set_audit_end_asn(asn + 5);
+  sp.set_audit_end_time_us(1'700'000'000'000'000 + asn + 5);
+  sp.set_asn_time_us(1'700'000'000'000'000 + asn - 1);
+  sp.set_next_seq(asn / 10 + 1);
+  sp.set_max_txid(100 + open);
+  const char* trails[] = {kMasterImageTrail, "DATA01", "DATA02"};
+  for (int i = 0; i < 3; ++i) {
+    proto::TrailEnd* t = sp.add_trails();
+    t->set_trail(trails[i]);
+    t->set_segment(1 + i);
+    t->set_offset(128 + 40 * asn);
+    t->set_asn(asn - i);
+    t->set_records(asn / 3);
+    t->set_bytes(asn * 50);
+  }
+  for (int i = 0; i < open; ++i) {
+    proto::OpenTransaction* o = sp.add_open();
+    o->set_txid(100 + i);
+    o->set_first_asn(asn - open + i);
+    o->set_records(1 + i % 3);
+  }
+  if (open > 0) sp.set_oldest_open_asn(asn - open);
+  return sp;
+}
+
+void SavePointSeeds(const std::filesystem::path& dir) {
+  using namespace save_point;
+  auto frame = [](const proto::SavePoint& sp) { return Frame{0, sp.SerializeAsString()}; };
+  auto audit = [](uint64_t txid) {
+    return Frame{static_cast<uint8_t>(proto::DATA),
+                 EncodeAuditPayload(Data(txid, "$DATA01", 0, 8))};
+  };
+  // The published copy; kAim points it at its frame.
+  auto copy = [](const proto::SavePoint& sp) { return PublishedCopy(sp, {}).SerializeAsString(); };
+  WriteSeed(dir, "seed-none", EncodeSavePointInput({}));
+
+  SavePointInput zero{kAim, 0, copy(SeedSavePoint(10, 0)), {frame(SeedSavePoint(10, 0))}};
+  WriteSeed(dir, "seed-zero-open", EncodeSavePointInput(zero));
+
+  SavePointInput one{kAim, 2, copy(SeedSavePoint(20, 1)),
+                     {audit(100), audit(101), frame(SeedSavePoint(20, 1))}};
+  WriteSeed(dir, "seed-one-open", EncodeSavePointInput(one));
+
+  // Many open: the newest frame is larger than a segment (one of its own).
+  SavePointInput many{kAim, 4, copy(SeedSavePoint(200, 120)),
+                      {frame(SeedSavePoint(30, 2)), audit(102), frame(SeedSavePoint(40, 3)),
+                       audit(103), frame(SeedSavePoint(200, 120))}};
+  WriteSeed(dir, "seed-many-open", EncodeSavePointInput(many));
+  SavePointInput torn = many;
+  torn.flags = kTear;
+  torn.selector = 5;
+  WriteSeed(dir, "seed-many-open-torn", EncodeSavePointInput(torn));
+  SavePointInput reject = many;
+  reject.flags = kReject | kAim;
+  reject.selector = 2;  // the oldest save point; aimed at it too
+  WriteSeed(dir, "seed-reject", EncodeSavePointInput(reject));
+  const std::string bytes = EncodeSavePointInput(many);
+  WriteSeed(dir, "seed-many-open-truncated", bytes.substr(0, bytes.size() * 2 / 3));
+
+  // A copy naming no frame (frame_segment 0) is read as it is.
+  SavePointInput unframed = one;
+  unframed.flags = 0;
+  unframed.published = SeedSavePoint(20, 1).SerializeAsString();
+  WriteSeed(dir, "seed-published-no-frame", EncodeSavePointInput(unframed));
+  SavePointInput garbage = one;
+  garbage.flags = 0;
+  garbage.published = "\xff\xff\xff not a save point";
+  WriteSeed(dir, "seed-published-garbage", EncodeSavePointInput(garbage));
+
+  // Damaged newest frames: another version, a payload cut short.
+  proto::SavePoint v2 = SeedSavePoint(50, 1);
+  v2.set_version(2);
+  SavePointInput bad_version{0, 0, "", {frame(SeedSavePoint(40, 1)), frame(v2)}};
+  WriteSeed(dir, "seed-bad-version", EncodeSavePointInput(bad_version));
+  const std::string whole = SeedSavePoint(60, 5).SerializeAsString();
+  SavePointInput cut{kAim, 1, copy(SeedSavePoint(60, 5)),
+                     {frame(SeedSavePoint(40, 1)), Frame{0, whole.substr(0, whole.size() - 3)}}};
+  WriteSeed(dir, "seed-frame-cut-short", EncodeSavePointInput(cut));
+}
+
 }  // namespace rdf::fuzz
 
 int main(int argc, char** argv) {
@@ -300,5 +390,6 @@ int main(int argc, char** argv) {
   rdf::fuzz::WireSeeds(corpus / "wire_decode");
   rdf::fuzz::CheckpointSeeds(corpus / "checkpoint_record");
   rdf::fuzz::TakeoverStateSeeds(corpus / "takeover_state");
+  rdf::fuzz::SavePointSeeds(corpus / "save_point");
   return 0;
 }
