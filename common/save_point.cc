@@ -63,6 +63,7 @@ absl::StatusOr<proto::SavePoint> ReadFrame(FileSystem* fs, const std::string& di
   RDF_ASSIGN_OR_RETURN(std::optional<trail::Record> rec, reader->Next());
   proto::SavePoint sp;
   if (!rec.has_value() || rec->type != kSavePointRecordType || !sp.ParseFromString(rec->payload) ||
+      sp.version() != kSavePointVersion ||
       sp.asn() != pub.asn() || sp.time_us() != pub.time_us() ||
       static_cast<uint64_t>(sp.open_size()) != pub.open_count()) {
     return absl::DataLossError(absl::StrCat("MIT ", trail::ToString(at),

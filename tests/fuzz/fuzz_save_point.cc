@@ -196,9 +196,11 @@ void CheckLastSavePoint(MemFileSystem* fs, const SavePointInput& in,
   CheckPublishedCopy(fs, **r, start);
 }
 
-// The published bytes of the input (kAim: made to name a frame).
+// The published bytes of the input (kAim: made to name a frame; `aimed` when
+// that frame is a whole save point of the current version, which must be
+// read; `other_version` when it is one of another version, which must not).
 std::string Published(const SavePointInput& in, const std::vector<Written>& frames,
-                      std::optional<size_t>* aimed) {
+                      std::optional<size_t>* aimed, bool* other_version) {
   if (!(in.flags & kAim) || frames.empty()) return in.published;
   proto::SavePoint pub = Parse(in.published).value_or(proto::SavePoint());
   if (pub.version() != kSavePointVersion) pub.set_version(kSavePointVersion);
@@ -210,7 +212,11 @@ std::string Published(const SavePointInput& in, const std::vector<Written>& fram
     pub.set_asn(frame->asn());
     pub.set_time_us(frame->time_us());
     pub.set_open_count(frame->open_size());
-    *aimed = k;
+    if (frame->version() == kSavePointVersion) {
+      *aimed = k;
+    } else {
+      *other_version = true;
+    }
   }
   return pub.SerializeAsString();
 }
@@ -226,7 +232,8 @@ void CheckTrailLookup(const proto::SavePoint& pub) {
 void CheckPublished(MemFileSystem* fs, const SavePointInput& in,
                     const std::vector<Written>& frames) {
   std::optional<size_t> aimed;
-  const std::string bytes = Published(in, frames, &aimed);
+  bool other_version = false;
+  const std::string bytes = Published(in, frames, &aimed, &other_version);
   if (bytes.size() > SharedBlob::kCapacity) return;
   RDF_FUZZ_CHECK(Shm().Write(bytes).ok(), "cannot publish");
   absl::StatusOr<std::optional<proto::SavePoint>> r = ReadPublishedSavePoint(Dir(), fs);
@@ -246,6 +253,10 @@ void CheckPublished(MemFileSystem* fs, const SavePointInput& in,
     return;
   }
   if (aimed.has_value()) RDF_FUZZ_CHECK(r.ok(), "the frame a published copy names is not read");
+  if (other_version) {
+    RDF_FUZZ_CHECK(absl::IsDataLoss(r.status()),
+                   "a published copy naming a frame of another version is read");
+  }
   if (!r.ok()) return;
   RDF_FUZZ_CHECK(r->has_value(), "a published save point reads as none");
   const proto::SavePoint& sp = **r;

@@ -372,6 +372,9 @@ void SavePointSeeds(const std::filesystem::path& dir) {
   v2.set_version(2);
   SavePointInput bad_version{0, 0, "", {frame(SeedSavePoint(40, 1)), frame(v2)}};
   WriteSeed(dir, "seed-bad-version", EncodeSavePointInput(bad_version));
+  SavePointInput aimed_v2{kAim, 1, copy(SeedSavePoint(50, 1)),
+                          {frame(SeedSavePoint(40, 1)), frame(v2)}};
+  WriteSeed(dir, "seed-published-names-other-version", EncodeSavePointInput(aimed_v2));
   const std::string whole = SeedSavePoint(60, 5).SerializeAsString();
   SavePointInput cut{kAim, 1, copy(SeedSavePoint(60, 5)),
                      {frame(SeedSavePoint(40, 1)), Frame{0, whole.substr(0, whole.size() - 3)}}};
