@@ -10,6 +10,16 @@ records/s together. rdf-bench-apply-watch sees each volume's applied ASN
 move (LMDB read transactions every 1 ms); RssAnon of each updater is sampled
 throughout (peak reported).
 
+Phase 1b (mixed sizes, --phases mixed): the same, for a backlog of
+--mixed-records records whose values are drawn log-uniformly from
+--mixed-min-bytes to --mixed-max-bytes (rdf-load --min-value-bytes, seeded
+by --mixed-seed; 1 KiB to 1 MiB, mean about 150 kB), then for a fresh
+backlog of --mixed-small-records records of 100 bytes, so that the two sit
+side by side: records/s, and MB/s of image-trail payload applied (each
+record's payload as the save point counts it: key, after image and the
+record's header fields, so about 143 bytes for a 100-byte value), and
+peak RssAnon of the updaters.
+
 Phase 2 (end to end): tmf's maximum commit rate with 8 clients is measured
 alone and with the whole pipeline running on the same machine (the rate it
 can sustain here); then rdf-load offers half of the latter from 8 clients,
@@ -27,6 +37,10 @@ duration, lost transactions and undone records are reported.
   bench/updater_bench.py [--records 2000000] [--seconds 20]
                          [--takeover-records 100000] [--takeover-clients 1000]
                          [--phases apply,e2e,takeover]
+                         [--mixed-records 20000] [--mixed-min-bytes 1024]
+                         [--mixed-max-bytes 1048576] [--mixed-seed 1]
+                         [--mixed-small-records 2000000]
+                         (mixed runs only when named: --phases mixed)
                          (apply = apply_insert,apply_upsert;
                           e2e = e2e_insert,e2e_upsert)
 """
@@ -100,17 +114,20 @@ class Watch:
         return series
 
 
-def apply_rate(mode, records):
+def apply_rate(mode, records, values=(), name=None):
+    """`values`: rdf-load arguments for the values (default 100 bytes each)."""
     work, cfg = system()
     ups = {}
+    name = name or mode
     try:
         t0 = time.time()
         extra = ["--mode", mode] + (["--keys", "1000000"] if mode == "upsert" else [])
-        load(work, cfg, "--txns", str(records // 5), "--clients", "8", *extra)
+        load(work, cfg, "--txns", str(max(1, records // 5)), "--clients", "8", *extra, *values)
         sp = ship_all(work, cfg)
-        log(f"{mode}: pre-wrote and shipped {records} records in {time.time() - t0:.1f} s")
+        log(f"{name}: pre-wrote and shipped {records} records in {time.time() - t0:.1f} s")
         final = {t["trail"]: t for t in sp["trails"]}
         trail_records = sum(final[v.lstrip("$")].get("records", 0) for v in VOLUMES)
+        trail_bytes = sum(final[v.lstrip("$")].get("bytes", 0) for v in VOLUMES)
         watch = Watch(work, cfg)
         time.sleep(0.3)
         t0 = time.time()
@@ -130,8 +147,11 @@ def apply_rate(mode, records):
         series = watch.stop()
         end_us = max(series[v][1][-1] for v in VOLUMES)
         secs = end_us / 1e6 - t0
-        return {"mode": mode, "records": trail_records, "seconds": round(secs, 3),
+        return {"mode": name, "records": trail_records, "seconds": round(secs, 3),
                 "records_per_s": round(trail_records / secs),
+                "payload_bytes": trail_bytes,
+                "mean_record_bytes": round(trail_bytes / max(1, trail_records)),
+                "mb_per_s": round(trail_bytes / secs / 1e6, 1),
                 "updater_rss_anon_mib_max": round(max(peak.values()) / 1024, 1)}
     finally:
         for p in ups.values():
@@ -267,6 +287,13 @@ def main():
     ap.add_argument("--takeover-records", type=int, default=100_000)
     ap.add_argument("--takeover-clients", type=int, default=1024)
     ap.add_argument("--phases", default="apply,e2e,takeover")
+    ap.add_argument("--mixed-records", type=int, default=20_000,
+                    help="mixed: records of mixed sizes in the backlog")
+    ap.add_argument("--mixed-min-bytes", type=int, default=1024)
+    ap.add_argument("--mixed-max-bytes", type=int, default=1 << 20)
+    ap.add_argument("--mixed-seed", type=int, default=1)
+    ap.add_argument("--mixed-small-records", type=int, default=2_000_000,
+                    help="mixed: records of 100 bytes in the backlog measured beside it")
     ap.add_argument("--set", action="append", default=[], metavar="BLOCK.FIELD=VALUE",
                     help="configuration setting for every phase (repeatable)")
     a = ap.parse_args()
@@ -277,6 +304,20 @@ def main():
         if "apply" in phases or f"apply_{mode}" in phases:
             out[f"apply_{mode}"] = apply_rate(mode, a.records)
             log(json.dumps(out[f"apply_{mode}"]))
+    if "mixed" in phases:
+        values = ["--value-bytes", str(a.mixed_max_bytes), "--min-value-bytes",
+                  str(a.mixed_min_bytes), "--seed", str(a.mixed_seed)]
+        mixed = apply_rate("insert", a.mixed_records, values, "mixed")
+        log(json.dumps(mixed))
+        small = apply_rate("insert", a.mixed_small_records, (), "small")
+        log(json.dumps(small))
+        out["apply_mixed"] = {
+            "value_bytes": {"min": a.mixed_min_bytes, "max": a.mixed_max_bytes,
+                            "distribution": "log-uniform", "seed": a.mixed_seed},
+            "mixed": mixed, "small": small,
+            "mixed_mb_per_s_over_small": round(mixed["mb_per_s"] / max(0.1, small["mb_per_s"]), 2),
+            "updater_rss_anon_mib_max": max(mixed["updater_rss_anon_mib_max"],
+                                            small["updater_rss_anon_mib_max"])}
     for mode in ("insert", "upsert"):
         if "e2e" in phases or f"e2e_{mode}" in phases:
             out[f"end_to_end_{mode}"] = end_to_end(a.seconds, mode)

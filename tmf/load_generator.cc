@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <thread>
@@ -23,6 +24,15 @@ absl::StatusOr<LoadMode> ParseLoadMode(absl::string_view s) {
   if (s == "mixed") return LoadMode::kMixed;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown mode '", s, "'; use insert, upsert or mixed"));
+}
+
+uint64_t ValueLength(const LoadOptions& o, std::mt19937_64& rng) {
+  if (o.min_value_bytes == 0 || o.min_value_bytes >= o.value_bytes) return o.value_bytes;
+  std::uniform_real_distribution<double> u(0, 1);
+  const double lo = std::log(static_cast<double>(o.min_value_bytes));
+  const double hi = std::log(static_cast<double>(o.value_bytes));
+  const auto n = static_cast<uint64_t>(std::llround(std::exp(lo + u(rng) * (hi - lo))));
+  return std::clamp(n, o.min_value_bytes, o.value_bytes);
 }
 
 namespace {
@@ -76,7 +86,7 @@ absl::Status RunOps(Shared& sh, Transaction* t, std::mt19937_64& rng, bool sprea
       for (uint64_t i = 0; i < k; ++i) {
         const std::string& vol = vols[(t->id() + i) % vols.size()];
         RDF_RETURN_IF_ERROR(t->Insert(vol, kLoadFile, absl::StrCat(t->id(), ":", i),
-                                      Value(t->id(), k, o.value_bytes, rng)));
+                                      Value(t->id(), k, ValueLength(o, rng), rng)));
         think();
       }
       return absl::OkStatus();
@@ -91,7 +101,7 @@ absl::Status RunOps(Shared& sh, Transaction* t, std::mt19937_64& rng, bool sprea
       for (uint64_t key : keys) {
         RDF_RETURN_IF_ERROR(t->Upsert(vols[key % vols.size()], kLoadFile,
                                       absl::StrFormat("%010d", key),
-                                      Value(t->id(), k, o.value_bytes, rng)));
+                                      Value(t->id(), k, ValueLength(o, rng), rng)));
         think();
       }
       return absl::OkStatus();
@@ -106,7 +116,7 @@ absl::Status RunOps(Shared& sh, Transaction* t, std::mt19937_64& rng, bool sprea
         const std::string& vol = vols[key % vols.size()];
         std::string name = absl::StrFormat("%010d", key);
         RDF_ASSIGN_OR_RETURN(auto cur, t->ReadForUpdate(vol, kLoadFile, name));
-        std::string v = Value(t->id(), k, o.value_bytes, rng);
+        std::string v = Value(t->id(), k, ValueLength(o, rng), rng);
         if (!cur.has_value()) {
           RDF_RETURN_IF_ERROR(t->Insert(vol, kLoadFile, name, v));
         } else if (rng() % 2 == 0) {

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,10 @@ struct LoadOptions {
   double seconds = 0;           // when > 0: run this long instead
   uint64_t rows_per_txn = 5;
   uint64_t value_bytes = 100;
+  // When > 0 (and below value_bytes): each value's length is drawn
+  // log-uniformly from [min_value_bytes, value_bytes] with the client's
+  // seeded generator (see ValueLength), for backlogs of mixed record sizes.
+  uint64_t min_value_bytes = 0;
   uint64_t clients = 1;
   LoadMode mode = LoadMode::kInsert;
   uint64_t keys = 1'000'000;
@@ -72,6 +77,12 @@ struct LoadResult {
   uint64_t heartbeats = 0;      // heartbeat transactions committed
   int64_t last_heartbeat_us = 0;  // the last one's key (wall clock µs); 0: none
 };
+
+// The length of one value: value_bytes when min_value_bytes is 0 or not
+// below it, else log-uniform over [min_value_bytes, value_bytes] (as many
+// values between 1 and 2 KiB as between 512 and 1024 KiB). A value is never
+// shorter than its "<T>:<K>:" prefix, whatever the length drawn.
+uint64_t ValueLength(const LoadOptions& options, std::mt19937_64& rng);
 
 // Creates file LOAD on each volume when missing, then runs the load.
 // REQUIRES: `volumes` non-empty.

@@ -12,7 +12,7 @@
 int main(int argc, char** argv) {
   using namespace rdf;
   std::string config_path, node, mode = "insert", commit_log;
-  uint64_t txns = 1000, rows = 5, value_bytes = 100, clients = 1,
+  uint64_t txns = 1000, rows = 5, value_bytes = 100, min_value_bytes = 0, clients = 1,
            keys = 1'000'000, seed = 1, think_us = 0, hold_us = 0, heartbeat_ms = 0;
   uint64_t max_value_bytes = 1 << 20, open_txns = 0, hold_ms = 3000, burst_ms = 0, idle_ms = 0,
            hot_keys = 8, client_keys = 2000;
@@ -29,7 +29,10 @@ int main(int argc, char** argv) {
   p.AddUint("txns", &txns, "transactions to run (committed + aborted)");
   p.AddDouble("seconds", &seconds, "run this many seconds instead of --txns");
   p.AddUint("rows-per-txn", &rows, "records per transaction (K)");
-  p.AddUint("value-bytes", &value_bytes, "bytes per value");
+  p.AddUint("value-bytes", &value_bytes, "bytes per value (with --min-value-bytes: the largest)");
+  p.AddUint("min-value-bytes", &min_value_bytes,
+            "insert, upsert, mixed: draw each value's size log-uniformly from this to "
+            "--value-bytes (0: every value --value-bytes)");
   p.AddUint("clients", &clients, "concurrent clients (threads)");
   p.AddString("mode", &mode, "insert | upsert | mixed | wide (docs/tmf.md)");
   p.AddUint("max-value-bytes", &max_value_bytes,
@@ -68,6 +71,7 @@ int main(int argc, char** argv) {
   if (rate < 0) p.Fail("--rate must not be negative");
   if (keys == 0) p.Fail("--keys must be at least 1");
   if (value_bytes > (16u << 20)) p.Fail("--value-bytes must be at most 16 MiB");
+  if (min_value_bytes > value_bytes) p.Fail("--min-value-bytes must be at most --value-bytes");
 
   absl::StatusOr<config::Config> cfg = config::Load(config_path);
   if (!cfg.ok()) {
@@ -154,6 +158,7 @@ int main(int argc, char** argv) {
   lo.seconds = seconds;
   lo.rows_per_txn = rows;
   lo.value_bytes = value_bytes;
+  lo.min_value_bytes = min_value_bytes;
   lo.clients = clients;
   lo.mode = *m;
   lo.keys = keys;
