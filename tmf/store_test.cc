@@ -152,7 +152,18 @@ class StoreTest : public ::testing::Test {
     return out;
   }
 
+  // The store opens on a file system that fails on demand (audit files
+  // only); it lives as long as the fixture, so the store's threads never
+  // outlive it (TearDown closes the store first).
+  FaultInjectingFileSystem& UseFaultyAuditFileSystem() {
+    faulty_ = std::make_unique<FaultInjectingFileSystem>(FileSystem::Default());
+    faulty_->SetPathFilter("audit");
+    fs_ = faulty_.get();
+    return *faulty_;
+  }
+
   std::filesystem::path dir_;
+  std::unique_ptr<FaultInjectingFileSystem> faulty_;
   FileSystem* fs_ = FileSystem::Default();
   std::unique_ptr<config::Config> cfg_;
   std::unique_ptr<Store> store_;
@@ -520,9 +531,7 @@ TEST_F(StoreTest, AnAbortIsDurableBeforeItStopsHoldingTheRecoveryBound) {
 // Finding 10: one failed fdatasync of the audit trail does not make tmf
 // refuse every write until it restarts.
 TEST_F(StoreTest, AFailedAuditSyncClearsOnceTheDiskRecovers) {
-  FaultInjectingFileSystem faulty(FileSystem::Default());
-  faulty.SetPathFilter("audit");
-  fs_ = &faulty;
+  FaultInjectingFileSystem& faulty = UseFaultyAuditFileSystem();
   Open();
   ASSERT_OK(Put("before", "v"));
   faulty.SetSyncError(absl::InternalError("EIO (injected)"));
@@ -560,9 +569,7 @@ TEST_F(StoreTest, AFailedAuditSyncClearsOnceTheDiskRecovers) {
 // Finding 10: an abort that cannot be written keeps its locks until it is,
 // so no other transaction changes a key a later recovery would back out.
 TEST_F(StoreTest, AnAbortThatCannotBeWrittenKeepsItsLocksUntilItIs) {
-  FaultInjectingFileSystem faulty(FileSystem::Default());
-  faulty.SetPathFilter("audit");
-  fs_ = &faulty;
+  FaultInjectingFileSystem& faulty = UseFaultyAuditFileSystem();
   Open("tmf { lock_timeout_ms: 300 }");
   ASSERT_OK(Put("k", "v0"));
   auto t1 = *store_->Begin();
