@@ -6,6 +6,8 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -59,13 +61,23 @@ std::string FileKey(absl::string_view file, absl::string_view key) {
   return absl::StrCat(file, absl::string_view("\0", 1), key);
 }
 
-// A change as it will be applied to a volume: after == nullopt deletes.
+// An after image, held once: by its change from the write until the
+// commit, then shared by the apply queue and the readers' overlay until the
+// volume has it (a value can be as large as tmf.max_txn_bytes). Null for a
+// delete.
+using Image = std::shared_ptr<const std::string>;
+
+std::optional<std::string> ValueOf(const Image& image) {
+  return image ? std::optional<std::string>(*image) : std::nullopt;
+}
+
+// A change as it will be applied to a volume: a null `after` deletes.
 struct Op {
   Volume* vol = nullptr;
   std::string file;
   std::string key;
   std::optional<std::string> before;
-  std::optional<std::string> after;
+  Image after;
 };
 
 // A committed transaction waiting to be applied to the volumes.
@@ -82,13 +94,13 @@ struct Committed {
 uint64_t ApproximateBytes(const std::vector<Op>& ops) {
   uint64_t n = 0;
   for (const Op& op : ops) {
-    n += 64 + op.file.size() + op.key.size() + (op.after.has_value() ? op.after->size() : 0);
+    n += 64 + op.file.size() + op.key.size() + (op.after ? op.after->size() : 0);
   }
   return n;
 }
 
 struct OverlayEntry {
-  std::optional<std::string> value;
+  Image value;       // null: deleted
   uint64_t asn = 0;  // commit ASN
 };
 
@@ -149,8 +161,9 @@ struct Transaction::State {
   uint64_t bytes = 0;
   bool ended = false;
   std::vector<Op> ops;
-  // Latest value this transaction wrote per (volume, file, key).
-  absl::flat_hash_map<std::string, std::optional<std::string>> writes;
+  // Per (volume, file, key) it wrote: its latest change, an index into `ops`
+  // (whose after image is the value; kept once, not copied here).
+  absl::flat_hash_map<std::string, size_t> writes;
   std::vector<std::string> lock_keys;
   // The files it has written (registered in Volume::open_writers).
   std::vector<std::pair<Volume*, std::string>> written_files;
@@ -350,7 +363,7 @@ absl::StatusOr<std::optional<std::string>> Store::Impl::ReadCommitted(
   if (hit.has_value()) {
     // Never show a commit that is not yet durable.
     if (writer->durable_end().asn < hit->asn) RDF_RETURN_IF_ERROR(writer->Sync());
-    return std::move(hit->value);
+    return ValueOf(hit->value);
   }
   return txn->Get(*dbi, key);
 }
@@ -382,7 +395,7 @@ absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
       RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
       for (const Op* op : ops) {
         MDB_dbi dbi = dbis[op->file];
-        if (op->after.has_value()) {
+        if (op->after) {
           RDF_RETURN_IF_ERROR(txn->Put(dbi, op->key, *op->after));
         } else {
           absl::Status d = txn->Delete(dbi, op->key);
@@ -888,7 +901,7 @@ Op OpFromRecord(Volume* v, const proto::AuditRecord& r) {
   op.file = r.file();
   op.key = r.key();
   if (r.has_before()) op.before = r.before();
-  if (r.has_after()) op.after = r.after();
+  if (r.has_after()) op.after = std::make_shared<const std::string>(r.after());
   return op;
 }
 }  // namespace
@@ -1237,7 +1250,7 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
   }
   std::optional<std::string> current;
   if (own != s->writes.end()) {
-    current = own->second;
+    current = ValueOf(s->ops[own->second].after);
   } else {
     RDF_ASSIGN_OR_RETURN(current, st->ReadCommitted(v, file, key));
   }
@@ -1267,8 +1280,10 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
   r.set_op(mode == Mode::kDelete  ? proto::DELETE
            : current.has_value() ? proto::UPDATE
                                  : proto::INSERT);
-  if (current.has_value()) r.set_before(*current);
-  if (value.has_value()) r.set_after(std::string(*value));
+  // The images move from the record into the change once it is appended:
+  // each is held once (a value of up to tmf.max_txn_bytes).
+  if (current.has_value()) r.set_before(std::move(*current));
+  if (value.has_value()) r.set_after(value->data(), value->size());
   size_t bytes = AuditRecordBytes(r);
   if (s->bytes + bytes > st->cfg->tmf().max_txn_bytes()) {
     st->Log(events::kTransactionTooLarge, {{"txid", absl::StrCat(s->id)},
@@ -1284,9 +1299,9 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
   op.vol = v;
   op.file = std::string(file);
   op.key = std::string(key);
-  op.before = std::move(current);
-  if (value.has_value()) op.after = std::string(*value);
-  s->writes[lock_key] = op.after;
+  if (r.has_before()) op.before = std::move(*r.mutable_before());
+  if (r.has_after()) op.after = std::make_shared<const std::string>(std::move(*r.mutable_after()));
+  s->writes[lock_key] = s->ops.size();
   s->ops.push_back(std::move(op));
   return absl::OkStatus();
 }
@@ -1336,7 +1351,7 @@ absl::Status Store::Impl::CompleteAbort(PendingAbort& a) {
   while (!a.to_compensate.empty()) {
     const Op& op = a.to_compensate.back();
     proto::AuditRecord c =
-        Compensation(a.txid, op.vol->name, op.file, op.key, op.before, op.after);
+        Compensation(a.txid, op.vol->name, op.file, op.key, op.before, ValueOf(op.after));
     RDF_RETURN_IF_ERROR(Append(c, nullptr).status());
     a.to_compensate.pop_back();
   }
@@ -1390,7 +1405,7 @@ absl::StatusOr<std::optional<std::string>> Transaction::Read(
   }
   RDF_ASSIGN_OR_RETURN(Volume * v, s_->store->VolumeWithFile(volume, file));
   auto own = s_->writes.find(LockKey(volume, file, key));
-  if (own != s_->writes.end()) return own->second;
+  if (own != s_->writes.end()) return ValueOf(s_->ops[own->second].after);
   return s_->store->ReadCommitted(v, file, key);
 }
 
