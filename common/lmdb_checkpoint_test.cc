@@ -116,15 +116,21 @@ class CheckpointTest : public ::testing::Test {
   }
 
   // After a pretended machine restart, the volume (closed) recovers to
-  // `checkpoint`, which holds k0..k999 = "A", and takes commits again.
-  void ExpectReopensAt(uint64_t checkpoint) {
+  // `checkpoint`, which holds `contents`.
+  void ExpectRestoredAt(uint64_t checkpoint, const Contents& contents) {
     PretendRestarted(Vol(), Vol());
     ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
     EXPECT_TRUE(r.restored);
     EXPECT_EQ(r.record.txnid(), checkpoint);
     Open(Vol());
     EXPECT_EQ(LastTxnid(), checkpoint);
-    EXPECT_EQ(Read(), Expected(1000, "A"));
+    EXPECT_EQ(Read(), contents);
+  }
+
+  // As ExpectRestoredAt, where `checkpoint` holds k0..k999 = "A"; then the
+  // volume takes commits again.
+  void ExpectReopensAt(uint64_t checkpoint) {
+    ExpectRestoredAt(checkpoint, Expected(1000, "A"));
     Write(1000, 1100, "C");
     EXPECT_EQ(Read().size(), 1100u);
   }
@@ -445,13 +451,7 @@ TEST_F(CheckpointTest, CopyModeCopiesACommitWhoseLastPagesWereNeverWritten) {
   const Contents at_checkpoint = Read();
   Write(0, 2000, "B");
   Close();
-  PretendRestarted(Vol(), Vol());
-  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
-  EXPECT_TRUE(r.restored);
-  EXPECT_EQ(r.record.txnid(), checkpoint);
-  Open(Vol());
-  EXPECT_EQ(LastTxnid(), checkpoint);
-  EXPECT_EQ(Read(), at_checkpoint);
+  ExpectRestoredAt(checkpoint, at_checkpoint);
 }
 
 // A reader in another process (rdfcom verify's scan, initialize's copy)

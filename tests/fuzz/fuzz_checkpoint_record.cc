@@ -23,20 +23,7 @@
 
 namespace {
 
-const std::string& Dir() {
-  static const std::string* dir = [] {
-    auto* d = new std::string(std::filesystem::temp_directory_path() /
-                              ("rdf-fuzz-checkpoint." + std::to_string(getpid())));
-    std::filesystem::create_directories(*d);
-    // The folder goes with the process (the replay under ctest, a fuzzer).
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(Dir(), ec);
-    });
-    return d;
-  }();
-  return *dir;
-}
+const std::string& Dir() { return rdf::fuzz::ProcessTempDir("rdf-fuzz-checkpoint"); }
 
 void WriteFile(const std::string& bytes) {
   std::ofstream f(rdf::lmdb::CheckpointPath(Dir()), std::ios::binary | std::ios::trunc);

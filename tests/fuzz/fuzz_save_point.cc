@@ -51,20 +51,7 @@ namespace {
 using namespace rdf;
 using namespace rdf::fuzz::save_point;
 
-const std::string& Dir() {
-  static const std::string* dir = [] {
-    auto* d = new std::string(std::filesystem::temp_directory_path() /
-                              ("rdf-fuzz-save-point." + std::to_string(getpid())));
-    std::filesystem::create_directories(*d);
-    // The folder goes with the process (the replay under ctest, a fuzzer).
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(Dir(), ec);
-    });
-    return d;
-  }();
-  return *dir;
-}
+const std::string& Dir() { return rdf::fuzz::ProcessTempDir("rdf-fuzz-save-point"); }
 
 // savepoint.shm, written as the receiver does (one writer for the process;
 // an empty value reads as "none published").
