@@ -76,6 +76,17 @@ class TrailTest : public ::testing::Test {
     for (int i = 0; i < n; ++i) Write(len);
   }
   void Sync() { ASSERT_OK(writer_->Sync()); }
+  // Records 1-2 durable; 3-5 appended, and their sync fails (EIO); the
+  // file system syncs again afterwards. Returns the failed sync's status.
+  absl::Status FailTheSyncOfRecords3To5() {
+    WriteN(2);
+    Sync();
+    WriteN(3);
+    fs_.SetSyncError(absl::DataLossError("injected: EIO"));
+    absl::Status failed = writer_->Sync();
+    fs_.SetSyncError(absl::OkStatus());
+    return failed;
+  }
   // Cuts the trail back to just after record `asn`.
   absl::Status TruncateAfter(uint64_t asn) {
     next_asn_ = asn + 1;
@@ -311,12 +322,7 @@ TEST_F(TrailTest, AsnZeroIsRejectedOnAnEmptyTrail) {
 // unsynced bytes of the MemFileSystem), but a reopen in the same boot must
 // not adopt them; a power loss would take them.
 TEST_F(TrailTest, ReopenInTheSameBootCutsFramesWhoseSyncFailed) {
-  WriteN(2);
-  Sync();
-  WriteN(3);
-  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
-  EXPECT_TRUE(absl::IsDataLoss(writer_->Sync()));
-  fs_.SetSyncError(absl::OkStatus());
+  EXPECT_TRUE(absl::IsDataLoss(FailTheSyncOfRecords3To5()));
   ASSERT_OK(OpenWriter());
   EXPECT_EQ(writer_->last_asn(), 2u);
   EXPECT_EQ(end_->Get().asn, 2u);
@@ -344,12 +350,7 @@ TEST_F(TrailTest, ReopenInTheSameBootRemovesSegmentsPastThePublishedEnd) {
 // they may have read: adopted and synced, not cut.
 TEST_F(TrailTest, TrailReadToItsPhysicalEndAdoptsInsteadOfCutting) {
   cut_past_published_end_ = false;
-  WriteN(2);
-  Sync();
-  WriteN(3);
-  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
-  EXPECT_FALSE(writer_->Sync().ok());
-  fs_.SetSyncError(absl::OkStatus());
+  EXPECT_FALSE(FailTheSyncOfRecords3To5().ok());
   ASSERT_OK(OpenWriter());
   EXPECT_EQ(writer_->last_asn(), 5u);
   DropUnsynced();
@@ -360,12 +361,7 @@ TEST_F(TrailTest, TrailReadToItsPhysicalEndAdoptsInsteadOfCutting) {
 // After a reboot the end file may be older than what was acknowledged, so
 // Open adopts what reads back; it must make it durable before publishing.
 TEST_F(TrailTest, FramesAdoptedAfterARebootAreSyncedBeforeTheyArePublished) {
-  WriteN(2);
-  Sync();
-  WriteN(3);
-  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
-  EXPECT_FALSE(writer_->Sync().ok());
-  fs_.SetSyncError(absl::OkStatus());
+  EXPECT_FALSE(FailTheSyncOfRecords3To5().ok());
   writer_.reset();
   end_->SimulateReboot();
   ASSERT_OK(OpenWriter());

@@ -92,6 +92,22 @@ class ImageTrailsTest : public ::testing::Test {
   // The trails are back at save point `first`, and what is received again
   // (transaction `txid`) becomes the next save point, whole after a power
   // loss.
+  // Save point 2 (transaction 1) is published; then transaction 2 is
+  // received and save point 3 fails: the MIT (with its frame) and DATA01
+  // sync, DATA02 does not (`error`). Returns save point 2; the sync error
+  // is still set.
+  proto::SavePoint FailTheSecondSavePointOnDATA02(const absl::Status& error) {
+    Open();
+    EXPECT_OK(trails_->Append(Txn(1)));
+    EXPECT_OK(trails_->SavePoint(2));
+    const proto::SavePoint first = trails_->save_point();
+    EXPECT_OK(trails_->Append(Txn(2)));
+    fs_.SetPathFilter("DATA02");
+    fs_.SetSyncError(error);
+    EXPECT_FALSE(trails_->SavePoint(3).ok());
+    return first;
+  }
+
   void ExpectResumesAt(const proto::SavePoint& first, uint64_t txid) {
     EXPECT_EQ(trails_->save_point().SerializeAsString(), first.SerializeAsString());
     EXPECT_EQ(trails_->received_asn(), first.asn());
@@ -122,15 +138,8 @@ TEST_F(ImageTrailsTest, SavePointSurvivesPowerLoss) {
 }
 
 TEST_F(ImageTrailsTest, FrameWhoseTrailsDidNotAllSyncIsSkipped) {
-  Open();
-  ASSERT_OK(trails_->Append(Txn(1)));
-  ASSERT_OK(trails_->SavePoint(2));
-  const proto::SavePoint first = trails_->save_point();
-  ASSERT_OK(trails_->Append(Txn(2)));
-  // The MIT (with the new frame) and DATA01 become durable; DATA02 does not.
-  fs_.SetPathFilter("DATA02");
-  fs_.SetSyncError(absl::DataLossError("injected: device gone"));
-  EXPECT_FALSE(trails_->SavePoint(3).ok());
+  const proto::SavePoint first =
+      FailTheSecondSavePointOnDATA02(absl::DataLossError("injected: device gone"));
   EXPECT_EQ(trails_->save_point().asn(), first.asn());  // not published
   trails_.reset();
   mem_.DropUnsyncedData();  // power loss
@@ -227,14 +236,8 @@ TEST_F(ImageTrailsTest, SavePointsAcrossRolloversWriteOnlyTheTrails) {
 // page cache, as after fsyncgate) but must not be adopted: a power loss
 // would take them.
 TEST_F(ImageTrailsTest, ReopenAfterAFailedSavePointNeverAdoptsItsFrame) {
-  Open();
-  ASSERT_OK(trails_->Append(Txn(1)));
-  ASSERT_OK(trails_->SavePoint(2));
-  const proto::SavePoint first = trails_->save_point();
-  ASSERT_OK(trails_->Append(Txn(2)));
-  fs_.SetPathFilter("DATA02");
-  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
-  EXPECT_FALSE(trails_->SavePoint(3).ok());
+  const proto::SavePoint first =
+      FailTheSecondSavePointOnDATA02(absl::DataLossError("injected: EIO"));
   fs_.SetSyncError(absl::OkStatus());
   Open(trails_->last_published_frame());
   ExpectResumesAt(first, 2);

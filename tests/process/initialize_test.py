@@ -52,6 +52,18 @@ class InitializeTest(unittest.TestCase):
         self.sys.others.append(p)
         return p
 
+    def initialize_under_load_with_a_transaction_open(self):
+        """Both nodes loaded and stopped; then initialize while a load runs
+        whose client 0 keeps its first transaction open for far longer than
+        the test. Returns (the load, initialize's state)."""
+        self.sys.start()
+        self.assertEqual(self.sys.load(800).wait(180), 0)
+        self.sys.rdfcom("stop", check=True)
+        load = self.bg_load(("--mode", "insert", "--txns", "100000", "--rate", "200",
+                             "--hold-us", "600000000", "--think-us", "2000"))
+        self.wait_for_commits(200)
+        return load, self.initialize()
+
     def wait_for_commits(self, n):
         rdftest.wait_for(lambda: len(rdftest.read_commit_log(self.commit_log)) >= n, 60,
                          f"{n} commits of the load")
@@ -224,14 +236,7 @@ class InitializeTest(unittest.TestCase):
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
     def test_takeover_after_the_copy_undoes_the_transaction_open_across_it(self):
-        self.sys.start()
-        self.assertEqual(self.sys.load(800).wait(180), 0)
-        self.sys.rdfcom("stop", check=True)
-        # Client 0's first transaction stays open for far longer than the test.
-        load = self.bg_load(("--mode", "insert", "--txns", "100000", "--rate", "200",
-                             "--hold-us", "600000000", "--think-us", "2000"))
-        self.wait_for_commits(200)
-        state = self.initialize()
+        load, state = self.initialize_under_load_with_a_transaction_open()
         self.assert_state(state)
         self.sys.rdfcom("start", check=True)
         top = max(v["snapshot_asn"] for v in state["volumes"])
@@ -276,13 +281,7 @@ class InitializeTest(unittest.TestCase):
 
 
     def test_takeover_while_catching_up_after_the_copy_refuses_unless_forced(self):
-        self.sys.start()
-        self.assertEqual(self.sys.load(800).wait(180), 0)
-        self.sys.rdfcom("stop", check=True)
-        load = self.bg_load(("--mode", "insert", "--txns", "100000", "--rate", "200",
-                             "--hold-us", "600000000", "--think-us", "2000"))
-        self.wait_for_commits(200)
-        state = self.initialize()
+        load, state = self.initialize_under_load_with_a_transaction_open()
         # The primary is lost before the backup received anything past the
         # copy: every volume's copy is newer than what the backup holds.
         load.kill()
