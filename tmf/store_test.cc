@@ -152,6 +152,17 @@ class StoreTest : public ::testing::Test {
     return out;
   }
 
+  // Put, tried every 100 ms for up to 5 s while housekeeping clears a
+  // failed audit sync.
+  absl::Status PutOnceTheAuditRecovers(const std::string& key, const std::string& value) {
+    absl::Status s = absl::UnavailableError("not tried");
+    for (int i = 0; i < 50 && !s.ok(); ++i) {
+      absl::SleepFor(absl::Milliseconds(100));
+      s = Put(key, value);
+    }
+    return s;
+  }
+
   // The store opens on a file system that fails on demand (audit files
   // only); it lives as long as the fixture, so the store's threads never
   // outlive it (TearDown closes the store first).
@@ -548,12 +559,7 @@ TEST_F(StoreTest, AFailedAuditSyncClearsOnceTheDiskRecovers) {
   EXPECT_EQ(st->state(), "AUDIT_SYNC_FAILING");
   EXPECT_THAT(st->last_error(), HasSubstr("EIO"));
   faulty.SetSyncError(absl::OkStatus());
-  absl::Status s = absl::UnavailableError("not tried");
-  for (int i = 0; i < 50 && !s.ok(); ++i) {
-    absl::SleepFor(absl::Milliseconds(100));
-    s = Put("after", "v");
-  }
-  ASSERT_OK(s);
+  ASSERT_OK(PutOnceTheAuditRecovers("after", "v"));
   EXPECT_EQ(Get("after"), "v");
   for (int i = 0; i < 50; ++i) {
     st = ReadStatus(data_dir, "tmf");
@@ -581,12 +587,7 @@ TEST_F(StoreTest, AnAbortThatCannotBeWrittenKeepsItsLocksUntilItIs) {
   EXPECT_THAT(t2->Update("$DATA01", "F", "k", "v2"), StatusIs(absl::StatusCode::kAborted, ::testing::_));
   ASSERT_OK(t2->Abort());
   faulty.SetSyncError(absl::OkStatus());
-  absl::Status s = absl::UnavailableError("not tried");
-  for (int i = 0; i < 50 && !s.ok(); ++i) {
-    absl::SleepFor(absl::Milliseconds(100));
-    s = Put("k", "v3");
-  }
-  ASSERT_OK(s);
+  ASSERT_OK(PutOnceTheAuditRecovers("k", "v3"));
   Open();
   EXPECT_EQ(Get("k"), "v3");
   EXPECT_THAT(WithoutOutcome(), ::testing::IsEmpty());
