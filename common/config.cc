@@ -666,6 +666,14 @@ class Validator {
                          "written or shipped"),
             absl::StrCat("set tmf.max_txn_bytes to at most ", trail::kMaxPayload));
     }
+    if (tmf.image_memory_bytes() != 0 && tmf.image_memory_bytes() < kMinImageMemoryBytes) {
+      Error({{"tmf"}, {"image_memory_bytes"}},
+            absl::StrCat("image_memory_bytes ", tmf.image_memory_bytes(), " is below the minimum ",
+                         kMinImageMemoryBytes),
+            absl::StrCat("set image_memory_bytes to ", kMinImageMemoryBytes,
+                         " or more, or remove it for the default (", kDefaultImageMemoryBytes,
+                         ")"));
+    }
 
     if (c_.updater().batch_records() > kMaxUpdaterBatchRecords) {
       Error({{"updater"}, {"batch_records"}},
@@ -813,6 +821,7 @@ void FillDefaults(proto::SystemConfig& c) {
   RDF_CONFIG_DEFAULT_(tmf, retain_count, kDefaultAuditRetainCount);
   RDF_CONFIG_DEFAULT_(tmf, audit_retention_bytes, kDefaultAuditRetentionBytes);
   RDF_CONFIG_DEFAULT_(tmf, apply_batch_txns, kDefaultApplyBatchTxns);
+  RDF_CONFIG_DEFAULT_(tmf, image_memory_bytes, kDefaultImageMemoryBytes);
   RDF_CONFIG_DEFAULT_(tmf, apply_interval_ms, kDefaultApplyIntervalMs);
   RDF_CONFIG_DEFAULT_(tmf, checkpoint_copy_max_bytes, kDefaultCheckpointCopyMaxBytes);
   RDF_CONFIG_DEFAULT_(tmf, checkpoint_copy_ms, kDefaultCheckpointCopyMs);

@@ -180,6 +180,7 @@ TEST_F(ConfigTest, ZeroFieldsTakeDocumentedDefaults) {
   EXPECT_EQ(p.tmf().retention_policy(), proto::TmfConfig::REFUSE_COMMITS);
   EXPECT_EQ(p.tmf().apply_batch_txns(), config::kDefaultApplyBatchTxns);
   EXPECT_EQ(p.tmf().apply_interval_ms(), config::kDefaultApplyIntervalMs);
+  EXPECT_EQ(p.tmf().image_memory_bytes(), 64ull << 20);
   EXPECT_EQ(p.extractor().batch_bytes(), 256u << 10);
   EXPECT_EQ(p.extractor().batch_wait_ms(), 5u);
   EXPECT_EQ(p.extractor().window(), 8u);
@@ -524,6 +525,12 @@ TEST_F(ConfigTest, MaxTxnBytesAboveTheLargestTrailRecord) {
   ExpectError(absl::StrCat(kValid, "tmf { max_txn_bytes: 536870912 }  # <-\n"),
               {"tmf.max_txn_bytes", "exceeds the largest trail record (268435456 bytes)",
                "set tmf.max_txn_bytes to at most 268435456"});
+}
+
+TEST_F(ConfigTest, ImageMemoryBelowTheMinimum) {
+  ExpectError(absl::StrCat(kValid, "tmf { image_memory_bytes: 4096 }  # <-\n"),
+              {"tmf.image_memory_bytes", "is below the minimum 1048576",
+               "set image_memory_bytes to 1048576 or more"});
 }
 
 TEST_F(ConfigTest, UnknownEnumNumber) {

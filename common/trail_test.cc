@@ -416,6 +416,40 @@ TEST_F(TrailTest, FrameBiggerThanASegmentGetsItsOwn) {
   EXPECT_EQ(Find(2).pos, (Position{2, kHeaderSize}));
 }
 
+// tmf keeps large images out of memory and reads them back by position:
+// from the buffer before the sync, from the file after it (and after a
+// failed sync, whose frames go back to the buffer), across a rollover.
+TEST_F(TrailTest, AppendedFramesReadBackByPositionSyncedOrNot) {
+  std::vector<Position> at(6);
+  auto append = [&](uint64_t asn, size_t len) {
+    EXPECT_OK(writer_->Append(asn, 1, Payload(asn, len), 1000, &at[asn]));
+  };
+  auto read = [&](uint64_t asn, size_t len) -> std::string {
+    absl::StatusOr<std::string> p = writer_->ReadPayload(at[asn]);
+    if (!p.ok()) return p.status().ToString();
+    return *p == Payload(asn, len) ? "ok" : "BAD PAYLOAD";
+  };
+  append(1, 60);
+  append(2, 5000);  // bigger than a segment: a segment of its own
+  EXPECT_EQ(read(1, 60), "ok");
+  EXPECT_EQ(read(2, 5000), "ok");
+  Sync();
+  EXPECT_EQ(read(1, 60), "ok");
+  EXPECT_EQ(read(2, 5000), "ok");
+  EXPECT_EQ(at[2], (Position{2, kHeaderSize}));
+  append(3, 100);
+  fs_.SetSyncError(absl::DataLossError("injected: EIO"));
+  EXPECT_FALSE(writer_->Sync().ok());
+  fs_.SetSyncError(absl::OkStatus());
+  EXPECT_EQ(read(3, 100), "ok");
+  ASSERT_OK(writer_->Sync());
+  EXPECT_EQ(read(3, 100), "ok");
+  CorruptByte({at[1].segment, at[1].offset + 30});
+  EXPECT_THAT(read(1, 60), HasSubstr("read back bad: checksum mismatch"));
+  CorruptByte({at[3].segment, at[3].offset + 7});  // the length becomes huge
+  EXPECT_THAT(read(3, 100), HasSubstr("read back bad"));
+}
+
 TEST_F(TrailTest, FrameBiggerThanTheReadBufferReadsBothWays) {
   segment_bytes_ = 4 << 20;
   ASSERT_OK(OpenWriter());

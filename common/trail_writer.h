@@ -90,8 +90,16 @@ class TrailWriter {
   // control frame following the record it describes); asn > 0; type != 0.
   // time_us is remembered as the time of the newest record (End::time_us).
   // Fails only with an earlier write error still pending (sticky).
+  // `at` (if not null) receives where the frame starts, for ReadPayload.
   absl::Status Append(uint64_t asn, uint8_t type, std::string_view payload,
-                      int64_t time_us);
+                      int64_t time_us, Position* at = nullptr);
+
+  // The payload of the frame appended at `at`, synced or not: from the
+  // buffer while it is there, else from its segment file (checked as a
+  // reader checks it). For a writer that keeps large records out of memory
+  // and reads them back when needed (tmf.image_memory_bytes). REQUIRES: `at`
+  // came from Append, and its segment was not removed or cut since.
+  absl::StatusOr<std::string> ReadPayload(const Position& at);
 
   // Makes every record appended before the call durable, then publishes.
   // Returns at once when they already are. A write or sync failure is

@@ -128,6 +128,14 @@ std::vector<MetricFamily> MetricFamilies(const proto::NodeStatus& s) {
       f.Add("rdf_trail_segments", kGauge, "segments of an image trail on disk", tl,
             static_cast<double>(t.segments()));
     }
+    if (st.process() == "tmf") {
+      f.Add("rdf_tmf_image_bytes", kGauge,
+            "tmf: change images held in memory (bounded by tmf.image_memory_bytes)", l,
+            static_cast<double>(st.image_bytes()));
+      f.Add("rdf_tmf_spilled_images_total", kCounter,
+            "tmf: changes whose images were left in the audit trail and read back when needed",
+            l, static_cast<double>(st.spilled_images()));
+    }
     if (p.program() == "rdf-purger") {
       f.Add("rdf_purged_segments_total", kCounter, "image trail segments purged", l,
             static_cast<double>(st.purged_segments()));

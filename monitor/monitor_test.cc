@@ -508,7 +508,16 @@ TEST_F(MonitorTest, MetricsTextCarriesRtdAsnsBacklogAndCounters) {
   proto::ManagedProcess* dead = s.add_processes();
   dead->set_name("purger");
   dead->set_status_age_ms(-1);
+  proto::ManagedProcess* app = s.add_processes();
+  app->set_name("tmf");
+  app->set_program("application (tmf)");
+  app->set_status_age_ms(200);
+  app->mutable_status()->set_process("tmf");
+  app->mutable_status()->set_image_bytes(1048576);
+  app->mutable_status()->set_spilled_images(12);
   const std::string text = MetricsText(s);
+  EXPECT_THAT(text, HasSubstr("rdf_tmf_image_bytes{node=\"b\",process=\"tmf\"} 1048576"));
+  EXPECT_THAT(text, HasSubstr("rdf_tmf_spilled_images_total{node=\"b\",process=\"tmf\"} 12"));
   EXPECT_THAT(text, HasSubstr("# TYPE rdf_rtd_seconds gauge"));
   EXPECT_THAT(text, HasSubstr("rdf_rtd_seconds{node=\"b\",process=\"updater-DATA01\"} 1.5"));
   EXPECT_THAT(text, HasSubstr("rdf_applied_asn{node=\"b\",process=\"updater-DATA01\"} 123456"));

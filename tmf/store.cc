@@ -71,6 +71,33 @@ std::optional<std::string> ValueOf(const Image& image) {
   return image ? std::optional<std::string>(*image) : std::nullopt;
 }
 
+// Bytes of change images held in memory, counted in Store::Impl::image_bytes
+// (tmf.image_memory_bytes bounds it) while the change that holds them
+// lives: given back when it is dropped (applied, or aborted).
+class HeldBytes {
+ public:
+  HeldBytes() = default;
+  HeldBytes(std::atomic<uint64_t>* counter, uint64_t n) : counter_(counter), n_(n) {}
+  HeldBytes(HeldBytes&& o) noexcept : counter_(std::exchange(o.counter_, nullptr)), n_(o.n_) {}
+  HeldBytes& operator=(HeldBytes&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      counter_ = std::exchange(o.counter_, nullptr);
+      n_ = o.n_;
+    }
+    return *this;
+  }
+  ~HeldBytes() { Reset(); }
+
+ private:
+  void Reset() {
+    if (counter_ != nullptr) counter_->fetch_sub(n_);
+    counter_ = nullptr;
+  }
+  std::atomic<uint64_t>* counter_ = nullptr;
+  uint64_t n_ = 0;
+};
+
 // A change as it will be applied to a volume: a null `after` deletes.
 struct Op {
   Volume* vol = nullptr;
@@ -78,7 +105,23 @@ struct Op {
   std::string key;
   std::optional<std::string> before;
   Image after;
+  // Spilled: the images were left in the audit record that starts here
+  // (tmf.image_memory_bytes was reached, or recovery met a large record);
+  // `before` and `after` are then empty and read back when needed
+  // (Store::Impl::ImagesOf).
+  std::optional<trail::Position> record;
+  HeldBytes held;
 };
+
+// The images of a change.
+struct Images {
+  std::optional<std::string> before;
+  std::optional<std::string> after;
+};
+
+uint64_t ImageBytes(const proto::AuditRecord& r) {
+  return (r.has_before() ? r.before().size() : 0) + (r.has_after() ? r.after().size() : 0);
+}
 
 // A committed transaction waiting to be applied to the volumes.
 struct Committed {
@@ -94,14 +137,16 @@ struct Committed {
 uint64_t ApproximateBytes(const std::vector<Op>& ops) {
   uint64_t n = 0;
   for (const Op& op : ops) {
-    n += 64 + op.file.size() + op.key.size() + (op.after ? op.after->size() : 0);
+    n += 64 + op.file.size() + op.key.size() + (op.before ? op.before->size() : 0) +
+         (op.after ? op.after->size() : 0);
   }
   return n;
 }
 
 struct OverlayEntry {
-  Image value;       // null: deleted
+  Image value;       // null: deleted (or spilled)
   uint64_t asn = 0;  // commit ASN
+  std::optional<trail::Position> record;  // spilled: the value is this record's after image
 };
 
 // The compensation record of a change from `before` to `after` (nullopt:
@@ -200,6 +245,13 @@ struct Store::Impl {
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> aborts{0};
   RecoveryReport recovery;
+  // Change images held in memory (open transactions, and committed changes
+  // not yet in the volumes) and changes spilled so far: past
+  // image_budget (tmf.image_memory_bytes) a change's images stay only in its
+  // audit record. Declared before every holder of a change (HeldBytes).
+  std::atomic<uint64_t> image_bytes{0};
+  std::atomic<uint64_t> spilled_images{0};
+  uint64_t image_budget = 0;
 
   // Serializes DDL, so that DDL records are appended and applied in ASN
   // order (each volume's kDdlAsn then says which DDL it holds).
@@ -246,6 +298,47 @@ struct Store::Impl {
   uint64_t audit_bytes = 0;
   uint64_t audit_segments = 0;
 
+
+  // Keeps a new change's images in memory (from `r`, moved) while the
+  // budget allows; else leaves them in its audit record at `at`.
+  void KeepOrSpill(Op& op, proto::AuditRecord& r, const trail::Position& at) {
+    const uint64_t n = ImageBytes(r);
+    if (n > 0 && image_bytes.fetch_add(n) + n > image_budget) {
+      image_bytes.fetch_sub(n);
+      op.record = at;
+      spilled_images.fetch_add(1);
+      return;
+    }
+    if (r.has_before()) op.before = std::move(*r.mutable_before());
+    if (r.has_after()) op.after = std::make_shared<const std::string>(std::move(*r.mutable_after()));
+    if (n > 0) op.held = HeldBytes(&image_bytes, n);
+  }
+
+  // A spilled change's images, read back from its audit record (buffered
+  // or in its segment; the segment is kept while its transaction is
+  // unfinished).
+  absl::StatusOr<Images> ReadImages(const trail::Position& at) {
+    RDF_ASSIGN_OR_RETURN(std::string payload, writer->ReadPayload(at));
+    proto::AuditRecord r;
+    if (!r.ParseFromString(payload)) {
+      return absl::DataLossError(absl::StrCat("audit record at ", trail::ToString(at),
+                                              " does not parse"));
+    }
+    Images i;
+    if (r.has_before()) i.before = std::move(*r.mutable_before());
+    if (r.has_after()) i.after = std::move(*r.mutable_after());
+    return i;
+  }
+  absl::StatusOr<Images> ImagesOf(const Op& op) {
+    if (op.record.has_value()) return ReadImages(*op.record);
+    return Images{op.before, ValueOf(op.after)};
+  }
+  absl::StatusOr<std::optional<std::string>> AfterOf(const Op& op) {
+    if (!op.record.has_value()) return ValueOf(op.after);
+    RDF_ASSIGN_OR_RETURN(Images i, ReadImages(*op.record));
+    return std::move(i.after);
+  }
+
   // Events use the catalog's text and severity (docs/events.md); the
   // specifics go into fields.
   void Log(uint32_t number, events::EventFields fields = {}) {
@@ -264,15 +357,16 @@ struct Store::Impl {
                                          Transaction::State* writer = nullptr);
 
   // Appends one record; for transaction `s` (may be null) remembers its
-  // first ASN. Returns the record's ASN.
-  absl::StatusOr<uint64_t> Append(proto::AuditRecord& r,
-                                  Transaction::State* s) {
+  // first ASN. Returns the record's ASN; `at` (if not null) receives where
+  // its frame starts.
+  absl::StatusOr<uint64_t> Append(proto::AuditRecord& r, Transaction::State* s,
+                                  trail::Position* at = nullptr) {
     r.set_time_us(opt.clock->NowMicros());
     std::string payload = EncodeAuditPayload(r);
     absl::MutexLock l(&audit_mu);
     uint64_t asn = next_asn;
     RDF_RETURN_IF_ERROR(
-        writer->Append(asn, TypeByte(r.type()), payload, r.time_us()));
+        writer->Append(asn, TypeByte(r.type()), payload, r.time_us(), at));
     ++next_asn;
     if (s != nullptr && s->first_asn == 0) {
       s->first_asn = asn;
@@ -363,6 +457,10 @@ absl::StatusOr<std::optional<std::string>> Store::Impl::ReadCommitted(
   if (hit.has_value()) {
     // Never show a commit that is not yet durable.
     if (writer->durable_end().asn < hit->asn) RDF_RETURN_IF_ERROR(writer->Sync());
+    if (hit->record.has_value()) {
+      RDF_ASSIGN_OR_RETURN(Images i, ReadImages(*hit->record));
+      return std::move(i.after);
+    }
     return ValueOf(hit->value);
   }
   return txn->Get(*dbi, key);
@@ -395,8 +493,14 @@ absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
       RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
       for (const Op* op : ops) {
         MDB_dbi dbi = dbis[op->file];
-        if (op->after) {
-          RDF_RETURN_IF_ERROR(txn->Put(dbi, op->key, *op->after));
+        const std::string* value = op->after.get();
+        std::optional<std::string> spilled;  // read back one at a time
+        if (op->record.has_value()) {
+          RDF_ASSIGN_OR_RETURN(spilled, AfterOf(*op));
+          value = spilled.has_value() ? &*spilled : nullptr;
+        }
+        if (value != nullptr) {
+          RDF_RETURN_IF_ERROR(txn->Put(dbi, op->key, *value));
         } else {
           absl::Status d = txn->Delete(dbi, op->key);
           if (!d.ok() && !absl::IsNotFound(d)) return d;
@@ -699,6 +803,8 @@ void Store::Impl::PublishStatus() {
                                   : (now - last_apply_progress_us) / 1000);
   st.set_fsyncs(writer->fsyncs());
   st.set_records(commits.load());
+  st.set_image_bytes(image_bytes.load());
+  st.set_spilled_images(spilled_images.load());
   WriteStatus(node->data_dir(), st).IgnoreError();
 }
 
@@ -889,19 +995,33 @@ absl::Status Store::Impl::OpenVolumes() {
 }
 
 namespace {
+// Recovery holds the images of a change of a transaction without an outcome
+// yet only up to this size; a larger one is read back from the audit when
+// its transaction commits or is backed out, so recovery's memory does not
+// grow with the open transactions' images.
+constexpr uint64_t kRecoveryHeldImageBytes = 64 << 10;
+
+// A change read by recovery: its record, and where the record is when its
+// images were left there.
+struct RecoveredChange {
+  proto::AuditRecord r;
+  std::optional<trail::Position> at;
+};
+
 struct OpenTxn {
   uint64_t first_asn = 0;
-  std::vector<proto::AuditRecord> data;  // non-compensation DATA, in order
+  std::vector<RecoveredChange> data;  // non-compensation DATA, in order
   size_t compensations = 0;
 };
 
-Op OpFromRecord(Volume* v, const proto::AuditRecord& r) {
+Op OpFromRecord(Volume* v, RecoveredChange& c) {
   Op op;
   op.vol = v;
-  op.file = r.file();
-  op.key = r.key();
-  if (r.has_before()) op.before = r.before();
-  if (r.has_after()) op.after = std::make_shared<const std::string>(r.after());
+  op.file = c.r.file();
+  op.key = c.r.key();
+  op.record = c.at;
+  if (c.r.has_before()) op.before = std::move(*c.r.mutable_before());
+  if (c.r.has_after()) op.after = std::make_shared<const std::string>(std::move(*c.r.mutable_after()));
   return op;
 }
 }  // namespace
@@ -957,7 +1077,13 @@ absl::Status Store::Impl::Recover() {
         if (r.compensation()) {
           ++t.compensations;
         } else {
-          t.data.push_back(std::move(r));
+          RecoveredChange c{std::move(r), std::nullopt};
+          if (ImageBytes(c.r) > kRecoveryHeldImageBytes) {
+            c.at = rec->pos;
+            c.r.clear_before();
+            c.r.clear_after();
+          }
+          t.data.push_back(std::move(c));
         }
         break;
       }
@@ -965,8 +1091,8 @@ absl::Status Store::Impl::Recover() {
         auto it = open.find(r.txid());
         if (it == open.end()) break;
         Committed c{r.asn(), r.txid(), it->second.first_asn, {}};
-        for (const proto::AuditRecord& d : it->second.data) {
-          if (Volume* v = FindVolume(d.volume())) c.ops.push_back(OpFromRecord(v, d));
+        for (RecoveredChange& d : it->second.data) {
+          if (Volume* v = FindVolume(d.r.volume())) c.ops.push_back(OpFromRecord(v, d));
         }
         open.erase(it);
         redo.push_back(std::move(c));
@@ -995,11 +1121,16 @@ absl::Status Store::Impl::Recover() {
   for (auto& [txid, t] : open) {
     size_t remaining = t.data.size() - std::min(t.compensations, t.data.size());
     for (size_t i = remaining; i-- > 0;) {
-      const proto::AuditRecord& d = t.data[i];
-      std::optional<std::string> before, after;
-      if (d.has_before()) before = d.before();
-      if (d.has_after()) after = d.after();
-      proto::AuditRecord c = Compensation(txid, d.volume(), d.file(), d.key(), before, after);
+      const proto::AuditRecord& d = t.data[i].r;
+      Images im;
+      if (t.data[i].at.has_value()) {
+        RDF_ASSIGN_OR_RETURN(im, ReadImages(*t.data[i].at));
+      } else {
+        if (d.has_before()) im.before = d.before();
+        if (d.has_after()) im.after = d.after();
+      }
+      proto::AuditRecord c =
+          Compensation(txid, d.volume(), d.file(), d.key(), im.before, im.after);
       RDF_RETURN_IF_ERROR(Append(c, nullptr).status());
     }
     proto::AuditRecord a;
@@ -1023,6 +1154,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   auto impl = std::make_unique<Impl>();
   impl->opt = options;
   impl->cfg = &options.config->proto;
+  impl->image_budget = impl->cfg->tmf().image_memory_bytes();
   impl->node = options.config->FindNode(options.node);
   if (impl->node == nullptr) {
     return absl::NotFoundError(absl::StrCat("no node named '", options.node,
@@ -1112,6 +1244,8 @@ StoreStats Store::stats() {
   }
   s.audit_bytes = impl_->audit_bytes;
   s.audit_segments = impl_->audit_segments;
+  s.image_bytes = impl_->image_bytes.load();
+  s.spilled_images = impl_->spilled_images.load();
   return s;
 }
 
@@ -1250,7 +1384,7 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
   }
   std::optional<std::string> current;
   if (own != s->writes.end()) {
-    current = ValueOf(s->ops[own->second].after);
+    RDF_ASSIGN_OR_RETURN(current, st->AfterOf(s->ops[own->second]));
   } else {
     RDF_ASSIGN_OR_RETURN(current, st->ReadCommitted(v, file, key));
   }
@@ -1280,8 +1414,9 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
   r.set_op(mode == Mode::kDelete  ? proto::DELETE
            : current.has_value() ? proto::UPDATE
                                  : proto::INSERT);
-  // The images move from the record into the change once it is appended:
-  // each is held once (a value of up to tmf.max_txn_bytes).
+  // The images move from the record into the change once it is appended
+  // (each held once), or stay only in the audit once tmf.image_memory_bytes
+  // is reached.
   if (current.has_value()) r.set_before(std::move(*current));
   if (value.has_value()) r.set_after(value->data(), value->size());
   size_t bytes = AuditRecordBytes(r);
@@ -1293,14 +1428,14 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
         st->cfg->tmf().max_txn_bytes(), " bytes of audit); abort it and split "
         "the work into smaller transactions"));
   }
-  RDF_RETURN_IF_ERROR(st->Append(r, s).status());
+  trail::Position at;
+  RDF_RETURN_IF_ERROR(st->Append(r, s, &at).status());
   s->bytes += bytes;
   Op op;
   op.vol = v;
   op.file = std::string(file);
   op.key = std::string(key);
-  if (r.has_before()) op.before = std::move(*r.mutable_before());
-  if (r.has_after()) op.after = std::make_shared<const std::string>(std::move(*r.mutable_after()));
+  st->KeepOrSpill(op, r, at);
   s->writes[lock_key] = s->ops.size();
   s->ops.push_back(std::move(op));
   return absl::OkStatus();
@@ -1350,8 +1485,9 @@ void Store::Impl::ReleaseClaims(uint64_t txid, std::vector<std::string>& lock_ke
 absl::Status Store::Impl::CompleteAbort(PendingAbort& a) {
   while (!a.to_compensate.empty()) {
     const Op& op = a.to_compensate.back();
+    RDF_ASSIGN_OR_RETURN(Images im, ImagesOf(op));
     proto::AuditRecord c =
-        Compensation(a.txid, op.vol->name, op.file, op.key, op.before, ValueOf(op.after));
+        Compensation(a.txid, op.vol->name, op.file, op.key, im.before, im.after);
     RDF_RETURN_IF_ERROR(Append(c, nullptr).status());
     a.to_compensate.pop_back();
   }
@@ -1405,7 +1541,7 @@ absl::StatusOr<std::optional<std::string>> Transaction::Read(
   }
   RDF_ASSIGN_OR_RETURN(Volume * v, s_->store->VolumeWithFile(volume, file));
   auto own = s_->writes.find(LockKey(volume, file, key));
-  if (own != s_->writes.end()) return ValueOf(s_->ops[own->second].after);
+  if (own != s_->writes.end()) return s_->store->AfterOf(s_->ops[own->second]);
   return s_->store->ReadCommitted(v, file, key);
 }
 
@@ -1486,7 +1622,7 @@ absl::Status Transaction::Commit() {
     ++st->next_asn;
     for (const Op& op : s->ops) {
       absl::MutexLock vl(&op.vol->mu);
-      op.vol->overlay[FileKey(op.file, op.key)] = OverlayEntry{op.after, asn};
+      op.vol->overlay[FileKey(op.file, op.key)] = OverlayEntry{op.after, asn, op.record};
     }
     st->queue.push_back(Committed{asn, s->id, s->first_asn, std::move(s->ops), bytes});
     st->unapplied_bytes += bytes;

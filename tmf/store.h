@@ -72,6 +72,13 @@ struct StoreStats {
   // Their changes' bytes in memory (at most 16 MiB, or one transaction's:
   // commits wait beyond that).
   uint64_t pending_bytes = 0;
+  // Change images held in memory (open transactions and committed changes
+  // not yet in the volumes): at most tmf.image_memory_bytes, plus the
+  // images of writes in progress. Past it a change's images stay only in
+  // its audit record (spilled_images counts them) and are read back when
+  // needed.
+  uint64_t image_bytes = 0;
+  uint64_t spilled_images = 0;
 };
 
 class Store;

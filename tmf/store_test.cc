@@ -389,6 +389,77 @@ TEST_F(StoreTest, CommittedBytesWaitingForTheVolumesStayBounded) {
   EXPECT_EQ(Get("big19"), value);
 }
 
+// Values distinct per key and round, 96 KiB: each change holds a before and
+// an after image of that size.
+std::string Large(int key, int round) {
+  return absl::StrCat(std::string(96 << 10, static_cast<char>('a' + (key + round) % 26)), key,
+                      ":", round);
+}
+
+// Many open transactions with large images (invariant 6): what tmf holds in
+// memory stays within tmf.image_memory_bytes however many are open; the
+// rest is read back from the audit for the transactions' own reads, the
+// readers of committed changes, the applier and the aborts.
+TEST_F(StoreTest, ManyOpenTransactionsHoldAtMostTheImageBudgetInMemory) {
+  constexpr uint64_t kBudget = 1 << 20;
+  Open("lmdb { map_bytes: 268435456 } tmf { image_memory_bytes: 1048576 apply_interval_ms: 60000 }");
+  constexpr int kTxns = 60;
+  for (int k = 0; k < kTxns; ++k) ASSERT_OK(Put(absl::StrCat(k), Large(k, 0)));
+  ASSERT_OK(store_->WaitApplied());
+  std::vector<std::unique_ptr<Transaction>> open;
+  for (int k = 0; k < kTxns; ++k) {
+    open.push_back(*store_->Begin());
+    ASSERT_OK(open.back()->Update("$DATA01", "F", absl::StrCat(k), Large(k, 1)));
+    ASSERT_OK(open.back()->Update("$DATA01", "F", absl::StrCat(k), Large(k, 2)));
+    ASSERT_LE(store_->stats().image_bytes, kBudget) << "after " << k + 1 << " transactions";
+  }
+  // 60 transactions x 2 changes x 192 KiB of images: most were spilled.
+  EXPECT_GT(store_->stats().spilled_images, 90u);
+  for (int k = 0; k < kTxns; ++k) {
+    auto own = open[k]->Read("$DATA01", "F", absl::StrCat(k));
+    ASSERT_OK(own.status());
+    ASSERT_EQ(*own, Large(k, 2)) << k;
+  }
+  // Even keys commit, odd ones abort (their compensations need the spilled
+  // before images).
+  for (int k = 0; k < kTxns; ++k) {
+    ASSERT_OK(k % 2 == 0 ? open[k]->Commit() : open[k]->Abort());
+    ASSERT_LE(store_->stats().image_bytes, kBudget);
+  }
+  open.clear();
+  for (int k = 0; k < kTxns; ++k) {  // from the readers' overlay, before the applier ran
+    ASSERT_EQ(Get(absl::StrCat(k)), Large(k, k % 2 == 0 ? 2 : 0)) << k;
+  }
+  ASSERT_OK(store_->WaitApplied());
+  EXPECT_EQ(store_->stats().image_bytes, 0u);
+  Open();
+  for (int k = 0; k < kTxns; ++k) ASSERT_EQ(Get(absl::StrCat(k)), Large(k, k % 2 == 0 ? 2 : 0));
+}
+
+// Recovery keeps large images of transactions without an outcome in the
+// audit too, and reads them back to redo a commit or back a change out.
+TEST_F(StoreTest, RecoveryRedoesAndBacksOutChangesWithLargeImages) {
+  const std::string extra =
+      "lmdb { map_bytes: 268435456 } tmf { image_memory_bytes: 1048576 apply_interval_ms: 60000 }";
+  Open(extra);
+  for (int k = 0; k < 20; ++k) ASSERT_OK(Put(absl::StrCat(k), Large(k, 0)));
+  ASSERT_OK(store_->WaitApplied());
+  CrashAfter([&] {
+    Open(extra);
+    std::vector<std::unique_ptr<Transaction>> open;
+    for (int k = 0; k < 20; ++k) {
+      open.push_back(*store_->Begin());
+      ASSERT_OK(open.back()->Update("$DATA01", "F", absl::StrCat(k), Large(k, 1)));
+    }
+    // Committed in the audit, not yet applied (the applier waits a minute).
+    for (int k = 0; k < 20; k += 2) ASSERT_OK(open[k]->Commit());
+    for (auto& t : open) t.release();  // no outcome for the rest: the crash comes first
+  });
+  Open(extra);
+  EXPECT_EQ(store_->recovery().backed_out_transactions, 10u);
+  for (int k = 0; k < 20; ++k) ASSERT_EQ(Get(absl::StrCat(k)), Large(k, k % 2 == 0 ? 1 : 0)) << k;
+}
+
 TEST_F(StoreTest, FullLmdbMapIsGrownAndNothingIsLost) {
   Open("lmdb { map_bytes: 1048576 }");
   for (int i = 0; i < 40; ++i) {
