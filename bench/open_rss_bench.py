@@ -6,7 +6,11 @@ primary's monitor starts the extractor; the backup's the receiver, 4
 updaters and the purger) while the application, rdf-load --mode wide, keeps
 --open-txns transactions open at once (each held --hold-ms, then ended and
 replaced at once) and its --clients write values up to --max-value-bytes
-(tmf/wide_load.h: most small, sizes log-uniform, a few near the largest).
+(tmf/wide_load.h: most small, sizes log-uniform, a few near the largest);
+the open transactions' values are drawn the same way up to
+--open-max-value-bytes. tmf's own gauge of the change images it holds in
+memory (its peak since it opened, from `rdfcom status --json`) is reported
+beside its bound, tmf.image_memory_bytes.
 Every --interval seconds RssAnon (/proc/PID/status) of every process is
 sampled: rdf-load (tmf), extractor, receiver, each updater, purger and both
 monitors (the monitors' children are found by their lock files, so a
@@ -21,7 +25,8 @@ with pass/fail per process.
 
   bench/open_rss_bench.py [--seconds 60] [--open-txns 10000] [--hold-ms 15000]
                           [--clients 2] [--max-txn-bytes 67108864]
-                          [--max-value-bytes MAX_TXN-64KiB] [--seed 12]
+                          [--max-value-bytes MAX_TXN-64KiB]
+                          [--open-max-value-bytes MAX_VALUE] [--seed 12]
                           [--interval 1.0] [--set block.field=value]
 """
 
@@ -72,13 +77,17 @@ def vm_hwm_kb(pid):
     return 0
 
 
-def rdfcom_state(cfg):
+def rdfcom_status(cfg):
     r = subprocess.run([rdftest.binary("rdfcom"), "--config", cfg, "status", "--json"],
                        capture_output=True, text=True, timeout=30)
     try:
-        return json.loads(r.stdout).get("state")
+        return json.loads(r.stdout)
     except ValueError:
-        return None
+        return {}
+
+
+def rdfcom_state(cfg):
+    return rdfcom_status(cfg).get("state")
 
 
 def open_at_save_point(work):
@@ -104,6 +113,8 @@ def main():
                     help="tmf.max_txn_bytes: the largest record tmf accepts (default 64 MiB)")
     ap.add_argument("--max-value-bytes", type=int, default=0,
                     help="rdf-load --max-value-bytes (default: max-txn-bytes - 64 KiB)")
+    ap.add_argument("--open-max-value-bytes", type=int, default=0,
+                    help="rdf-load --open-max-value-bytes (default: --max-value-bytes)")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--ramp-timeout", type=int, default=600,
@@ -111,10 +122,12 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="BLOCK.FIELD=VALUE")
     a = ap.parse_args()
     max_value = a.max_value_bytes or a.max_txn_bytes - (64 << 10)
+    open_max_value = a.open_max_value_bytes or max_value
     settings = {"tmf.max_txn_bytes": a.max_txn_bytes}
     for kv in a.set:
         k, v = kv.split("=", 1)
         settings[k] = v
+    image_budget = int(settings.get("tmf.image_memory_bytes", 64 * MIB))
     work, cfg = fresh(settings)
     nodes = {"primary": os.path.join(work, "primary"), "backup": os.path.join(work, "backup")}
     # process name -> (node, lock name); tmf is rdf-load, followed by its pid.
@@ -133,7 +146,8 @@ def main():
         load = rdftest.Process(
             [rdftest.binary("rdf-load"), "--config", cfg, "--mode", "wide", "--seconds",
              str(run_s), "--clients", str(a.clients), "--max-value-bytes", str(max_value),
-             "--open-txns", str(a.open_txns), "--hold-ms", str(a.hold_ms), "--seed",
+             "--open-txns", str(a.open_txns), "--hold-ms", str(a.hold_ms),
+             "--open-max-value-bytes", str(open_max_value), "--seed",
              str(a.seed)], log_path=os.path.join(work, "load.log"))
         peak_all = {n: 0 for n in ["tmf"] + list(watched)}
         peak_win = dict(peak_all)
@@ -179,6 +193,7 @@ def main():
         if window_start is None:
             raise RuntimeError(f"never {a.open_txns} open at a save point within "
                                f"{a.ramp_timeout} s (most seen {max(open_seen or [0])})")
+        app = rdfcom_status(cfg).get("application") or {}
         load.stop(timeout=120)
         progress = [l for l in open(os.path.join(work, "load.log")).read().splitlines()
                     if l.startswith("rdf-load wide:")]
@@ -201,6 +216,11 @@ def main():
             "open_at_save_points_in_window_max": max(open_in_window),
             "load_last_progress": progress[-1] if progress else None,
             "target_mib": round(target / MIB, 1),
+            "open_max_value_bytes": open_max_value,
+            "tmf_image_bytes_peak_mib": round(int(app.get("image_bytes_peak", 0)) / MIB, 1),
+            "tmf_image_memory_bytes_mib": round(image_budget / MIB, 1),
+            "tmf_image_bound_kept": int(app.get("image_bytes_peak", 0)) <= image_budget,
+            "tmf_spilled_images": int(app.get("spilled_images", 0)),
             "processes": procs, "all_pass": all(p["pass"] for p in procs.values()),
             "settings": settings}))
     finally:

@@ -52,6 +52,9 @@ proto::ProcessSummary Summarize(const std::string& node, const proto::ManagedPro
   p.set_applied_asn(st.applied_asn());
   *p.mutable_trails() = st.trails();
   p.set_purged_segments(st.purged_segments());
+  p.set_image_bytes(st.image_bytes());
+  p.set_image_bytes_peak(st.image_bytes_peak());
+  p.set_spilled_images(st.spilled_images());
   p.set_last_exit(m.last_exit());
   return p;
 }
@@ -258,7 +261,9 @@ std::string StatusText(const proto::SystemStatus& s) {
   };
   row(s.application(), s.application().name().empty()
                            ? ""
-                           : absl::StrCat("  applied ", s.application().applied_asn()));
+                           : absl::StrCat("  applied ", s.application().applied_asn(), " images ",
+                                          Bytes(s.application().image_bytes()), " spilled ",
+                                          s.application().spilled_images()));
   row(s.extractor(), s.extractor().name().empty()
                          ? ""
                          : absl::StrCat("  sent ", s.extractor().sent_asn(), " acked ",

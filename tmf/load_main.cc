@@ -14,8 +14,8 @@ int main(int argc, char** argv) {
   std::string config_path, node, mode = "insert", commit_log;
   uint64_t txns = 1000, rows = 5, value_bytes = 100, min_value_bytes = 0, clients = 1,
            keys = 1'000'000, seed = 1, think_us = 0, hold_us = 0, heartbeat_ms = 0;
-  uint64_t max_value_bytes = 1 << 20, open_txns = 0, hold_ms = 3000, burst_ms = 0, idle_ms = 0,
-           hot_keys = 8, client_keys = 2000;
+  uint64_t max_value_bytes = 1 << 20, open_txns = 0, hold_ms = 3000, open_max_value_bytes = 63,
+           burst_ms = 0, idle_ms = 0, hot_keys = 8, client_keys = 2000;
   bool ddl = false;
   double abort_percent = 0, rate = 0, seconds = 0;
   bool quiet = false;
@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
             "wide: the largest value (sizes 0..this, most small)");
   p.AddUint("open-txns", &open_txns, "wide: keep this many transactions open at once");
   p.AddUint("hold-ms", &hold_ms, "wide: how long each of --open-txns stays open");
+  p.AddUint("open-max-value-bytes", &open_max_value_bytes,
+            "wide: largest value an open transaction writes (from 64 on drawn as the clients' "
+            "values; default 63)");
   p.AddBool("ddl", &ddl, "wide: create and purge files D0..D3 while clients write them");
   p.AddUint("burst-ms", &burst_ms, "wide: with --idle-ms, alternate bursts and idle periods");
   p.AddUint("idle-ms", &idle_ms, "wide: idle period between bursts");
@@ -65,6 +68,9 @@ int main(int argc, char** argv) {
   if (!m.ok()) p.Fail(m.status().message());
   if (wide && seconds <= 0) p.Fail("--mode wide runs for --seconds S");
   if (max_value_bytes > (256u << 20)) p.Fail("--max-value-bytes must be at most 256 MiB");
+  if (open_max_value_bytes > (256u << 20)) {
+    p.Fail("--open-max-value-bytes must be at most 256 MiB");
+  }
   if (rows == 0) p.Fail("--rows-per-txn must be at least 1");
   if (clients == 0 || clients > 1024) p.Fail("--clients must be 1..1024");
   if (abort_percent < 0 || abort_percent > 100) p.Fail("--abort-percent must be 0..100");
@@ -138,6 +144,7 @@ int main(int argc, char** argv) {
     wo.hot_keys = hot_keys;
     wo.open_txns = open_txns;
     wo.hold_ms = hold_ms;
+    wo.open_max_value_bytes = open_max_value_bytes;
     wo.ddl = ddl;
     wo.burst_ms = burst_ms;
     wo.idle_ms = idle_ms;

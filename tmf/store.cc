@@ -251,6 +251,7 @@ struct Store::Impl {
   // audit record. Declared before every holder of a change (HeldBytes).
   std::atomic<uint64_t> image_bytes{0};
   std::atomic<uint64_t> spilled_images{0};
+  std::atomic<uint64_t> image_bytes_peak{0};
   uint64_t image_budget = 0;
 
   // Serializes DDL, so that DDL records are appended and applied in ASN
@@ -303,11 +304,15 @@ struct Store::Impl {
   // budget allows; else leaves them in its audit record at `at`.
   void KeepOrSpill(Op& op, proto::AuditRecord& r, const trail::Position& at) {
     const uint64_t n = ImageBytes(r);
-    if (n > 0 && image_bytes.fetch_add(n) + n > image_budget) {
+    const uint64_t now = n == 0 ? 0 : image_bytes.fetch_add(n) + n;
+    if (now > image_budget) {
       image_bytes.fetch_sub(n);
       op.record = at;
       spilled_images.fetch_add(1);
       return;
+    }
+    for (uint64_t peak = image_bytes_peak.load();
+         now > peak && !image_bytes_peak.compare_exchange_weak(peak, now);) {
     }
     if (r.has_before()) op.before = std::move(*r.mutable_before());
     if (r.has_after()) op.after = std::make_shared<const std::string>(std::move(*r.mutable_after()));
@@ -805,6 +810,7 @@ void Store::Impl::PublishStatus() {
   st.set_records(commits.load());
   st.set_image_bytes(image_bytes.load());
   st.set_spilled_images(spilled_images.load());
+  st.set_image_bytes_peak(image_bytes_peak.load());
   WriteStatus(node->data_dir(), st).IgnoreError();
 }
 
@@ -1246,6 +1252,7 @@ StoreStats Store::stats() {
   s.audit_segments = impl_->audit_segments;
   s.image_bytes = impl_->image_bytes.load();
   s.spilled_images = impl_->spilled_images.load();
+  s.image_bytes_peak = impl_->image_bytes_peak.load();
   return s;
 }
 

@@ -78,6 +78,7 @@ struct StoreStats {
   // its audit record (spilled_images counts them) and are read back when
   // needed.
   uint64_t image_bytes = 0;
+  uint64_t image_bytes_peak = 0;  // the most image_bytes has been since Open
   uint64_t spilled_images = 0;
 };
 

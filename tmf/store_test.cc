@@ -432,6 +432,8 @@ TEST_F(StoreTest, ManyOpenTransactionsHoldAtMostTheImageBudgetInMemory) {
   }
   ASSERT_OK(store_->WaitApplied());
   EXPECT_EQ(store_->stats().image_bytes, 0u);
+  EXPECT_LE(store_->stats().image_bytes_peak, kBudget);
+  EXPECT_GT(store_->stats().image_bytes_peak, kBudget / 2);
   Open();
   for (int k = 0; k < kTxns; ++k) ASSERT_EQ(Get(absl::StrCat(k)), Large(k, k % 2 == 0 ? 2 : 0));
 }

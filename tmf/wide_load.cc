@@ -244,7 +244,8 @@ void Holder(Shared& sh) {
       const uint64_t n = sh.next_held.fetch_add(1);
       const std::string& vol = vols[n % vols.size()];
       const std::string key = absl::StrCat(sh.opt.seed, ".h:", n);
-      const uint64_t len = rng() % 64;
+      const uint64_t max = sh.opt.open_max_value_bytes;
+      const uint64_t len = max < 64 ? rng() % (max + 1) : ValueLength(rng, max);
       // One in four writes into a DDL file when there is one: a purge of it
       // then meets open writers (error 12) until they end.
       std::string file = kWideFile;

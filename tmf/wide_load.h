@@ -56,6 +56,9 @@ struct WideLoadOptions {
   uint64_t hot_keys = 8;
   uint64_t open_txns = 0;        // the holder's open transactions at once
   uint64_t hold_ms = 3000;
+  // The open transactions' values: up to this size, drawn as the clients'
+  // (most small, a few near it) from 64 on; below 64, uniform.
+  uint64_t open_max_value_bytes = 63;
   bool ddl = false;
   uint64_t burst_ms = 0;         // with idle_ms: bursts and idle periods
   uint64_t idle_ms = 0;
