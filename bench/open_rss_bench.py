@@ -127,7 +127,7 @@ def main():
     for kv in a.set:
         k, v = kv.split("=", 1)
         settings[k] = v
-    image_budget = int(settings.get("tmf.image_memory_bytes", 64 * MIB))
+    image_budget = int(settings.get("tmf.image_memory_bytes", 32 * MIB))
     work, cfg = fresh(settings)
     nodes = {"primary": os.path.join(work, "primary"), "backup": os.path.join(work, "backup")}
     # process name -> (node, lock name); tmf is rdf-load, followed by its pid.

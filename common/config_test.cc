@@ -180,7 +180,7 @@ TEST_F(ConfigTest, ZeroFieldsTakeDocumentedDefaults) {
   EXPECT_EQ(p.tmf().retention_policy(), proto::TmfConfig::REFUSE_COMMITS);
   EXPECT_EQ(p.tmf().apply_batch_txns(), config::kDefaultApplyBatchTxns);
   EXPECT_EQ(p.tmf().apply_interval_ms(), config::kDefaultApplyIntervalMs);
-  EXPECT_EQ(p.tmf().image_memory_bytes(), 64ull << 20);
+  EXPECT_EQ(p.tmf().image_memory_bytes(), 32ull << 20);
   EXPECT_EQ(p.extractor().batch_bytes(), 256u << 10);
   EXPECT_EQ(p.extractor().batch_wait_ms(), 5u);
   EXPECT_EQ(p.extractor().window(), 8u);
