@@ -284,12 +284,15 @@ struct TrailWriter::Impl {
     if (n != kFrameHeaderSize) return BadFrame(at, "cut short");
     const FrameHeader h = DecodeFrameHeader(header);
     if (h.length > kMaxPayload) return BadFrame(at, "length too large");
-    std::string frame(header, kFrameHeaderSize);
-    frame.resize(kFrameOverhead + uint64_t{h.length});
-    RDF_ASSIGN_OR_RETURN(n, f->Read(at.offset + kFrameHeaderSize, frame.size() - kFrameHeaderSize,
-                                    frame.data() + kFrameHeaderSize));
-    if (n != frame.size() - kFrameHeaderSize) return BadFrame(at, "cut short");
-    return PayloadIn(frame, at);
+    // Payload and trailer read in place: one copy of a large record.
+    std::string payload(uint64_t{h.length} + kFrameTrailerSize, '\0');
+    RDF_ASSIGN_OR_RETURN(n, f->Read(at.offset + kFrameHeaderSize, payload.size(), payload.data()));
+    if (n != payload.size()) return BadFrame(at, "cut short");
+    const uint32_t trailer = DecodeFixed32(payload.data() + h.length);
+    payload.resize(h.length);
+    const char* bad = CheckFrame(std::string_view(header, kFrameHeaderSize), payload, trailer);
+    if (bad != nullptr) return BadFrame(at, bad);
+    return payload;
   }
 
   // The payload of the frame at the start of `bytes`, checked.

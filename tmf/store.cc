@@ -299,7 +299,6 @@ struct Store::Impl {
   uint64_t audit_bytes = 0;
   uint64_t audit_segments = 0;
 
-
   // Keeps a new change's images in memory (from `r`, moved) while the
   // budget allows; else leaves them in its audit record at `at`.
   void KeepOrSpill(Op& op, proto::AuditRecord& r, const trail::Position& at) {
@@ -445,30 +444,32 @@ absl::StatusOr<std::optional<std::string>> Store::Impl::ReadCommitted(
   absl::StatusOr<MDB_dbi> dbi = v->env->OpenDb(std::string(file), false);
   if (absl::IsNotFound(dbi.status())) return std::optional<std::string>();
   if (!dbi.ok()) return dbi.status();
-  std::unique_ptr<lmdb::ReadTxn> txn;
-  std::optional<OverlayEntry> hit;
-  {
-    // The LMDB snapshot is begun under v->mu: the applier removes overlay
-    // entries under v->mu only after their LMDB commit, so a miss here
-    // means the snapshot already holds the change.
-    absl::MutexLock l(&v->mu);
-    auto it = v->overlay.find(FileKey(file, key));
-    if (it != v->overlay.end()) {
-      hit = it->second;
-    } else {
-      RDF_ASSIGN_OR_RETURN(txn, lmdb::ReadTxn::Begin(v->env.get()));
+  // A spilled value is read back outside v->mu; by then the applier may
+  // have applied it and retention removed its segment. Then the overlay
+  // no longer has it and the second look finds it in LMDB.
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<lmdb::ReadTxn> txn;
+    std::optional<OverlayEntry> hit;
+    {
+      // The LMDB snapshot is begun under v->mu: the applier removes overlay
+      // entries under v->mu only after their LMDB commit, so a miss here
+      // means the snapshot already holds the change.
+      absl::MutexLock l(&v->mu);
+      auto it = v->overlay.find(FileKey(file, key));
+      if (it != v->overlay.end()) {
+        hit = it->second;
+      } else {
+        RDF_ASSIGN_OR_RETURN(txn, lmdb::ReadTxn::Begin(v->env.get()));
+      }
     }
-  }
-  if (hit.has_value()) {
+    if (!hit.has_value()) return txn->Get(*dbi, key);
     // Never show a commit that is not yet durable.
     if (writer->durable_end().asn < hit->asn) RDF_RETURN_IF_ERROR(writer->Sync());
-    if (hit->record.has_value()) {
-      RDF_ASSIGN_OR_RETURN(Images i, ReadImages(*hit->record));
-      return std::move(i.after);
-    }
-    return ValueOf(hit->value);
+    if (!hit->record.has_value()) return ValueOf(hit->value);
+    absl::StatusOr<Images> i = ReadImages(*hit->record);
+    if (i.ok()) return std::move(i->after);
+    if (attempt >= 2) return i.status();
   }
-  return txn->Get(*dbi, key);
 }
 
 // ---------------------------------------------------------------------------
