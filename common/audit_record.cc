@@ -7,9 +7,13 @@ namespace rdf {
 
 std::string EncodeAuditPayload(const proto::AuditRecord& r) {
   proto::AuditRecord copy = r;
-  copy.set_asn(0);
-  copy.set_version(kAuditRecordVersion);
+  PrepareAuditPayload(&copy);
   return copy.SerializeAsString();
+}
+
+void PrepareAuditPayload(proto::AuditRecord* r) {
+  r->set_asn(0);
+  r->set_version(kAuditRecordVersion);
 }
 
 absl::StatusOr<proto::AuditRecord> DecodeAuditRecord(const trail::Record& rec) {

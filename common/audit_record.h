@@ -19,6 +19,10 @@ inline constexpr uint32_t kAuditRecordVersion = 1;
 
 // Serializes `r` (its asn field is not stored).
 std::string EncodeAuditPayload(const proto::AuditRecord& r);
+// Makes `*r` its own payload encoding (asn cleared, version set), so that it
+// can be serialized in place (trail::TrailWriter::AppendWith) without a copy
+// of its images.
+void PrepareAuditPayload(proto::AuditRecord* r);
 
 // Decodes a trail record into an AuditRecord with asn filled from the frame.
 // kDataLoss when the payload does not parse, its version is unknown, or its

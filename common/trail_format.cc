@@ -121,18 +121,29 @@ absl::StatusOr<SegmentHeader> DecodeHeader(std::string_view bytes) {
 
 void EncodeFrame(uint64_t asn, uint8_t type, std::string_view payload,
                  std::string* dst) {
-  char head[kFrameHeaderSize] = {};
-  PutFixed32(head + kLengthOffset, static_cast<uint32_t>(payload.size()));
+  EncodeFrameWith(
+      asn, type, payload.size(),
+      [&](char* p) {
+        if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
+      },
+      dst);
+}
+
+void EncodeFrameWith(uint64_t asn, uint8_t type, size_t payload_size,
+                     absl::FunctionRef<void(char*)> fill, std::string* dst) {
+  const size_t start = dst->size();
+  dst->resize(start + kFrameOverhead + payload_size);
+  char* head = dst->data() + start;
+  char* payload = head + kFrameHeaderSize;
+  std::memset(head, 0, kFrameHeaderSize);
+  PutFixed32(head + kLengthOffset, static_cast<uint32_t>(payload_size));
   PutFixed64(head + kAsnOffset, asn);
   head[kTypeOffset] = static_cast<char>(type);
-  uint32_t crc = crc32c::Extend(crc32c::Value(head + 4, kFrameHeaderSize - 4),
-                                payload.data(), payload.size());
+  fill(payload);
+  uint32_t crc = crc32c::Extend(crc32c::Value(head + 4, kFrameHeaderSize - 4), payload,
+                                payload_size);
   PutFixed32(head, crc32c::Mask(crc));
-  char trailer[kFrameTrailerSize];
-  PutFixed32(trailer, static_cast<uint32_t>(payload.size()));
-  dst->append(head, kFrameHeaderSize);
-  dst->append(payload);
-  dst->append(trailer, kFrameTrailerSize);
+  PutFixed32(payload + payload_size, static_cast<uint32_t>(payload_size));
 }
 
 FrameHeader DecodeFrameHeader(const char* p) {

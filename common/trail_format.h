@@ -37,6 +37,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 
 namespace rdf::trail {
@@ -92,6 +93,11 @@ absl::StatusOr<SegmentHeader> DecodeHeader(std::string_view bytes);
 // Appends one frame to *dst.
 void EncodeFrame(uint64_t asn, uint8_t type, std::string_view payload,
                  std::string* dst);
+// Appends one frame of `payload_size` bytes to *dst, the payload written in
+// place by `fill` (given where it goes): a large payload is never copied
+// into a string of its own first.
+void EncodeFrameWith(uint64_t asn, uint8_t type, size_t payload_size,
+                     absl::FunctionRef<void(char*)> fill, std::string* dst);
 
 // Frame decoding, shared by the reader and the writer's repair scan.
 struct FrameHeader {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <vector>
 
@@ -215,17 +216,17 @@ struct TrailWriter::Impl {
     return pending.back();
   }
 
-  absl::Status Append(uint64_t asn, uint8_t type, std::string_view payload,
-                      int64_t time_us, Position* at) {
+  absl::Status Append(uint64_t asn, uint8_t type, size_t payload_size,
+                      absl::FunctionRef<void(char*)> fill, int64_t time_us, Position* at) {
     bool flush;
     {
       absl::MutexLock l(&mu);
       if (!error.ok()) return error;
-      RDF_RETURN_IF_ERROR(CheckAppend(asn, type, payload));
-      const uint64_t frame_bytes = kFrameOverhead + payload.size();
+      RDF_RETURN_IF_ERROR(CheckAppend(asn, type, payload_size));
+      const uint64_t frame_bytes = kFrameOverhead + payload_size;
       Chunk& c = ChunkFor(asn, frame_bytes);
       if (at != nullptr) *at = Position{c.segment, c.end()};
-      EncodeFrame(asn, type, payload, &c.data);
+      EncodeFrameWith(asn, type, payload_size, fill, &c.data);
       c.last_asn = asn;
       c.last_time_us = time_us;
       c.last_seq = ++appended_seq;
@@ -243,7 +244,7 @@ struct TrailWriter::Impl {
     return absl::OkStatus();
   }
 
-  absl::Status CheckAppend(uint64_t asn, uint8_t type, std::string_view payload)
+  absl::Status CheckAppend(uint64_t asn, uint8_t type, size_t payload_size)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (type == 0) return absl::InvalidArgumentError("record type 0");
     // Non-decreasing: a control frame (the receiver's save point) may carry
@@ -252,9 +253,9 @@ struct TrailWriter::Impl {
       return absl::InvalidArgumentError(absl::StrCat(
           "trail ", opts.name, ": ASN ", asn, " below the last ASN ", last_asn));
     }
-    if (payload.size() > kMaxPayload) {
+    if (payload_size > kMaxPayload) {
       return absl::InvalidArgumentError(
-          absl::StrCat("payload of ", payload.size(), " bytes is too large"));
+          absl::StrCat("payload of ", payload_size, " bytes is too large"));
     }
     return absl::OkStatus();
   }
@@ -737,7 +738,18 @@ absl::StatusOr<std::unique_ptr<TrailWriter>> TrailWriter::Open(
 absl::Status TrailWriter::Append(uint64_t asn, uint8_t type,
                                  std::string_view payload, int64_t time_us,
                                  Position* at) {
-  return impl_->Append(asn, type, payload, time_us, at);
+  return impl_->Append(
+      asn, type, payload.size(),
+      [&](char* p) {
+        if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
+      },
+      time_us, at);
+}
+
+absl::Status TrailWriter::AppendWith(uint64_t asn, uint8_t type, size_t payload_size,
+                                     absl::FunctionRef<void(char*)> fill, int64_t time_us,
+                                     Position* at) {
+  return impl_->Append(asn, type, payload_size, fill, time_us, at);
 }
 
 absl::StatusOr<std::string> TrailWriter::ReadPayload(const Position& at) {

@@ -47,6 +47,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/durable_end.h"
@@ -93,6 +94,12 @@ class TrailWriter {
   // `at` (if not null) receives where the frame starts, for ReadPayload.
   absl::Status Append(uint64_t asn, uint8_t type, std::string_view payload,
                       int64_t time_us, Position* at = nullptr);
+  // The same, with the payload (`payload_size` bytes) written in place into
+  // the writer's buffer by `fill`, called once under the writer's lock: a
+  // large record is not first encoded into a string of its own.
+  absl::Status AppendWith(uint64_t asn, uint8_t type, size_t payload_size,
+                          absl::FunctionRef<void(char*)> fill, int64_t time_us,
+                          Position* at = nullptr);
 
   // The payload of the frame appended at `at`, synced or not: from the
   // buffer while it is there, else from its segment file (checked as a

@@ -361,16 +361,20 @@ struct Store::Impl {
                                          Transaction::State* writer = nullptr);
 
   // Appends one record; for transaction `s` (may be null) remembers its
-  // first ASN. Returns the record's ASN; `at` (if not null) receives where
-  // its frame starts.
+  // first ASN. Returns the record's ASN (`r`'s own asn field is cleared:
+  // it is serialized in place, its images never copied); `at` (if not
+  // null) receives where its frame starts.
   absl::StatusOr<uint64_t> Append(proto::AuditRecord& r, Transaction::State* s,
                                   trail::Position* at = nullptr) {
     r.set_time_us(opt.clock->NowMicros());
-    std::string payload = EncodeAuditPayload(r);
+    PrepareAuditPayload(&r);
+    const size_t size = r.ByteSizeLong();
     absl::MutexLock l(&audit_mu);
     uint64_t asn = next_asn;
-    RDF_RETURN_IF_ERROR(
-        writer->Append(asn, TypeByte(r.type()), payload, r.time_us(), at));
+    RDF_RETURN_IF_ERROR(writer->AppendWith(
+        asn, TypeByte(r.type()), size,
+        [&](char* p) { r.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(p)); },
+        r.time_us(), at));
     ++next_asn;
     if (s != nullptr && s->first_asn == 0) {
       s->first_asn = asn;
