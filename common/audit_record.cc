@@ -1,7 +1,12 @@
 #include "common/audit_record.h"
 
+#include <cstring>
+
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/escaping.h"
+#include "common/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
 
 namespace rdf {
 
@@ -50,30 +55,32 @@ bool ReadVarint(absl::string_view& in, uint64_t* v) {
   }
   return false;
 }
-}  // namespace
 
-absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view in, bool prefix) {
-  // Field numbers of proto::AuditRecord (proto/audit.proto).
-  constexpr uint32_t kTime = 3, kTxid = 4, kType = 5, kVolume = 6, kFile = 7;
-  AuditHeader h;
+// Field numbers of proto::AuditRecord (proto/audit.proto).
+constexpr uint32_t kTime = 3, kTxid = 4, kType = 5, kVolume = 6, kFile = 7, kBefore = 9,
+                   kAfter = 10;
+
+// Calls `f` for each field of an encoded message in order, with its number
+// and its value (a varint, or the bytes of a length-delimited field; fixed-
+// width fields are skipped). With `stop_above` > 0 it stops at the first
+// field numbered above it.
+absl::Status ForEachField(absl::string_view in, uint32_t stop_above,
+                          absl::FunctionRef<void(uint32_t, uint64_t, absl::string_view)> f) {
   while (!in.empty()) {
     uint64_t tag, v;
     if (!ReadVarint(in, &tag)) return absl::DataLossError("audit record: bad tag");
-    if (prefix && (tag >> 3) > kFile) break;
+    const uint32_t field = static_cast<uint32_t>(tag >> 3);
+    if (stop_above > 0 && field > stop_above) break;
     switch (tag & 7) {
       case 0:  // varint
         if (!ReadVarint(in, &v)) return absl::DataLossError("audit record: bad varint");
-        if ((tag >> 3) == kTime) h.time_us = static_cast<int64_t>(v);
-        if ((tag >> 3) == kTxid) h.txid = v;
-        if ((tag >> 3) == kType) h.type = static_cast<uint32_t>(v);
+        f(field, v, {});
         break;
       case 2: {  // length-delimited
         if (!ReadVarint(in, &v) || v > in.size()) {
           return absl::DataLossError("audit record: bad length");
         }
-        absl::string_view bytes = in.substr(0, v);
-        if ((tag >> 3) == kVolume) h.volume = bytes;
-        if ((tag >> 3) == kFile) h.file = bytes;
+        f(field, 0, in.substr(0, v));
         in.remove_prefix(v);
         break;
       }
@@ -89,7 +96,63 @@ absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view in, bool prefix) {
         return absl::DataLossError("audit record: bad wire type");
     }
   }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<AuditHeader> ScanAuditHeader(absl::string_view in, bool prefix) {
+  AuditHeader h;
+  RDF_RETURN_IF_ERROR(ForEachField(
+      in, prefix ? kFile : 0, [&](uint32_t field, uint64_t v, absl::string_view bytes) {
+        if (field == kTime) h.time_us = static_cast<int64_t>(v);
+        if (field == kTxid) h.txid = v;
+        if (field == kType) h.type = static_cast<uint32_t>(v);
+        if (field == kVolume) h.volume = bytes;
+        if (field == kFile) h.file = bytes;
+      }));
   return h;
+}
+
+absl::StatusOr<AuditImages> ScanAuditImages(absl::string_view payload) {
+  AuditImages i;
+  RDF_RETURN_IF_ERROR(ForEachField(payload, 0, [&](uint32_t field, uint64_t, absl::string_view b) {
+    if (field == kBefore) i.before = b;
+    if (field == kAfter) i.after = b;
+  }));
+  return i;
+}
+
+AuditPayload::AuditPayload(proto::AuditRecord* r, std::optional<absl::string_view> after)
+    : head_(r), after_(after) {
+  PrepareAuditPayload(r);
+  if (after.has_value()) {
+    // After `after` (10) come compensation (11), op (12), ddl (13), control (14).
+    tail_.set_compensation(r->compensation());
+    tail_.set_op(r->op());
+    tail_.set_ddl(r->ddl());
+    tail_.set_control(r->control());
+    r->clear_compensation();
+    r->clear_op();
+    r->clear_ddl();
+    r->clear_control();
+    const uint32_t n = static_cast<uint32_t>(after->size());
+    after_size_ = 1 + google::protobuf::io::CodedOutputStream::VarintSize32(n) + n;
+  }
+  head_size_ = r->ByteSizeLong();
+  tail_size_ = tail_.ByteSizeLong();
+}
+
+void AuditPayload::WriteTo(char* p) const {
+  auto* out = reinterpret_cast<uint8_t*>(p);
+  out = head_->SerializeWithCachedSizesToArray(out);
+  if (after_.has_value()) {
+    *out++ = static_cast<uint8_t>((kAfter << 3) | 2);  // length-delimited
+    out = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+        static_cast<uint32_t>(after_->size()), out);
+    if (!after_->empty()) std::memcpy(out, after_->data(), after_->size());
+    out += after_->size();
+  }
+  tail_.SerializeWithCachedSizesToArray(out);
 }
 
 size_t AuditRecordBytes(const proto::AuditRecord& r) {

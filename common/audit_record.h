@@ -6,6 +6,7 @@
 #ifndef RDF_COMMON_AUDIT_RECORD_H_
 #define RDF_COMMON_AUDIT_RECORD_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -23,6 +24,36 @@ std::string EncodeAuditPayload(const proto::AuditRecord& r);
 // can be serialized in place (trail::TrailWriter::AppendWith) without a copy
 // of its images.
 void PrepareAuditPayload(proto::AuditRecord* r);
+
+// The payload of `*r` with its after image taken from `after` (a view of the
+// caller's value) instead of from the message, written in place by WriteTo
+// (trail::TrailWriter::AppendWith): a large value is copied once, into the
+// trail writer's buffer. The encoding is the one EncodeAuditPayload gives
+// the record with `after` set (fields in number order). `*r` is prepared
+// (PrepareAuditPayload), must not have `after` set, and loses its fields
+// numbered above `after` (compensation, op, ddl, control) to this object.
+// Both must outlive WriteTo.
+class AuditPayload {
+ public:
+  AuditPayload(proto::AuditRecord* r, std::optional<absl::string_view> after);
+  size_t size() const { return head_size_ + after_size_ + tail_size_; }
+  void WriteTo(char* p) const;
+
+ private:
+  proto::AuditRecord* head_;
+  proto::AuditRecord tail_;
+  std::optional<absl::string_view> after_;
+  size_t head_size_ = 0, after_size_ = 0, tail_size_ = 0;
+};
+
+// The images of an encoded record, as views into `payload` (absent when the
+// record has none), read from the wire format without parsing or copying.
+// kDataLoss when the bytes are not a well-formed AuditRecord encoding.
+struct AuditImages {
+  std::optional<absl::string_view> before;
+  std::optional<absl::string_view> after;
+};
+absl::StatusOr<AuditImages> ScanAuditImages(absl::string_view payload);
 
 // Decodes a trail record into an AuditRecord with asn filled from the frame.
 // kDataLoss when the payload does not parse, its version is unknown, or its

@@ -299,10 +299,12 @@ struct Store::Impl {
   uint64_t audit_bytes = 0;
   uint64_t audit_segments = 0;
 
-  // Keeps a new change's images in memory (from `r`, moved) while the
-  // budget allows; else leaves them in its audit record at `at`.
-  void KeepOrSpill(Op& op, proto::AuditRecord& r, const trail::Position& at) {
-    const uint64_t n = ImageBytes(r);
+  // Keeps a new change's images in memory (the before image moved from
+  // `r`, the after image copied from the caller's value) while the budget
+  // allows; else leaves them in its audit record at `at`.
+  void KeepOrSpill(Op& op, proto::AuditRecord& r, std::optional<absl::string_view> after,
+                   const trail::Position& at) {
+    const uint64_t n = (r.has_before() ? r.before().size() : 0) + (after ? after->size() : 0);
     const uint64_t now = n == 0 ? 0 : image_bytes.fetch_add(n) + n;
     if (now > image_budget) {
       image_bytes.fetch_sub(n);
@@ -314,7 +316,7 @@ struct Store::Impl {
          now > peak && !image_bytes_peak.compare_exchange_weak(peak, now);) {
     }
     if (r.has_before()) op.before = std::move(*r.mutable_before());
-    if (r.has_after()) op.after = std::make_shared<const std::string>(std::move(*r.mutable_after()));
+    if (after.has_value()) op.after = std::make_shared<const std::string>(*after);
     if (n > 0) op.held = HeldBytes(&image_bytes, n);
   }
 
@@ -323,14 +325,13 @@ struct Store::Impl {
   // unfinished).
   absl::StatusOr<Images> ReadImages(const trail::Position& at) {
     RDF_ASSIGN_OR_RETURN(std::string payload, writer->ReadPayload(at));
-    proto::AuditRecord r;
-    if (!r.ParseFromString(payload)) {
-      return absl::DataLossError(absl::StrCat("audit record at ", trail::ToString(at),
-                                              " does not parse"));
+    absl::StatusOr<AuditImages> views = ScanAuditImages(payload);
+    if (!views.ok()) {
+      return Annotate(views.status(), absl::StrCat("audit record at ", trail::ToString(at)));
     }
     Images i;
-    if (r.has_before()) i.before = std::move(*r.mutable_before());
-    if (r.has_after()) i.after = std::move(*r.mutable_after());
+    if (views->before.has_value()) i.before = std::string(*views->before);
+    if (views->after.has_value()) i.after = std::string(*views->after);
     return i;
   }
   absl::StatusOr<Images> ImagesOf(const Op& op) {
@@ -361,20 +362,21 @@ struct Store::Impl {
                                          Transaction::State* writer = nullptr);
 
   // Appends one record; for transaction `s` (may be null) remembers its
-  // first ASN. Returns the record's ASN (`r`'s own asn field is cleared:
-  // it is serialized in place, its images never copied); `at` (if not
-  // null) receives where its frame starts.
+  // first ASN. Returns the record's ASN. `r` is serialized in place into the
+  // trail writer's buffer, with its after image (if any) from `after`, a
+  // view of the caller's value, so a large value is copied once (common/
+  // audit_record.h, AuditPayload: `r` loses its asn and the fields after
+  // `after`). `at` (if not null) receives where the frame starts.
   absl::StatusOr<uint64_t> Append(proto::AuditRecord& r, Transaction::State* s,
-                                  trail::Position* at = nullptr) {
+                                  trail::Position* at = nullptr,
+                                  std::optional<absl::string_view> after = std::nullopt) {
     r.set_time_us(opt.clock->NowMicros());
-    PrepareAuditPayload(&r);
-    const size_t size = r.ByteSizeLong();
+    const AuditPayload payload(&r, after);
     absl::MutexLock l(&audit_mu);
     uint64_t asn = next_asn;
-    RDF_RETURN_IF_ERROR(writer->AppendWith(
-        asn, TypeByte(r.type()), size,
-        [&](char* p) { r.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(p)); },
-        r.time_us(), at));
+    RDF_RETURN_IF_ERROR(writer->AppendWith(asn, TypeByte(r.type()), payload.size(),
+                                           [&](char* p) { payload.WriteTo(p); }, r.time_us(),
+                                           at));
     ++next_asn;
     if (s != nullptr && s->first_asn == 0) {
       s->first_asn = asn;
@@ -503,14 +505,17 @@ absl::Status Store::Impl::ApplyToVolume(Volume* v, std::vector<const Op*>& ops,
       RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
       for (const Op* op : ops) {
         MDB_dbi dbi = dbis[op->file];
-        const std::string* value = op->after.get();
-        std::optional<std::string> spilled;  // read back one at a time
+        bool put = op->after != nullptr;
+        absl::string_view value = put ? absl::string_view(*op->after) : absl::string_view();
+        std::string payload;  // a spilled change's record, read back one at a time
         if (op->record.has_value()) {
-          RDF_ASSIGN_OR_RETURN(spilled, AfterOf(*op));
-          value = spilled.has_value() ? &*spilled : nullptr;
+          RDF_ASSIGN_OR_RETURN(payload, writer->ReadPayload(*op->record));
+          RDF_ASSIGN_OR_RETURN(AuditImages im, ScanAuditImages(payload));
+          put = im.after.has_value();
+          if (put) value = *im.after;
         }
-        if (value != nullptr) {
-          RDF_RETURN_IF_ERROR(txn->Put(dbi, op->key, *value));
+        if (put) {
+          RDF_RETURN_IF_ERROR(txn->Put(dbi, op->key, value));
         } else {
           absl::Status d = txn->Delete(dbi, op->key);
           if (!d.ok() && !absl::IsNotFound(d)) return d;
@@ -1426,12 +1431,11 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
   r.set_op(mode == Mode::kDelete  ? proto::DELETE
            : current.has_value() ? proto::UPDATE
                                  : proto::INSERT);
-  // The images move from the record into the change once it is appended
-  // (each held once), or stay only in the audit once tmf.image_memory_bytes
-  // is reached.
+  // The before image moves from the record into the change once it is
+  // appended, and the after image is copied from `value` (each held once),
+  // or they stay only in the audit once tmf.image_memory_bytes is reached.
   if (current.has_value()) r.set_before(std::move(*current));
-  if (value.has_value()) r.set_after(value->data(), value->size());
-  size_t bytes = AuditRecordBytes(r);
+  const size_t bytes = AuditRecordBytes(r) + (value.has_value() ? value->size() : 0);
   if (s->bytes + bytes > st->cfg->tmf().max_txn_bytes()) {
     st->Log(events::kTransactionTooLarge, {{"txid", absl::StrCat(s->id)},
              {"max_txn_bytes", absl::StrCat(st->cfg->tmf().max_txn_bytes())}});
@@ -1441,13 +1445,13 @@ absl::Status Write(Transaction::State* s, absl::string_view volume,
         "the work into smaller transactions"));
   }
   trail::Position at;
-  RDF_RETURN_IF_ERROR(st->Append(r, s, &at).status());
+  RDF_RETURN_IF_ERROR(st->Append(r, s, &at, value).status());
   s->bytes += bytes;
   Op op;
   op.vol = v;
   op.file = std::string(file);
   op.key = std::string(key);
-  st->KeepOrSpill(op, r, at);
+  st->KeepOrSpill(op, r, value, at);
   s->writes[lock_key] = s->ops.size();
   s->ops.push_back(std::move(op));
   return absl::OkStatus();
