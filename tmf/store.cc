@@ -1013,8 +1013,8 @@ absl::Status Store::Impl::OpenVolumes() {
 namespace {
 // Recovery holds the images of a change of a transaction without an outcome
 // yet only up to this size; a larger one is read back from the audit when
-// its transaction commits or is backed out, so recovery's memory does not
-// grow with the open transactions' images.
+// its transaction commits or is backed out, so large records of open
+// transactions do not add up in recovery's memory.
 constexpr uint64_t kRecoveryHeldImageBytes = 64 << 10;
 
 // A change read by recovery: its record, and where the record is when its
