@@ -39,6 +39,7 @@ class ShipSystem:
         self.primary = os.path.join(self.work, "primary")
         self.backup = os.path.join(self.work, "backup")
         self.procs = {}
+        self.loads = []  # every rdf-load started: stopped by stop_all if still running
         self.ext_cfg = self.cfg
 
     def start(self, name, cfg=None, env=None):
@@ -59,12 +60,20 @@ class ShipSystem:
         for p in list(self.procs.values()):
             p.stop()
         self.procs.clear()
+        # A load a failed test left running (its data directory is removed
+        # next, and it would never finish) is killed by its pid.
+        for p in self.loads:
+            if p.p.poll() is None:
+                p.kill()
+        self.loads.clear()
 
     def load(self, txns, clients=4, extra=()):
-        return rdftest.Process([rdftest.binary("rdf-load"), "--config", self.cfg, "--txns",
-                                str(txns), "--rows-per-txn", str(K), "--clients", str(clients),
-                                "--quiet", *extra],
-                               log_path=os.path.join(self.work, "load.log"))
+        p = rdftest.Process([rdftest.binary("rdf-load"), "--config", self.cfg, "--txns",
+                             str(txns), "--rows-per-txn", str(K), "--clients", str(clients),
+                             "--quiet", *extra],
+                            log_path=os.path.join(self.work, "load.log"))
+        self.loads.append(p)
+        return p
 
     def recover_primary(self):
         """Reopens the primary after a SIGKILLed load: tmf makes the audit
