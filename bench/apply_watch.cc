@@ -8,10 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/cli.h"
-#include "common/config.h"
-#include "common/lmdb_env.h"
-#include "common/volume_meta.h"
+#include "common/base/cli.h"
+#include "common/config/config.h"
+#include "common/lmdb/env.h"
+#include "common/lmdb/volume_meta.h"
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;

@@ -14,9 +14,9 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "common/cli.h"
-#include "common/config.h"
-#include "common/lmdb_env.h"
+#include "common/base/cli.h"
+#include "common/config/config.h"
+#include "common/lmdb/env.h"
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;

@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "common/cli.h"
-#include "common/config.h"
+#include "common/base/cli.h"
+#include "common/config/config.h"
 #include "tmf/load_generator.h"
 #include "tmf/store.h"
 

@@ -1,7 +1,7 @@
 #include "monitor/control_access.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/curve_keys.h"
+#include "common/net/curve_keys.h"
 
 namespace rdf::monitor {
 

@@ -25,7 +25,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "common/config.h"
+#include "common/config/config.h"
 #include "control.pb.h"
 
 namespace rdf::monitor {

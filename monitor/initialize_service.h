@@ -1,7 +1,7 @@
 // The monitor's half of `rdfcom initialize` (docs/monitor.md
 // "initialize"): on the primary it serves the snapshots of its volumes
-// (INIT_SOURCE_*, common/initialize_source.h), on the backup it receives and
-// installs them (INIT_TARGET_*, common/initialize_target.h). rdfcom relays
+// (INIT_SOURCE_*, common/initcopy/source.h), on the backup it receives and
+// installs them (INIT_TARGET_*, common/initcopy/target.h). rdfcom relays
 // the chunks from one monitor to the other.
 //
 // One session per node at a time, named by the request's copy_id; another
@@ -23,8 +23,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "common/config.h"
-#include "common/event_log.h"
+#include "common/config/config.h"
+#include "common/events/log.h"
 #include "control.pb.h"
 #include "initialize.pb.h"
 

@@ -11,17 +11,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "common/control_client.h"
-#include "common/curve_keys.h"
-#include "common/durable_end.h"
-#include "common/event_catalog.h"
-#include "common/event_follower.h"
-#include "common/stall.h"
-#include "common/status_file.h"
-#include "common/status_macros.h"
-#include "common/takeover_state.h"
-#include "common/wire.h"
-#include "common/zap_handler.h"
+#include "common/net/control_client.h"
+#include "common/net/curve_keys.h"
+#include "common/trail/durable_end.h"
+#include "common/events/catalog.h"
+#include "common/events/follower.h"
+#include "common/process/stall.h"
+#include "common/state/status_file.h"
+#include "common/base/status_macros.h"
+#include "common/state/takeover_state.h"
+#include "common/wire/wire.h"
+#include "common/net/zap_handler.h"
 #include "monitor/control_access.h"
 #include "monitor/initialize_service.h"
 #include "monitor/metrics.h"
@@ -72,7 +72,7 @@ struct Monitor::Impl {
   std::string state;           // last reported, for event 924
   proto::NodeStatus status;    // refreshed every kRefreshInterval
   std::map<std::string, Caller> callers;  // by public key: who the ZAP handler admits
-  // Stall detection (common/stall.h), one detector per process name.
+  // Stall detection (common/process/stall.h), one detector per process name.
   std::map<std::string, status::StallDetector> stalls;
   bool any_stalled = false;
   // Judges `p` (its status just read) and records a stall in it; logs 995

@@ -14,8 +14,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/config.h"
-#include "common/event_log.h"
+#include "common/config/config.h"
+#include "common/events/log.h"
 #include "control.pb.h"
 
 namespace rdf::monitor {

@@ -11,8 +11,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/event_catalog.h"
-#include "common/subprocess.h"
+#include "common/events/catalog.h"
+#include "common/base/subprocess.h"
 
 namespace rdf::monitor {
 

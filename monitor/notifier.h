@@ -16,7 +16,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/event_log.h"
+#include "common/events/log.h"
 #include "event.pb.h"
 
 namespace rdf::monitor {

@@ -9,9 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/event_catalog.h"
-#include "common/process_lock.h"
-#include "common/subprocess.h"
+#include "common/events/catalog.h"
+#include "common/process/lock.h"
+#include "common/base/subprocess.h"
 
 namespace rdf::monitor {
 namespace {

@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/lmdb_env.h"
-#include "common/save_point.h"
-#include "common/status_macros.h"
-#include "common/volume_meta.h"
+#include "common/lmdb/env.h"
+#include "common/state/save_point.h"
+#include "common/base/status_macros.h"
+#include "common/lmdb/volume_meta.h"
 
 namespace rdf::monitor {
 

@@ -30,7 +30,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/config.h"
+#include "common/config/config.h"
 #include "control.pb.h"
 
 namespace rdf::monitor {

@@ -6,16 +6,16 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "common/event_catalog.h"
-#include "common/initial_copy.h"
-#include "common/lmdb_checkpoint.h"
-#include "common/lmdb_env.h"
-#include "common/process_main.h"
-#include "common/save_point.h"
-#include "common/status_file.h"
-#include "common/status_macros.h"
-#include "common/trail_reader.h"
-#include "common/volume_meta.h"
+#include "common/events/catalog.h"
+#include "common/state/initial_copy.h"
+#include "common/lmdb/checkpoint.h"
+#include "common/lmdb/env.h"
+#include "common/process/main.h"
+#include "common/state/save_point.h"
+#include "common/state/status_file.h"
+#include "common/base/status_macros.h"
+#include "common/trail/reader.h"
+#include "common/lmdb/volume_meta.h"
 
 namespace rdf::purger {
 namespace {

@@ -23,9 +23,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/clock.h"
-#include "common/config.h"
-#include "common/file_system.h"
+#include "common/base/clock.h"
+#include "common/config/config.h"
+#include "common/base/file_system.h"
 
 namespace rdf::purger {
 

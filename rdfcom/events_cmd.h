@@ -1,6 +1,6 @@
 // rdfcom events: the EMS events of one node or of both, merged by time
 // (docs/rdfcom.md). Each process keeps its own event trail under
-// <data_dir>/events (common/event_log.h); this reads every trail of the
+// <data_dir>/events (common/events/log.h); this reads every trail of the
 // selected nodes' data directories, so it works only where those folders are
 // readable (on loopback both are local).
 #ifndef RDF_RDFCOM_EVENTS_CMD_H_
@@ -16,9 +16,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/config.h"
-#include "common/event_log.h"
-#include "common/file_system.h"
+#include "common/config/config.h"
+#include "common/events/log.h"
+#include "common/base/file_system.h"
 #include "event.pb.h"
 
 namespace rdf::rdfcom {

@@ -10,13 +10,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "common/crc32c.h"
-#include "common/initial_copy.h"
-#include "common/initialize_files.h"
-#include "common/initialize_source.h"
-#include "common/initialize_target.h"
-#include "common/process_main.h"
-#include "common/status_macros.h"
+#include "common/base/crc32c.h"
+#include "common/state/initial_copy.h"
+#include "common/initcopy/files.h"
+#include "common/initcopy/source.h"
+#include "common/initcopy/target.h"
+#include "common/process/main.h"
+#include "common/base/status_macros.h"
 
 namespace rdf::rdfcom {
 namespace {

@@ -35,8 +35,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/config.h"
-#include "common/control_client.h"
+#include "common/config/config.h"
+#include "common/net/control_client.h"
 #include "initialize.pb.h"
 
 namespace rdf::rdfcom {

@@ -10,21 +10,21 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/cli.h"
-#include "common/config.h"
-#include "common/event_log.h"
+#include "common/base/cli.h"
+#include "common/config/config.h"
+#include "common/events/log.h"
 #include "rdfcom/events_cmd.h"
 #include "rdfcom/exceptions_cmd.h"
 #include "rdfcom/nodes.h"
-#include "common/control_client.h"
+#include "common/net/control_client.h"
 #include "rdfcom/keygen.h"
 #include "rdfcom/status_cmd.h"
 #include "rdfcom/verify.h"
 #include "rdfcom/initialize.h"
 #include "rdfcom/takeover.h"
 #include "rdfcom/validate.h"
-#include "common/status_file.h"
-#include "common/subprocess.h"
+#include "common/state/status_file.h"
+#include "common/base/subprocess.h"
 #include <unistd.h>
 
 namespace {

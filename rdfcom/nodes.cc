@@ -1,6 +1,6 @@
 #include "rdfcom/nodes.h"
 
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
 
 namespace rdf::rdfcom {
 

@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "common/event_log.h"
-#include "common/status_file.h"
+#include "common/events/log.h"
+#include "common/state/status_file.h"
 
 namespace rdf::rdfcom {
 namespace {
@@ -39,7 +39,7 @@ proto::ProcessSummary Summarize(const std::string& node, const proto::ManagedPro
                          ? std::string("no status since it started")
                          : absl::StrFormat("no status for %.1f s", m.status_age_ms() / 1000.0));
   }
-  if (m.stalled_ms() > 0) {  // its position stands while work waits (common/stall.h)
+  if (m.stalled_ms() > 0) {  // its position stands while work waits (common/process/stall.h)
     p.set_state("STALLED");
     p.set_last_error(m.stall_reason());
     p.set_stalled_ms(m.stalled_ms());

@@ -9,9 +9,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/config.h"
+#include "common/config/config.h"
 #include "control.pb.h"
-#include "common/control_client.h"
+#include "common/net/control_client.h"
 #include "status.pb.h"
 
 namespace rdf::rdfcom {

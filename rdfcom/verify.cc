@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/event_catalog.h"
-#include "common/status_macros.h"
+#include "common/events/catalog.h"
+#include "common/base/status_macros.h"
 
 namespace rdf::rdfcom {
 

@@ -42,10 +42,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
-#include "common/config.h"
+#include "common/base/clock.h"
+#include "common/config/config.h"
 #include "control.pb.h"
-#include "common/control_client.h"
+#include "common/net/control_client.h"
 
 namespace rdf::rdfcom {
 

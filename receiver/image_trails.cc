@@ -6,10 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "audit.pb.h"
-#include "common/audit_record.h"
-#include "common/save_point.h"
-#include "common/status_macros.h"
-#include "common/trail_reader.h"
+#include "common/state/audit_record.h"
+#include "common/state/save_point.h"
+#include "common/base/status_macros.h"
+#include "common/trail/reader.h"
 
 namespace rdf::receiver {
 

@@ -21,11 +21,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "common/clock.h"
-#include "common/config.h"
-#include "common/file_system.h"
-#include "common/shared_blob.h"
-#include "common/trail_writer.h"
+#include "common/base/clock.h"
+#include "common/config/config.h"
+#include "common/base/file_system.h"
+#include "common/base/shared_blob.h"
+#include "common/trail/writer.h"
 #include "imagetrail.pb.h"
 #include "wire.pb.h"
 

@@ -7,13 +7,13 @@
 #include <filesystem>
 
 #include "audit.pb.h"
-#include "common/audit_record.h"
-#include "common/clock.h"
-#include "common/mem_file_system.h"
+#include "common/state/audit_record.h"
+#include "common/base/clock.h"
+#include "common/testing/mem_file_system.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
-#include "common/save_point.h"
-#include "common/trail_reader.h"
+#include "common/state/save_point.h"
+#include "common/trail/reader.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

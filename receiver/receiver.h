@@ -10,9 +10,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/clock.h"
-#include "common/config.h"
-#include "common/file_system.h"
+#include "common/base/clock.h"
+#include "common/config/config.h"
+#include "common/base/file_system.h"
 
 namespace rdf::receiver {
 
@@ -34,7 +34,7 @@ class Receiver {
   static absl::StatusOr<std::unique_ptr<Receiver>> Open(const ReceiverOptions& options);
   ~Receiver();
   // Serves until *stop becomes true (SIGTERM), then takes a last save point.
-  // Once a takeover epoch exists (common/takeover_state.h) it refuses the
+  // Once a takeover epoch exists (common/state/takeover_state.h) it refuses the
   // old primary and records its final save point, carrying the epoch.
   absl::Status Run(const std::atomic<bool>* stop);
 

@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "common/cli.h"
-#include "common/config.h"
+#include "common/base/cli.h"
+#include "common/config/config.h"
 #include "tmf/load_generator.h"
 #include "tmf/store.h"
 #include "tmf/wide_load.h"

@@ -33,9 +33,9 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
-#include "common/clock.h"
-#include "common/config.h"
-#include "common/file_system.h"
+#include "common/base/clock.h"
+#include "common/config/config.h"
+#include "common/base/file_system.h"
 
 namespace rdf::tmf {
 

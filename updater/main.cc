@@ -2,9 +2,9 @@
 // (see updater.h).
 #include <cstdio>
 
-#include "common/process_main.h"
-#include "common/status_file.h"
-#include "common/status_macros.h"
+#include "common/process/main.h"
+#include "common/state/status_file.h"
+#include "common/base/status_macros.h"
 #include "updater/updater.h"
 
 int main(int argc, char** argv) {

@@ -18,21 +18,21 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "audit.pb.h"
-#include "common/audit_record.h"
-#include "common/event_catalog.h"
-#include "common/file_system.h"
-#include "common/initial_copy.h"
-#include "common/lmdb_checkpoint.h"
-#include "common/lmdb_env.h"
-#include "common/process_main.h"
-#include "common/rtd_watch.h"
-#include "common/save_point.h"
-#include "common/shared_blob.h"
-#include "common/status_file.h"
-#include "common/status_macros.h"
-#include "common/takeover_state.h"
-#include "common/trail_reader.h"
-#include "common/volume_meta.h"
+#include "common/state/audit_record.h"
+#include "common/events/catalog.h"
+#include "common/base/file_system.h"
+#include "common/state/initial_copy.h"
+#include "common/lmdb/checkpoint.h"
+#include "common/lmdb/env.h"
+#include "common/process/main.h"
+#include "common/process/rtd_watch.h"
+#include "common/state/save_point.h"
+#include "common/base/shared_blob.h"
+#include "common/state/status_file.h"
+#include "common/base/status_macros.h"
+#include "common/state/takeover_state.h"
+#include "common/trail/reader.h"
+#include "common/lmdb/volume_meta.h"
 #include "takeover.pb.h"
 
 namespace rdf::updater {
@@ -175,7 +175,7 @@ struct Updater::Impl {
   MDB_dbi meta = 0;
   MDB_dbi skipped_db = 0;  // kSkippedDb
   // Commits are deferred-durable; this makes them durable now and then
-  // (common/lmdb_checkpoint.h). Destroyed before `env`.
+  // (common/lmdb/checkpoint.h). Destroyed before `env`.
   std::unique_ptr<lmdb::Checkpointer> checkpointer;
   std::unique_ptr<SharedBlob> blob;
   std::unique_ptr<SavePointLimit> limit;
@@ -183,7 +183,7 @@ struct Updater::Impl {
   std::unique_ptr<trail::TrailReader> reader;
   std::unique_ptr<WritableFile> exceptions;
   uint64_t exceptions_size = 0;
-  // After an online initial copy (common/initial_copy.h): the records the
+  // After an online initial copy (common/state/initial_copy.h): the records the
   // copy already holds, skipped in REDO and UNDO alike.
   SnapshotFilter copy;
 

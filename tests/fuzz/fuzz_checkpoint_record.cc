@@ -1,5 +1,5 @@
 // Fuzz target: the checkpoint record of a deferred-durability LMDB
-// environment (common/lmdb_checkpoint.h: <volume dir>/checkpoint, two slots
+// environment (common/lmdb/checkpoint.h: <volume dir>/checkpoint, two slots
 // of kCheckpointSlotBytes, each a length, a masked CRC32C and an
 // LmdbCheckpoint). The first half of the input is slot 0, the second half
 // slot 1 (each at its offset of an otherwise zero file); ReadCheckpoint reads
@@ -18,7 +18,7 @@
 #include <fstream>
 #include <string>
 
-#include "common/lmdb_checkpoint.h"
+#include "common/lmdb/checkpoint.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// Fuzz target: the configuration loader (common/config.h). The input is the
+// Fuzz target: the configuration loader (common/config/config.h). The input is the
 // text of a configuration file; config::Parse parses and validates it (and
 // builds its error messages, with their line, column and field path) without
 // touching the file system. A configuration that loads is then queried the
@@ -18,8 +18,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/config.h"
-#include "common/curve_keys.h"
+#include "common/config/config.h"
+#include "common/net/curve_keys.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

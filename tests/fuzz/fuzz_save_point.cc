@@ -1,4 +1,4 @@
-// Fuzz target: the receiver's save points (common/save_point.h) as every
+// Fuzz target: the receiver's save points (common/state/save_point.h) as every
 // reader meets them: frames of type kSavePointRecordType in the MIT
 // (ReadLastSavePoint, which the receiver opens with) and the published copy
 // in savepoint.shm with the open set read back from its frame
@@ -35,13 +35,13 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/file_system.h"
-#include "common/mem_file_system.h"
-#include "common/save_point.h"
-#include "common/shared_blob.h"
-#include "common/trail_format.h"
-#include "common/trail_writer.h"
+#include "common/base/clock.h"
+#include "common/base/file_system.h"
+#include "common/testing/mem_file_system.h"
+#include "common/state/save_point.h"
+#include "common/base/shared_blob.h"
+#include "common/trail/format.h"
+#include "common/trail/writer.h"
 #include "imagetrail.pb.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/save_point_input.h"

@@ -22,14 +22,14 @@
 #include <string_view>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/crc32c.h"
-#include "common/durable_end.h"
-#include "common/file_system.h"
-#include "common/mem_file_system.h"
-#include "common/trail_format.h"
-#include "common/trail_reader.h"
-#include "common/trail_writer.h"
+#include "common/base/clock.h"
+#include "common/base/crc32c.h"
+#include "common/trail/durable_end.h"
+#include "common/base/file_system.h"
+#include "common/testing/mem_file_system.h"
+#include "common/trail/format.h"
+#include "common/trail/reader.h"
+#include "common/trail/writer.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/segment_input.h"
 

@@ -1,5 +1,5 @@
 // Fuzz target: the takeover epoch file (<backup data_dir>/takeover/epoch,
-// common/takeover_state.h), read by the receiver, the updaters, the monitor
+// common/state/takeover_state.h), read by the receiver, the updaters, the monitor
 // and rdfcom to know whether a takeover began. The input is the file's
 // contents (on a MemFileSystem).
 //
@@ -10,9 +10,9 @@
 #include <cstdint>
 #include <string>
 
-#include "common/config.h"
-#include "common/mem_file_system.h"
-#include "common/takeover_state.h"
+#include "common/config/config.h"
+#include "common/testing/mem_file_system.h"
+#include "common/state/takeover_state.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,4 +1,4 @@
-// Fuzz target: a message as it arrives from the network (common/wire.h),
+// Fuzz target: a message as it arrives from the network (common/wire/wire.h),
 // taken through what the receiver and the extractor do with raw bytes before
 // they act: wire::Decode (size limit, parse, version, body), then for a batch
 // the receiver's ImageTrails::Validate and the audit-record header scan the
@@ -23,12 +23,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "audit.pb.h"
-#include "common/audit_record.h"
-#include "common/clock.h"
-#include "common/config.h"
-#include "common/mem_file_system.h"
-#include "common/trail_reader.h"
-#include "common/wire.h"
+#include "common/state/audit_record.h"
+#include "common/base/clock.h"
+#include "common/config/config.h"
+#include "common/testing/mem_file_system.h"
+#include "common/trail/reader.h"
+#include "common/wire/wire.h"
 #include "receiver/image_trails.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "wire.pb.h"

@@ -23,10 +23,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "audit.pb.h"
-#include "common/audit_record.h"
-#include "common/cli.h"
-#include "common/file_system.h"
-#include "common/trail_reader.h"
+#include "common/state/audit_record.h"
+#include "common/base/cli.h"
+#include "common/base/file_system.h"
+#include "common/trail/reader.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/reflection.h"
@@ -37,7 +37,7 @@ namespace {
 
 // The frame type of a receiver save point in the MIT (proto::SavePoint in
 // proto/imagetrail.proto): outside the proto::RecordType range. Same value
-// as kSavePointRecordType in common/save_point.h (being written with the
+// as kSavePointRecordType in common/state/save_point.h (being written with the
 // receiver); switch to that constant once it is in.
 constexpr uint8_t kSavePointFrameType = 16;
 

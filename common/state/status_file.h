@@ -1,0 +1,27 @@
+// Process status publication: each process writes its proto::ProcessStatus
+// at least once a second to "<data_dir>/status/<process>.status" (binary
+// proto, replaced by rename; not fsynced: it is live state, not a record),
+// and the same as JSON in "<process>.json". The monitor and tests read them.
+#ifndef RDF_COMMON_STATE_STATUS_FILE_H_
+#define RDF_COMMON_STATE_STATUS_FILE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
+#include "status.pb.h"
+
+namespace rdf {
+
+std::string StatusDir(const std::string& data_dir);
+absl::Status WriteStatus(const std::string& data_dir, const proto::ProcessStatus& s);
+absl::StatusOr<proto::ProcessStatus> ReadStatus(const std::string& data_dir,
+                                                const std::string& process);
+// One JSON object with field names as in the .proto, every field present,
+// and 64-bit integers as JSON numbers (not proto3's strings).
+std::string ProtoToJson(const google::protobuf::Message& m);
+std::string StatusToJson(const proto::ProcessStatus& s);
+
+}  // namespace rdf
+
+#endif  // RDF_COMMON_STATE_STATUS_FILE_H_
