@@ -179,6 +179,17 @@ int CurrentSlot(const std::optional<proto::LmdbCheckpoint> (&slots)[2]) {
   return slots[1]->sequence() > slots[0]->sequence() ? 1 : 0;
 }
 
+// Whether the file is as Checkpointer::OpenRecordFile made it, whole and
+// zeroed, with at most its first record (slot 0) begun: slot 1 was never
+// written. A writer killed there (or a power loss in that first write) had
+// applied nothing yet, since Start returns only once the first record is
+// durable: the volume has no checkpoint, as when the file does not exist.
+bool FirstRecordNeverCompleted(const std::string& file) {
+  if (file.size() != 2 * kCheckpointSlotBytes) return false;
+  return std::all_of(file.begin() + kCheckpointSlotBytes, file.end(),
+                     [](char c) { return c == '\0'; });
+}
+
 }  // namespace
 
 absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::string& dir,
@@ -188,6 +199,9 @@ absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(const std::s
   RDF_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(fs, path));
   std::optional<proto::LmdbCheckpoint> slots[2] = {ParseSlot(bytes, 0), ParseSlot(bytes, 1)};
   const int current = CurrentSlot(slots);
+  if (current < 0 && FirstRecordNeverCompleted(bytes)) {
+    return std::optional<proto::LmdbCheckpoint>();
+  }
   if (current < 0) {
     return absl::DataLossError(absl::StrCat(path, ": neither slot holds a version ",
                                             kRecordVersion, " checkpoint record"));

@@ -375,6 +375,37 @@ TEST_F(CheckpointTest, ATornRecordLeavesThePreviousOne) {
   EXPECT_EQ(after->sequence(), second->sequence());
 }
 
+TEST_F(CheckpointTest, ARecordFileKilledBeforeItsFirstRecordHoldsNone) {
+  // The updater killed between making the file and its first record (or a
+  // power loss in that first write): nothing was applied yet, so the volume
+  // opens as one without a checkpoint (it used to stop for good: "neither
+  // slot holds a version 1 checkpoint record").
+  std::filesystem::create_directories(Vol());
+  std::string bytes(2 * kCheckpointSlotBytes, '\0');
+  ASSERT_OK(WriteFileAtomically(FileSystem::Default(), CheckpointPath(Vol()), bytes));
+  ASSERT_OK_AND_ASSIGN(auto none, ReadCheckpoint(Vol()));
+  EXPECT_FALSE(none.has_value());
+  bytes.replace(0, 40, std::string(40, 'x'));  // slot 0 torn in its first write
+  ASSERT_OK(WriteFileAtomically(FileSystem::Default(), CheckpointPath(Vol()), bytes));
+  ASSERT_OK_AND_ASSIGN(none, ReadCheckpoint(Vol()));
+  EXPECT_FALSE(none.has_value());
+  ASSERT_OK_AND_ASSIGN(Recovery r, RecoverToCheckpoint(Vol()));
+  EXPECT_FALSE(r.restored);
+  // The next writer starts over in that file.
+  Open(Vol());
+  ASSERT_OK_AND_ASSIGN(cp_, Checkpointer::Start(env_.get(), kNever, {4, 4, 4}));
+  ASSERT_OK_AND_ASSIGN(auto first, ReadCheckpoint(Vol()));
+  EXPECT_EQ(first->applied_asn(), 4u);
+  // Slot 1 written once: a damaged slot 0 is data loss again.
+  ASSERT_OK(cp_->SyncNow({5, 5, 5}, false));
+  Close();
+  ASSERT_OK_AND_ASSIGN(bytes, ReadFileToString(FileSystem::Default(), CheckpointPath(Vol())));
+  bytes.replace(kCheckpointSlotBytes, 40, std::string(40, 'x'));
+  bytes.replace(0, 40, std::string(40, 'x'));
+  ASSERT_OK(WriteFileAtomically(FileSystem::Default(), CheckpointPath(Vol()), bytes));
+  EXPECT_THAT(ReadCheckpoint(Vol()).status(), StatusIs(absl::StatusCode::kDataLoss, ::testing::_));
+}
+
 TEST_F(CheckpointTest, ADamagedRecordFileIsDataLoss) {
   std::filesystem::create_directories(Vol());
   ASSERT_OK(WriteFileAtomically(FileSystem::Default(), CheckpointPath(Vol()), "\x08\x09junk"));

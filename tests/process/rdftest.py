@@ -388,16 +388,27 @@ def lock_holder(data_dir, name):
         os.close(fd)
 
 
-def wait_for(predicate, timeout, what):
+def wait_for(predicate, timeout, what, detail=None):
     """Polls predicate() every 0.1 s for at most `timeout` seconds; raises
-    AssertionError naming `what` when it never holds."""
+    AssertionError naming `what` when it never holds, with detail() (what
+    the test saw instead: a status, a log's tail) when given."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    seen = f"\n{detail()}" if detail else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{seen}")
+
+
+def log_tail(path, lines=30):
+    """The last `lines` lines of a log file, for a failure's message."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except FileNotFoundError:
+        return f"(no {path})"
 
 
 def events(cfg, node, number=None):

@@ -323,8 +323,13 @@ class UpdaterTest(unittest.TestCase):
             self.insert_load(4000)
             self.sys.wait_drained()
             self.sys.start("updater-$DATA01")
-            st = rdftest.wait_for(lambda: (lambda s: s if s and s["state"] == "RETRYING" else None)(
-                rdftest.status(self.sys.backup, "updater-DATA01")), 60, "state RETRYING")
+            st = rdftest.wait_for(
+                lambda: (lambda s: s if s and s["state"] == "RETRYING" else None)(
+                    rdftest.status(self.sys.backup, "updater-DATA01")), 60, "state RETRYING",
+                lambda: "status: {}\nlog:\n{}\nvolume: {}".format(
+                    rdftest.status(self.sys.backup, "updater-DATA01"),
+                    rdftest.log_tail(os.path.join(self.sys.work, "updater-$DATA01.log")),
+                    {n: os.path.getsize(os.path.join(vol, n)) for n in os.listdir(vol)}))
             # LMDB reports a short write on a full disk as EIO.
             self.assertRegex(st["last_error"], "space|Input/output error")
             rdftest.wait_for(lambda: rdftest.events(self.sys.cfg, "backup", 739), 10, "event 739")
