@@ -20,30 +20,13 @@
 #include "common/net/socket_monitor.h"
 #include "common/state/status_file.h"
 #include "common/base/status_macros.h"
+#include "common/base/test_point.h"
 #include "common/state/takeover_state.h"
 #include "common/wire/wire.h"
 #include "common/net/zap_handler.h"
 #include "receiver/image_trails.h"
 
 namespace rdf::receiver {
-namespace {
-// Test hook (process tests only): RDF_TEST_RECEIVER_STALL_ON_HELLO="<n>:<ms>"
-// makes the receiver's main loop sleep <ms> before answering the <n>-th
-// Hello it receives, as a save point stuck in fdatasync would, with the
-// connection up (tests/process/ship_test.py, the stale Welcome of finding 7).
-void MaybeStallOnHello(uint64_t hellos) {
-  static const std::pair<uint64_t, int64_t> stall = [] {
-    const char* v = std::getenv("RDF_TEST_RECEIVER_STALL_ON_HELLO");
-    uint64_t n = 0;
-    int64_t ms = 0;
-    if (v == nullptr || std::sscanf(v, "%lu:%ld", &n, &ms) != 2) return std::make_pair(0ul, 0l);
-    return std::make_pair(n, ms);
-  }();
-  if (stall.first != 0 && hellos == stall.first) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(stall.second));
-  }
-}
-}  // namespace
 
 struct Receiver::Impl {
   ReceiverOptions opt;
@@ -79,7 +62,6 @@ struct Receiver::Impl {
   bool silent_reported = false;
   uint64_t batches = 0;
   uint64_t acked_seq = 0;
-  uint64_t hellos = 0;  // received, for the test hook
 
   // Events use the catalog's text and severity (docs/events.md); the
   // specifics go into fields.
@@ -206,7 +188,10 @@ void Receiver::Impl::HandleHello(const std::string& from, const proto::Hello& h)
     Refuse(from, proto::Refuse::FENCED, "this backup has taken over; audit is refused");
     return;
   }
-  MaybeStallOnHello(++hellos);
+  // Test point: a save point stuck in fdatasync before the Welcome, with
+  // the connection up (tests/process/ship_test.py, the stale Welcome of
+  // finding 7): RDF_TEST_POINTS=receiver.before_welcome@2:sleep=7000.
+  TestPoint("receiver.before_welcome");
   peer = from;
   trails->NoteAuditEnd(h.audit_end_asn(), h.audit_end_time_us());
   trails->DropPartial();  // the new session resends it from its first fragment

@@ -30,6 +30,7 @@
 #include "common/base/shared_blob.h"
 #include "common/state/status_file.h"
 #include "common/base/status_macros.h"
+#include "common/base/test_point.h"
 #include "common/state/takeover_state.h"
 #include "common/trail/reader.h"
 #include "common/lmdb/volume_meta.h"
@@ -133,22 +134,8 @@ class FinalSavePointLimit : public trail::EndSource {
   trail::End end_;
 };
 
-// Test hook (process tests only): RDF_TEST_UPDATER_KILL_AFTER_COMMITS=N makes
-// the updater SIGKILL itself right after its N-th LMDB commit, to show that
-// a crash between the commit and anything after it applies nothing twice;
-// with RDF_TEST_UPDATER_KILL_PHASE=undo only takeover's undo commits count.
-int64_t KillAfterCommitsFromEnv() {
-  const char* v = std::getenv("RDF_TEST_UPDATER_KILL_AFTER_COMMITS");
-  int64_t n = 0;
-  return v != nullptr && absl::SimpleAtoi(v, &n) && n > 0 ? n : 0;
-}
-bool KillInUndoOnlyFromEnv() {
-  const char* v = std::getenv("RDF_TEST_UPDATER_KILL_PHASE");
-  return v != nullptr && std::string(v) == "undo";
-}
-
-// Test hook (process tests and the fault campaign):
-// RDF_TEST_UPDATER_CRASH_IN_GROWTH=1 makes the updater SIGKILL itself once in
+// Test point (process tests and the fault campaign; common/base/test_point.h):
+// RDF_TEST_POINTS=updater.crash_in_growth makes the updater SIGKILL itself once in
 // the middle of each growth of its volume's map, at one of its steps in turn:
 // 0 before the checkpointer lets go of the map, 1 after, 2 after the map was
 // set to its new size (nothing written at that size yet), 3 after the
@@ -157,10 +144,6 @@ bool KillInUndoOnlyFromEnv() {
 // so that the growth the restarted updater does again (its volume's meta page
 // still has the old size) goes through.
 constexpr char kGrowthCrashesFile[] = "test-growth-crashes";
-bool CrashInGrowthFromEnv() {
-  const char* v = std::getenv("RDF_TEST_UPDATER_CRASH_IN_GROWTH");
-  return v != nullptr && std::string(v) == "1";
-}
 
 }  // namespace
 
@@ -202,8 +185,6 @@ struct Updater::Impl {
   size_t budget_records = SIZE_MAX;
   int64_t leaf_pages_at_us = 0;
   void RefreshPageBudget();
-  int64_t kill_after_commits = 0;
-  bool kill_in_undo_only = false;
   bool crash_in_growth = false;
   // RDF_TEST_UPDATER_CRASH_IN_GROWTH: SIGKILL at `step` of the growth from
   // `from_bytes` unless that growth crashed already.
@@ -513,10 +494,15 @@ void Updater::Impl::RefreshPageBudget() {
 
 absl::Status Updater::Impl::Commit(lmdb::WriteTxn* txn, bool undo) {
   RDF_RETURN_IF_ERROR(txn->Commit());
-  if (!kill_in_undo_only || undo) ++commits;
-  if (kill_after_commits != 0 && static_cast<int64_t>(commits) >= kill_after_commits) {
-    base.events->Flush().IgnoreError();
-    std::raise(SIGKILL);
+  ++commits;
+  // Test points (common/base/test_point.h): a crash between an LMDB commit
+  // and anything after it must apply nothing twice. after_commit counts
+  // every commit, after_undo_commit takeover's undo commits only. The events
+  // logged so far are flushed first, as the tests read them.
+  for (const char* point : {"updater.after_commit", undo ? "updater.after_undo_commit" : ""}) {
+    if (*point == '\0') continue;
+    if (TestPointArmed(point)) base.events->Flush().IgnoreError();
+    TestPoint(point);
   }
   return absl::OkStatus();
 }
@@ -989,9 +975,7 @@ absl::StatusOr<std::unique_ptr<Updater>> Updater::Open(const UpdaterOptions& opt
   impl->trail_dir = config::ImageTrailDir(*impl->base.node);
   impl->rtd_watch = std::make_unique<RtdWatch>(impl->cfg->updater().rtd_warning_ms(),
                                                impl->base.events.get());
-  impl->kill_after_commits = KillAfterCommitsFromEnv();
-  impl->kill_in_undo_only = KillInUndoOnlyFromEnv();
-  impl->crash_in_growth = CrashInGrowthFromEnv();
+  impl->crash_in_growth = TestPointArmed("updater.crash_in_growth");
   RDF_RETURN_IF_ERROR(
       CheckNoInitialCopyInProgress(options.fs, *impl->base.node, impl->process));
   RDF_ASSIGN_OR_RETURN(impl->copy,

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/base/crc32c.h"
+#include "common/base/boot_id.h"
 #include "common/base/file_system.h"
 #include "common/lmdb/meta.h"
 #include "common/base/status_macros.h"
@@ -138,16 +139,6 @@ std::string EncodeCheckpointSlot(const proto::LmdbCheckpoint& record) {
     for (int i = 0; i < 4; ++i) slot.push_back(static_cast<char>(v >> (8 * i)));
   }
   return slot + payload;
-}
-
-std::string BootId() {
-  // Test hook (process tests only): a machine restart, as the updater sees it.
-  if (const char* fake = std::getenv("RDF_TEST_BOOT_ID")) return fake;
-  // A /proc file reports size 0: read it as a stream.
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  std::getline(in, id);
-  return std::string(absl::StripAsciiWhitespace(id));
 }
 
 namespace {

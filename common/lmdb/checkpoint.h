@@ -78,10 +78,6 @@ absl::StatusOr<std::optional<proto::LmdbCheckpoint>> ReadCheckpoint(
 // 32-bit each), then the message.
 std::string EncodeCheckpointSlot(const proto::LmdbCheckpoint& record);
 
-// This boot of the machine (/proc/sys/kernel/random/boot_id; the process
-// tests pretend a restart with RDF_TEST_BOOT_ID).
-std::string BootId();
-
 // Copy slot `slot` (0 or 1) of the environment in `dir`.
 std::string CheckpointCopyPath(const std::string& dir, uint32_t slot);
 

@@ -16,6 +16,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/boot_id.h"
 #include "common/base/file_system.h"
 #include "common/base/status_macros.h"
 
@@ -74,24 +75,13 @@ constexpr uint32_t kEndVersion = 1;
 constexpr size_t kMapSize = 4096;
 constexpr size_t kBootIdBytes = 40;
 
-// This boot's id ("" when unreadable), read once. The process tests play a
-// power loss without a reboot (a file system shut down and mounted again) and
-// say so with RDF_TEST_BOOT_ID, as for the volumes' checkpoints
-// (lmdb::BootId): the end file is never synced, so after such a "reboot" it
-// may hold an older end than what was acknowledged, and must not be trusted.
-const std::string& BootId() {
+// This boot's id (rdf::BootId), cut to the end file's field: the end file
+// is never synced, so after a machine restart (or a test's "reboot") it may
+// hold an older end than what was acknowledged, and must not be trusted.
+const std::string& BootIdForEndFile() {
   static const std::string* const id = [] {
-    std::string s;
-    if (const char* fake = std::getenv("RDF_TEST_BOOT_ID")) {
-      s = fake;
-    } else if (FILE* f = fopen("/proc/sys/kernel/random/boot_id", "re")) {
-      char buf[kBootIdBytes] = {};
-      if (fgets(buf, sizeof(buf), f) != nullptr) s = buf;
-      fclose(f);
-    }
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    if (s.size() >= kBootIdBytes) s.clear();
-    return new std::string(s);
+    const std::string& s = BootId();
+    return new std::string(s.size() >= kBootIdBytes ? "" : s);
   }();
   return *id;
 }
@@ -230,7 +220,7 @@ void SharedEnd::Publish(const End& end) {
   A(map_->futex).fetch_add(1, std::memory_order_seq_cst);
   Futex(&map_->futex, FUTEX_WAKE, INT_MAX, nullptr);
   // After the end: see PublishedThisBoot.
-  const std::string& boot = BootId();
+  const std::string& boot = BootIdForEndFile();
   if (!boot.empty() && std::strncmp(map_->boot_id, boot.c_str(), kBootIdBytes) != 0) {
     char id[kBootIdBytes] = {};
     std::memcpy(id, boot.data(), boot.size());
@@ -239,7 +229,7 @@ void SharedEnd::Publish(const End& end) {
 }
 
 bool SharedEnd::PublishedThisBoot() {
-  const std::string& boot = BootId();
+  const std::string& boot = BootIdForEndFile();
   return !boot.empty() && std::strncmp(map_->boot_id, boot.c_str(), kBootIdBytes) == 0;
 }
 

@@ -51,7 +51,7 @@ the old insert-mode load (5 records per transaction) instead. The faults:
 
 Every volume's LMDB map starts at 1 MiB on both nodes, so that tmf and the
 updaters grow their maps again and again, and the backup's updaters run with
-RDF_TEST_UPDATER_CRASH_IN_GROWTH: each growth of a volume's map SIGKILLs its
+RDF_TEST_POINTS=updater.crash_in_growth: each growth of a volume's map SIGKILLs its
 updater once, at one of the growth's four steps in turn (the monitor starts
 it again); the summary counts these crashes ("growth_crashes").
 
@@ -144,7 +144,7 @@ class Campaign:
         self.monitors = {}
         self.load = None
         # Boots of the primary's "machine": a power cut starts a new one, so
-        # that tmf restores its volumes' checkpoint copies (RDF_TEST_BOOT_ID).
+        # that tmf restores its volumes' checkpoint copies (RDF_TEST_POINTS=boot_id=...).
         self.primary_boots = 0
         self.faults = {k: 0 for k in KINDS}
         self.recovery = {k: [] for k in KINDS}
@@ -161,10 +161,13 @@ class Campaign:
         env = dict(os.environ, LD_PRELOAD=rdftest.library("librdf-sync-fault.so"),
                    RDF_SYNC_FAULT_FILE=self.sync_fault_file(node))
         boots = self.primary_boots if node == "primary" else self.backup_boots
+        points = []  # RDF_TEST_POINTS (common/base/test_point.h)
         if boots:
-            env["RDF_TEST_BOOT_ID"] = f"chaos-{node}-boot-{boots}"
+            points.append(f"boot_id=chaos-{node}-boot-{boots}")
         if node == "backup":
-            env["RDF_TEST_UPDATER_CRASH_IN_GROWTH"] = "1"
+            points.append("updater.crash_in_growth")
+        if points:
+            env["RDF_TEST_POINTS"] = ",".join(points)
         return env
 
     def sync_fault_file(self, node):

@@ -212,7 +212,7 @@ class ShipTest(unittest.TestCase):
         time.sleep(3.5)  # three or four Hellos queue
         p = rdftest.Process([rdftest.binary("rdf-receiver"), "--config", self.sys.cfg],
                             log_path=os.path.join(self.sys.work, "receiver.log"),
-                            env=dict(os.environ, RDF_TEST_RECEIVER_STALL_ON_HELLO="2:7000"))
+                            env=dict(os.environ, RDF_TEST_POINTS="receiver.before_welcome@2:sleep=7000"))
         self.sys.procs["receiver"] = p
         try:
             time.sleep(15)

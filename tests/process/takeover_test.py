@@ -163,13 +163,12 @@ class TakeoverTest(unittest.TestCase):
             log = os.path.join(self.sys.work, "takeover.log")
             self.sys.start("receiver")  # a running receiver fixes the final save point
             # 1. The updaters die during REDO.
-            rc, _, err = rdfcom_takeover(self.sys.cfg, {"RDF_TEST_UPDATER_KILL_AFTER_COMMITS": "7"},
+            rc, _, err = rdfcom_takeover(self.sys.cfg, {"RDF_TEST_POINTS": "updater.after_commit@7"},
                                          log=log)
             self.assertEqual(rc, 1)
             self.assertIn("issue the takeover again", err)
             # 2. The updaters die during UNDO (or right after its last commit).
-            rc, _, err = rdfcom_takeover(self.sys.cfg, {"RDF_TEST_UPDATER_KILL_AFTER_COMMITS": "1",
-                                                        "RDF_TEST_UPDATER_KILL_PHASE": "undo"},
+            rc, _, err = rdfcom_takeover(self.sys.cfg, {"RDF_TEST_POINTS": "updater.after_undo_commit@1"},
                                          log=log)
             self.assertEqual(rc, 1, err)
             # 3. The takeover itself is killed (its updaters die with it).

@@ -39,7 +39,7 @@ class TmfKillTest(unittest.TestCase):
         work, cfg = rdftest.fresh_system({"trail.audit_segment_bytes": 1048576,
                                           **(settings or {})})
         def env(boot):
-            return dict(os.environ, RDF_TEST_BOOT_ID=boot) if disk else None
+            return dict(os.environ, RDF_TEST_POINTS=f"boot_id={boot}") if disk else None
         log = f"{work}/commits.log"
         loop = None
         try:

@@ -148,7 +148,7 @@ class UpdaterTest(unittest.TestCase):
         self.sys.wait_drained()
         for _ in range(20):
             # Dies by its own SIGKILL right after its first commit.
-            p = self.updater("$DATA01", {"RDF_TEST_UPDATER_KILL_AFTER_COMMITS": "1"})
+            p = self.updater("$DATA01", {"RDF_TEST_POINTS": "updater.after_commit@1"})
             self.assertEqual(p.wait(60), -9)
         self.sys.start("updater-$DATA01")
         self.wait_applied()
@@ -171,7 +171,7 @@ class UpdaterTest(unittest.TestCase):
         redo is done: it only grows); then (after `before_end`, if any) they
         must redo to volumes equal to the primary's with no insert found
         twice."""
-        ups = [self.updater(v, {"RDF_TEST_BOOT_ID": boot_id}) for v in VOLUMES]
+        ups = [self.updater(v, {"RDF_TEST_POINTS": f"boot_id={boot_id}"}) for v in VOLUMES]
         try:
             rolled = rdftest.wait_for(
                 lambda: (lambda es: es if len(es) == len(VOLUMES) else None)(
@@ -466,13 +466,13 @@ class UpdaterTest(unittest.TestCase):
 
     def test_volumes_map_grown_with_a_crash_at_each_step_of_growth_drain_equal(self):
         # A crash in the middle of map growth (issue 17): with
-        # RDF_TEST_UPDATER_CRASH_IN_GROWTH each growth of each volume's map
+        # RDF_TEST_POINTS=updater.crash_in_growth: each growth of each volume's map
         # SIGKILLs its updater once, at one of the four steps in turn (before
         # and after the checkpointer lets go of the map, after the new size is
         # set, after the grown map is pinned again); the updater is started
         # again each time, grows again and goes on. Every volume grows from
         # 1 MiB at least 4 times, so every step is met on every volume.
-        env = dict(os.environ, RDF_TEST_UPDATER_CRASH_IN_GROWTH="1")
+        env = dict(os.environ, RDF_TEST_POINTS="updater.crash_in_growth")
         for v in VOLUMES:
             self.sys.kill(f"updater-{v}")
             self.sys.start(f"updater-{v}", env=env)
