@@ -20,6 +20,7 @@
 #include "common/base/file_system.h"
 #include "common/lmdb/meta.h"
 #include "common/base/status_macros.h"
+#include "common/base/test_point.h"
 #include "common/trail/format.h"
 
 namespace rdf::lmdb {
@@ -308,6 +309,7 @@ absl::Status Checkpointer::OpenRecordFile() {
     // Made once, whole, so that later records overwrite in place.
     bytes.assign(2 * kCheckpointSlotBytes, '\0');
     RDF_RETURN_IF_ERROR(WriteFileAtomically(fs, path, bytes));
+    TestPoint("checkpoint.record_file_made");  // before any record is in it
   }
   std::optional<proto::LmdbCheckpoint> slots[2] = {ParseSlot(bytes, 0), ParseSlot(bytes, 1)};
   const int current = CurrentSlot(slots);

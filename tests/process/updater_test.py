@@ -15,6 +15,7 @@ by takeover's UNDO."""
 import json
 import os
 import random
+import shutil
 import subprocess
 import time
 import unittest
@@ -304,6 +305,24 @@ class UpdaterTest(unittest.TestCase):
         backup = rdftest.dump(vol, "LOAD")
         for k in clashes:
             self.assertEqual(backup[k.encode()], b"planted")
+
+    def test_an_updater_killed_in_its_first_start_opens_its_volume_again(self):
+        # Killed after making its checkpoint file and before the first record
+        # in it (where this test's disk-full neighbour used to kill it under
+        # load), the updater must open its volume again, not stop for good on
+        # "neither slot holds a checkpoint record".
+        vol = os.path.join(self.sys.backup, "volumes", "DATA01")
+        rdftest.wait_for(lambda: os.path.exists(os.path.join(vol, "data.mdb")), 30,
+                         "the updater to create its volume")
+        self.sys.kill("updater-$DATA01")
+        shutil.rmtree(vol)
+        self.insert_load(200)
+        self.sys.wait_drained()
+        p = self.updater("$DATA01", {"RDF_TEST_POINTS": "checkpoint.record_file_made"})
+        self.assertEqual(p.wait(60), -9)
+        self.sys.start("updater-$DATA01")
+        self.wait_applied()
+        self.assertBackupEqualsPrimary()
 
     def test_disk_full_under_a_backup_volume_waits_then_finishes(self):
         self.assertEqual(os.geteuid(), 0, "this test mounts a small tmpfs: run it as root")
