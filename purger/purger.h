@@ -12,8 +12,9 @@
 //     point itself when none is open). A long-running transaction therefore
 //     keeps segments on every trail, as in NonStop RDF.
 // Segments go oldest first; the first one kept stops the trail's pass.
-// Volumes are opened read-only (never created); Open refuses while an
-// initialize is in progress (kFailedPrecondition).
+// It never opens a volume: it reads the volumes' checkpoint records only
+// (docs/purger.md). Open refuses while an initialize is in progress
+// (kFailedPrecondition).
 // See docs/purger.md.
 #ifndef RDF_PURGER_PURGER_H_
 #define RDF_PURGER_PURGER_H_

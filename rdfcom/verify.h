@@ -1,5 +1,5 @@
 // rdfcom verify: compares every protected file of the primary with the
-// backup's, record for record (docs/rdfcom.md "verify"; DESIGN.md invariant
+// backup's, record for record (docs/rdfcom.md "verify"; docs/architecture.md, invariant
 // 3). rdfcom never opens LMDB: it asks each node's monitor for its file list
 // (VERIFY_FILES) and for pages of (key, value hash) in key order
 // (VERIFY_SCAN, served by monitor/verify_scan.h), and merges the two

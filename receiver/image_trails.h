@@ -4,9 +4,9 @@
 // under <backup data_dir>/imagetrails/.
 //
 // Append routes a batch's records without parsing their payloads; SavePoint
-// makes every dirty trail durable, then appends a save point frame to the
-// MIT and makes it durable, then publishes it to the updaters (shared
-// file). Open repairs torn tails and cuts every trail back to the last save
+// appends a save point frame to the MIT, makes every dirty trail and the
+// MIT durable in one sync phase, then publishes it to the updaters (shared
+// file); Open judges a frame whose sync may have failed (docs/protocol.md). Open repairs torn tails and cuts every trail back to the last save
 // point, so nothing past a save point survives a crash.
 //
 // Not thread-safe: the receiver's main loop owns it.

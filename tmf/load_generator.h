@@ -1,7 +1,7 @@
 // The workload behind rdf-load and the tmf benchmark: clients (threads)
 // running transactions against a tmf Store.
 //
-// Modes (the keys are the checkable contract of DESIGN.md):
+// Modes (the keys are the checkable contract of docs/tmf.md):
 //  - insert: transaction T inserts K records with keys "<T>:<i>" (i in
 //    0..K-1) spread over the volumes, into file LOAD, each value starting
 //    "<T>:<K>:", so any checker can count a transaction's records;

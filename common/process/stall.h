@@ -1,4 +1,4 @@
-// Honest status (DESIGN.md invariant 8): a stage whose position does not
+// Honest status (docs/architecture.md, invariant 8): a stage whose position does not
 // advance while work waits for it is stalled, and must be shown so, with the
 // reason, however healthy its own state says it is. The monitor feeds each
 // process's published status to a StallDetector of its own on every refresh;

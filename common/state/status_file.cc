@@ -55,7 +55,7 @@ absl::StatusOr<proto::ProcessStatus> ReadStatus(const std::string& data_dir,
 
 namespace {
 // proto3's JSON mapping prints 64-bit integers as strings; our JSON keeps
-// every number a JSON number (DESIGN.md), so unquote those fields.
+// every number a JSON number (docs/status.md), so unquote those fields.
 void CollectInt64Fields(const google::protobuf::Descriptor* d, std::set<std::string>* names) {
   for (int i = 0; i < d->field_count(); ++i) {
     const google::protobuf::FieldDescriptor* f = d->field(i);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Honest status with the real binaries (DESIGN.md invariant 8, event 995):
+"""Honest status with the real binaries (docs/architecture.md, invariant 8, event 995):
 a stage whose position stands while work waits for it is shown STALLED in
 `rdfcom status --json` within 15 s, with the reason, the node not NORMAL and
 the metric set, and the row clears (event 996) once the stall does.
