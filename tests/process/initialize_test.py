@@ -27,7 +27,7 @@ import time
 import unittest
 
 import rdftest
-from monitor_test import MonitorSystem
+from rdftest import MonitorSystem
 
 K = 5
 CHECK_VOLUMES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_volumes.py")

@@ -9,8 +9,6 @@ HUNG, then killed and restarted."""
 
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import time
@@ -18,105 +16,10 @@ import unittest
 import urllib.request
 
 import rdftest
+from rdftest import MonitorSystem
 
 VOLUMES = ["DATA01", "DATA02", "DATA03", "DATA04"]
 K = 5
-
-
-class MonitorSystem:
-    """A fresh two-node system with ports of its own, keys, and a monitor
-    per node."""
-
-    def __init__(self, settings=None):
-        base = {"trail.audit_segment_bytes": 1 << 20, "trail.image_segment_bytes": 1 << 20,
-                "purger.interval_ms": 1000}
-        base.update(settings or {})
-        self.work, self.cfg = rdftest.fresh_system(base, prefix="rdf-monitor.")
-        rdftest.write_test_keys(self.work)
-        with open(self.cfg) as f:
-            text = f.read()
-        self.ports = {}
-        for old in ("17410", "17411", "17420", "17421", "17422"):
-            self.ports[old] = rdftest.free_port()
-            assert f": {old}" in text
-            text = re.sub(rf": {old}\b", f": {self.ports[old]}", text)
-        # Events at or above ERROR go to a file through the notify command.
-        self.notified = os.path.join(self.work, "notified.jsonl")
-        text = rdftest.set_fields(text, {"notify.command": f'"cat >> {self.notified}"',
-                                         "notify.min_severity": '"ERROR"'})
-        with open(self.cfg, "w") as f:
-            f.write(text)
-        self.primary = os.path.join(self.work, "primary")
-        self.backup = os.path.join(self.work, "backup")
-        self.monitors = {}
-        self.others = []
-
-    def metrics_port(self, node):
-        return self.ports["17411" if node == "primary" else "17422"]
-
-    def start_monitor(self, node):
-        self.monitors[node] = rdftest.Process(
-            [rdftest.binary("rdf-monitor"), "--config", self.cfg, "--node", node],
-            log_path=os.path.join(self.work, f"monitor-{node}.log"))
-        return self.monitors[node]
-
-    def start(self):
-        self.start_monitor("backup")
-        self.start_monitor("primary")
-        self.wait_state("NORMAL")
-
-    def rdfcom(self, *args, timeout=180, check=False):
-        r = subprocess.run([rdftest.binary("rdfcom"), "--config", self.cfg, *args],
-                           capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"rdfcom {' '.join(args)} exited {r.returncode}: {r.stderr}")
-        return r
-
-    def status(self):
-        r = self.rdfcom("status", "--json", timeout=30)
-        return json.loads(r.stdout) if r.stdout.strip() else None
-
-    def wait_state(self, state, timeout=60):
-        return rdftest.wait_for(lambda: (self.status() or {}).get("state") == state, timeout,
-                                f"system state {state} (last: {self.status()})")
-
-    def drained(self, s):
-        end = s["primary"]["audit_end_asn"]
-        return (end > 0 and s["receiver"]["save_point_asn"] >= end and
-                all(u["applied_asn"] >= end for u in s["updaters"]))
-
-    def load(self, txns, clients=4, extra=()):
-        p = rdftest.Process([rdftest.binary("rdf-load"), "--config", self.cfg, "--txns",
-                             str(txns), "--rows-per-txn", str(K), "--clients", str(clients),
-                             "--quiet", *extra], log_path=os.path.join(self.work, "load.log"))
-        self.others.append(p)
-        return p
-
-    def running(self, program):
-        """pids of `program` running with this system's configuration."""
-        out = subprocess.run(["pgrep", "-f", f"{program} --config {self.cfg}"],
-                             capture_output=True, text=True).stdout
-        return [int(x) for x in out.split()]
-
-    def wait_processes(self, receivers, updaters, purgers, timeout=30):
-        """Waits until exactly these many of the backup's programs run (a
-        child the monitor forked shows under its own name only once it has
-        exec'd, which can lag NORMAL on a busy machine): their pids."""
-        want = {"rdf-receiver": receivers, "rdf-updater": updaters, "rdf-purger": purgers}
-        def check():
-            got = {p: self.running(p) for p in want}
-            return got if {p: len(v) for p, v in got.items()} == want else None
-        return rdftest.wait_for(check, timeout, f"running processes {want}")
-
-    def cleanup(self):
-        for p in self.others:
-            p.stop()
-        for p in self.monitors.values():
-            p.stop(timeout=60)
-        if os.environ.get("RDF_KEEP"):
-            print("kept", self.work)
-        else:
-            rdftest.remove(self.work)
 
 
 class MonitorTest(unittest.TestCase):

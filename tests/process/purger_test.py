@@ -14,7 +14,7 @@ import time
 import unittest
 
 import rdftest
-from ship_test import K, ShipSystem
+from rdftest import K, ShipSystem
 
 VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
 TRAILS = ["MIT"] + [v.lstrip("$") for v in VOLUMES]

@@ -3,6 +3,7 @@ fresh copy of the example configuration, starting and stopping processes by
 pid, and reading volumes with LMDB's own mdb_dump (never with our code)."""
 
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -478,3 +479,215 @@ def read_key_file(path):
                 k, v = line.split("=", 1)
                 keys[k.strip()] = v.strip()
     return keys["public-key"], keys["secret-key"]
+
+
+# Shared fixtures: whole systems the process tests start (every test
+# module imports them from here, never from another test module).
+
+# Rows per transaction of rdf-load's insert mode in the tests, and the
+# segment size of ShipSystem's trails.
+K = 5
+SEGMENT = 4 << 20
+
+
+class ShipSystem:
+    """A fresh two-node system in a temporary folder: keys, a pin so tmf
+    keeps every audit segment (tmf.retain_count), and helpers to run the
+    receiver, the extractor and rdf-load."""
+
+    def __init__(self, extra=None):
+        settings = {"trail.audit_segment_bytes": SEGMENT, "trail.image_segment_bytes": SEGMENT,
+                    "tmf.retain_count": 100000}
+        settings.update(extra or {})
+        self.work, self.cfg = fresh_system(settings, prefix="rdf-ship.")
+        write_test_keys(self.work)
+        # A port of its own, so tests can run in parallel (ctest -j).
+        self.audit_port = free_port()
+        with open(self.cfg) as f:
+            text = f.read()
+        assert "audit_port: 17420" in text
+        with open(self.cfg, "w") as f:
+            f.write(text.replace("audit_port: 17420", f"audit_port: {self.audit_port}"))
+        self.endpoint = f"tcp://127.0.0.1:{self.audit_port}"
+        self.primary = os.path.join(self.work, "primary")
+        self.backup = os.path.join(self.work, "backup")
+        self.procs = {}
+        self.loads = []  # every rdf-load started: stopped by stop_all if still running
+        self.ext_cfg = self.cfg
+
+    def start(self, name, cfg=None, env=None):
+        """Starts "receiver", "extractor" or "updater-$DATA01" (etc.)."""
+        args = [binary({"receiver": "rdf-receiver", "extractor": "rdf-extractor"}.get(
+            name, "rdf-updater")), "--config",
+            cfg or (self.ext_cfg if name == "extractor" else self.cfg)]
+        if name.startswith("updater-"):
+            args += ["--volume", name[len("updater-"):]]
+        p = Process(args, log_path=os.path.join(self.work, f"{name}.log"), env=env)
+        self.procs[name] = p
+        return p
+
+    def kill(self, name):
+        self.procs.pop(name).kill()
+
+    def stop_all(self):
+        for p in list(self.procs.values()):
+            p.stop()
+        self.procs.clear()
+        # A load a failed test left running (its data directory is removed
+        # next, and it would never finish) is killed by its pid.
+        for p in self.loads:
+            if p.p.poll() is None:
+                p.kill()
+        self.loads.clear()
+
+    def load(self, txns, clients=4, extra=()):
+        p = Process([binary("rdf-load"), "--config", self.cfg, "--txns",
+                             str(txns), "--rows-per-txn", str(K), "--clients", str(clients),
+                             "--quiet", *extra],
+                            log_path=os.path.join(self.work, "load.log"))
+        self.loads.append(p)
+        return p
+
+    def recover_primary(self):
+        """Reopens the primary after a SIGKILLed load: tmf makes the audit
+        tail durable and backs out open transactions."""
+        return Process([binary("rdf-load"), "--config", self.cfg, "--txns", "0"],
+                               log_path=os.path.join(self.work, "load.log")).wait(120)
+
+    def audit_end(self):
+        recs = read_trail(os.path.join(self.primary, "audit"), "MAT")
+        return recs[-1]["asn"] if recs else 0
+
+    def wait_drained(self, timeout=120):
+        end = self.audit_end()
+        try:
+            wait_for(lambda: (status(self.backup, "receiver") or {}).get(
+                "save_point_asn", 0) >= end, timeout, f"the save point to reach ASN {end}")
+        except AssertionError:
+            self.diagnose()
+            raise
+
+    def diagnose(self):
+        """Prints what the processes said, for a failed wait."""
+        print("extractor status:", status(self.primary, "extractor"))
+        print("receiver status:", status(self.backup, "receiver"))
+        for name in ("extractor", "receiver"):
+            path = os.path.join(self.work, f"{name}.log")
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    print(f"--- {name}.log (tail)\n" + "".join(f.readlines()[-15:]))
+
+    def cleanup(self):
+        self.stop_all()
+        if os.environ.get("RDF_KEEP"):
+            print("kept", self.work)
+        else:
+            remove(self.work)
+
+
+class MonitorSystem:
+    """A fresh two-node system with ports of its own, keys, and a monitor
+    per node."""
+
+    def __init__(self, settings=None):
+        base = {"trail.audit_segment_bytes": 1 << 20, "trail.image_segment_bytes": 1 << 20,
+                "purger.interval_ms": 1000}
+        base.update(settings or {})
+        self.work, self.cfg = fresh_system(base, prefix="rdf-monitor.")
+        write_test_keys(self.work)
+        with open(self.cfg) as f:
+            text = f.read()
+        self.ports = {}
+        for old in ("17410", "17411", "17420", "17421", "17422"):
+            self.ports[old] = free_port()
+            assert f": {old}" in text
+            text = re.sub(rf": {old}\b", f": {self.ports[old]}", text)
+        # Events at or above ERROR go to a file through the notify command.
+        self.notified = os.path.join(self.work, "notified.jsonl")
+        text = set_fields(text, {"notify.command": f'"cat >> {self.notified}"',
+                                         "notify.min_severity": '"ERROR"'})
+        with open(self.cfg, "w") as f:
+            f.write(text)
+        self.primary = os.path.join(self.work, "primary")
+        self.backup = os.path.join(self.work, "backup")
+        self.monitors = {}
+        self.others = []
+
+    def metrics_port(self, node):
+        return self.ports["17411" if node == "primary" else "17422"]
+
+    def start_monitor(self, node):
+        self.monitors[node] = Process(
+            [binary("rdf-monitor"), "--config", self.cfg, "--node", node],
+            log_path=os.path.join(self.work, f"monitor-{node}.log"))
+        return self.monitors[node]
+
+    def start(self):
+        self.start_monitor("backup")
+        self.start_monitor("primary")
+        self.wait_state("NORMAL")
+
+    def rdfcom(self, *args, timeout=180, check=False):
+        r = subprocess.run([binary("rdfcom"), "--config", self.cfg, *args],
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"rdfcom {' '.join(args)} exited {r.returncode}: {r.stderr}")
+        return r
+
+    def status(self):
+        r = self.rdfcom("status", "--json", timeout=30)
+        return json.loads(r.stdout) if r.stdout.strip() else None
+
+    def wait_state(self, state, timeout=60):
+        return wait_for(lambda: (self.status() or {}).get("state") == state, timeout,
+                                f"system state {state} (last: {self.status()})")
+
+    def drained(self, s):
+        end = s["primary"]["audit_end_asn"]
+        return (end > 0 and s["receiver"]["save_point_asn"] >= end and
+                all(u["applied_asn"] >= end for u in s["updaters"]))
+
+    def load(self, txns, clients=4, extra=()):
+        p = Process([binary("rdf-load"), "--config", self.cfg, "--txns",
+                             str(txns), "--rows-per-txn", str(K), "--clients", str(clients),
+                             "--quiet", *extra], log_path=os.path.join(self.work, "load.log"))
+        self.others.append(p)
+        return p
+
+    def running(self, program):
+        """pids of `program` running with this system's configuration."""
+        out = subprocess.run(["pgrep", "-f", f"{program} --config {self.cfg}"],
+                             capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
+    def wait_processes(self, receivers, updaters, purgers, timeout=30):
+        """Waits until exactly these many of the backup's programs run (a
+        child the monitor forked shows under its own name only once it has
+        exec'd, which can lag NORMAL on a busy machine): their pids."""
+        want = {"rdf-receiver": receivers, "rdf-updater": updaters, "rdf-purger": purgers}
+        def check():
+            got = {p: self.running(p) for p in want}
+            return got if {p: len(v) for p, v in got.items()} == want else None
+        return wait_for(check, timeout, f"running processes {want}")
+
+    def cleanup(self):
+        for p in self.others:
+            p.stop()
+        for p in self.monitors.values():
+            p.stop(timeout=60)
+        if os.environ.get("RDF_KEEP"):
+            print("kept", self.work)
+        else:
+            remove(self.work)
+
+
+def rdfcom_takeover(cfg, env_extra=None, log=None, extra=(), timeout=300):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    r = subprocess.run([binary("rdfcom"), "--config", cfg, "takeover", "--yes", "--json",
+                        *extra], capture_output=True, text=True, timeout=timeout, env=env)
+    if log:
+        with open(log, "a") as f:
+            f.write(f"--- rc {r.returncode}\n{r.stderr}\n{r.stdout}\n")
+    report = json.loads(r.stdout) if r.returncode == 0 else None
+    return r.returncode, report, r.stderr

@@ -18,7 +18,7 @@ import time
 import unittest
 
 import rdftest
-from monitor_test import MonitorSystem
+from rdftest import MonitorSystem
 
 
 class StallTest(unittest.TestCase):

@@ -17,21 +17,9 @@ import time
 import unittest
 
 import rdftest
-from ship_test import K, ShipSystem
+from rdftest import K, ShipSystem, rdfcom_takeover
 
 VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
-
-
-def rdfcom_takeover(cfg, env_extra=None, log=None, extra=(), timeout=300):
-    env = dict(os.environ)
-    env.update(env_extra or {})
-    r = subprocess.run([rdftest.binary("rdfcom"), "--config", cfg, "takeover", "--yes", "--json",
-                        *extra], capture_output=True, text=True, timeout=timeout, env=env)
-    if log:
-        with open(log, "a") as f:
-            f.write(f"--- rc {r.returncode}\n{r.stderr}\n{r.stdout}\n")
-    report = json.loads(r.stdout) if r.returncode == 0 else None
-    return r.returncode, report, r.stderr
 
 
 class TakeoverTest(unittest.TestCase):

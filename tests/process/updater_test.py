@@ -21,8 +21,7 @@ import time
 import unittest
 
 import rdftest
-from ship_test import K, ShipSystem
-from takeover_test import rdfcom_takeover
+from rdftest import K, ShipSystem, rdfcom_takeover
 
 VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
 

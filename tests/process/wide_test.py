@@ -14,7 +14,7 @@ import time
 import unittest
 
 import rdftest
-from ship_test import ShipSystem
+from rdftest import ShipSystem
 
 VOLUMES = ["$DATA01", "$DATA02", "$DATA03", "$DATA04"]
 HERE = os.path.dirname(os.path.abspath(__file__))
