@@ -16,6 +16,7 @@
 #include "common/state/save_point.h"
 #include "common/base/status_macros.h"
 #include "common/lmdb/volume_meta.h"
+#include "common/layout/layout.h"
 
 namespace rdf::monitor {
 
@@ -58,7 +59,7 @@ class ReadOnlyVolume {
 absl::StatusOr<std::unique_ptr<ReadOnlyVolume>> ReadOnlyVolume::Open(const std::string& dir,
                                                                      uint32_t max_dbs) {
   std::error_code ec;
-  if (!std::filesystem::exists(std::filesystem::path(dir) / "data.mdb", ec)) {
+  if (!std::filesystem::exists(layout::VolumeDataFile(dir), ec)) {
     if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("look for ", dir));
     return std::unique_ptr<ReadOnlyVolume>();
   }

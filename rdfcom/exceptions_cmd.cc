@@ -14,11 +14,10 @@
 #include "absl/strings/strip.h"
 #include "common/events/log.h"
 #include "common/base/status_macros.h"
+#include "common/layout/layout.h"
 
 namespace rdf::rdfcom {
 namespace {
-
-constexpr char kLogSuffix[] = ".jsonl";
 
 // Escapes what the updater's C-escaping cannot have produced: bytes outside
 // printable ASCII.
@@ -58,7 +57,7 @@ std::string AlignedTable(const std::vector<std::vector<std::string>>& rows) {
 absl::StatusOr<std::vector<std::string>> LogFiles(FileSystem* fs, const std::string& dir,
                                                   const proto::VolumeConfig* volume) {
   if (volume != nullptr) {
-    std::string name = absl::StrCat(config::VolumeDirName(volume->name()), kLogSuffix);
+    std::string name = absl::StrCat(config::VolumeDirName(volume->name()), layout::kExceptionLogSuffix);
     if (!fs->Exists(JoinPath(dir, name))) return std::vector<std::string>{};
     return std::vector<std::string>{name};
   }
@@ -67,7 +66,7 @@ absl::StatusOr<std::vector<std::string>> LogFiles(FileSystem* fs, const std::str
   RDF_RETURN_IF_ERROR(names.status());
   std::vector<std::string> logs;
   for (std::string& n : *names) {
-    if (absl::EndsWith(n, kLogSuffix)) logs.push_back(std::move(n));
+    if (absl::EndsWith(n, layout::kExceptionLogSuffix)) logs.push_back(std::move(n));
   }
   return logs;
 }

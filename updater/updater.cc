@@ -35,6 +35,7 @@
 #include "common/trail/reader.h"
 #include "common/lmdb/volume_meta.h"
 #include "takeover.pb.h"
+#include "common/layout/layout.h"
 
 namespace rdf::updater {
 namespace {
@@ -532,8 +533,7 @@ absl::Status Updater::Impl::Exception(const proto::AuditRecord& r, uint32_t erro
   const proto::NodeConfig& node = *base.node;
   if (!exceptions) {
     RDF_RETURN_IF_ERROR(opt.fs->CreateDirs(config::ExceptionDir(node)));
-    std::string path = JoinPath(config::ExceptionDir(node),
-                                absl::StrCat(trail_name, ".jsonl"));
+    std::string path = layout::ExceptionLogFile(config::ExceptionDir(node), trail_name);
     RDF_ASSIGN_OR_RETURN(exceptions, opt.fs->OpenWritable(path, true));
     RDF_ASSIGN_OR_RETURN(exceptions_size, opt.fs->FileSize(path));
   }

@@ -24,6 +24,7 @@
 #include "common/base/status_macros.h"
 #include "common/trail/format.h"
 #include "common/wire/wire.h"
+#include "common/layout/layout.h"
 
 namespace rdf::config {
 namespace {
@@ -866,10 +867,6 @@ bool AnyMatches(const pb::RepeatedPtrField<std::string>& patterns, std::string_v
                      [&](const std::string& p) { return PatternMatches(p, name); });
 }
 
-std::string SubDir(const proto::NodeConfig& node, std::string_view sub) {
-  return (fs::path(node.data_dir()) / sub).string();
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -990,20 +987,21 @@ absl::StatusOr<const proto::NodeConfig*> SelectNode(const Config& config, std::s
                                           "\"; known nodes: ", absl::StrJoin(known, ", ")));
 }
 
-std::string VolumeDirName(std::string_view volume) {
-  if (!volume.empty() && volume.front() == '$') volume.remove_prefix(1);
-  return std::string(volume);
-}
-
+std::string VolumeDirName(std::string_view volume) { return layout::VolumeDirName(volume); }
 std::string VolumeDir(const proto::NodeConfig& node, std::string_view volume) {
-  return (fs::path(node.data_dir()) / "volumes" / VolumeDirName(volume)).string();
+  return layout::VolumeDir(node.data_dir(), volume);
 }
-
-std::string AuditDir(const proto::NodeConfig& node) { return SubDir(node, "audit"); }
-std::string ImageTrailDir(const proto::NodeConfig& node) { return SubDir(node, "imagetrails"); }
-std::string TakeoverDir(const proto::NodeConfig& node) { return SubDir(node, "takeover"); }
-std::string EventDir(const proto::NodeConfig& node) { return SubDir(node, "events"); }
-std::string ExceptionDir(const proto::NodeConfig& node) { return SubDir(node, "exceptions"); }
-std::string LockDir(const proto::NodeConfig& node) { return SubDir(node, "locks"); }
+std::string AuditDir(const proto::NodeConfig& node) { return layout::AuditDir(node.data_dir()); }
+std::string ImageTrailDir(const proto::NodeConfig& node) {
+  return layout::ImageTrailDir(node.data_dir());
+}
+std::string TakeoverDir(const proto::NodeConfig& node) {
+  return layout::TakeoverDir(node.data_dir());
+}
+std::string EventDir(const proto::NodeConfig& node) { return layout::EventDir(node.data_dir()); }
+std::string ExceptionDir(const proto::NodeConfig& node) {
+  return layout::ExceptionDir(node.data_dir());
+}
+std::string LockDir(const proto::NodeConfig& node) { return layout::LockDir(node.data_dir()); }
 
 }  // namespace rdf::config

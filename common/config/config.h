@@ -134,7 +134,8 @@ absl::StatusOr<Config> Parse(std::string_view text, const std::string& path);
 absl::StatusOr<const proto::NodeConfig*> SelectNode(const Config& config, std::string_view name,
                                                     proto::NodeRole default_role);
 
-// On-disk layout of a node's data directory (docs/architecture.md, "A node's data directory").
+// Shorthands for common/layout/layout.h, from a node's configuration
+// (docs/architecture.md, "A node's data directory").
 // REQUIRES: `node` comes from a loaded Config (absolute data_dir).
 //
 // "$DATA01" -> "DATA01": the volume name without its leading '$'.

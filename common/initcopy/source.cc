@@ -15,6 +15,7 @@
 #include "common/base/status_macros.h"
 #include "common/trail/reader.h"
 #include "common/lmdb/volume_meta.h"
+#include "common/layout/layout.h"
 
 namespace rdf::initcopy {
 namespace {
@@ -28,7 +29,7 @@ absl::Status CopyVolume(const std::string& from, const std::string& to, uint32_t
   std::error_code ec;
   std::filesystem::create_directories(to, ec);
   if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("create ", to));
-  if (!std::filesystem::exists(JoinPath(from, "data.mdb"))) return absl::OkStatus();
+  if (!std::filesystem::exists(layout::VolumeDataFile(from))) return absl::OkStatus();
   // Not while tmf may be putting the volume's checkpoint back under it.
   RDF_ASSIGN_OR_RETURN(lmdb::VolumeGate gate, lmdb::VolumeGate::ForReader(from));
   MDB_env* env = nullptr;
@@ -40,7 +41,7 @@ absl::Status CopyVolume(const std::string& from, const std::string& to, uint32_t
     mdb_env_close(env);
     return lmdb::MdbError(rc, absl::StrCat("open LMDB environment ", from, " read-only"));
   }
-  const std::string target = JoinPath(to, "data.mdb");
+  const std::string target = layout::VolumeDataFile(to);
   for (int attempt = 0;; ++attempt) {
     rc = mdb_env_copy2(env, to.c_str(), MDB_CP_COMPACT);
     if (rc != MDB_MAP_RESIZED || attempt >= 8) break;
@@ -79,7 +80,7 @@ absl::Status CheckExtractorStopped(const proto::NodeConfig& primary) {
 }
 
 std::string SnapshotPath(const std::string& dir, const std::string& volume) {
-  return JoinPath(JoinPath(dir, config::VolumeDirName(volume)), "data.mdb");
+  return layout::VolumeDataFile(JoinPath(dir, config::VolumeDirName(volume)));
 }
 
 Source::Source(SourceOptions options)
@@ -89,7 +90,7 @@ void Source::Progress(const std::string& line) const {
   if (o_.progress) o_.progress(line);
 }
 
-std::string Source::ReleasedPath() const { return JoinPath(audit_dir_, "pin.released"); }
+std::string Source::ReleasedPath() const { return layout::PinReleasedFile(audit_dir_); }
 
 absl::Status Source::SavePin() {
   SavedPin s;

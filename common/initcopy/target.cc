@@ -16,6 +16,7 @@
 #include "common/state/takeover_state.h"
 #include "common/base/status_macros.h"
 #include "common/lmdb/volume_meta.h"
+#include "common/layout/layout.h"
 
 namespace rdf::initcopy {
 namespace {
@@ -157,7 +158,7 @@ absl::Status Target::Prepare(const proto::VolumePlan& v, proto::VolumeCopy* out)
   *out->mutable_open_txids() = v.open_txids();
   out->set_records(records);
   for (const std::string& f : files) out->add_files(f);
-  absl::StatusOr<uint64_t> bytes = fs_->FileSize(JoinPath(dir, "data.mdb"));
+  absl::StatusOr<uint64_t> bytes = fs_->FileSize(layout::VolumeDataFile(dir));
   out->set_bytes(bytes.ok() ? *bytes : 0);
   return absl::OkStatus();
 }

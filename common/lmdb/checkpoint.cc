@@ -22,6 +22,7 @@
 #include "common/base/status_macros.h"
 #include "common/base/test_point.h"
 #include "common/trail/format.h"
+#include "common/layout/layout.h"
 
 namespace rdf::lmdb {
 namespace {
@@ -44,7 +45,7 @@ absl::StatusOr<std::string> ReadPage(int fd, size_t page_size, uint32_t slot,
   return page;
 }
 
-std::string DataPath(const std::string& dir) { return JoinPath(dir, "data.mdb"); }
+std::string DataPath(const std::string& dir) { return layout::VolumeDataFile(dir); }
 
 // `page`, the meta page of slot `from`, as it must read in slot `to` (the
 // page header starts with the page number).
@@ -126,10 +127,10 @@ absl::Status RestoreCopy(const std::string& dir, const proto::LmdbCheckpoint& re
 }  // namespace
 
 std::string CheckpointCopyPath(const std::string& dir, uint32_t slot) {
-  return JoinPath(dir, absl::StrCat("checkpoint.mdb.", slot));
+  return layout::CheckpointCopyFile(dir, slot);
 }
 
-std::string CheckpointPath(const std::string& dir) { return JoinPath(dir, "checkpoint"); }
+std::string CheckpointPath(const std::string& dir) { return layout::CheckpointFile(dir); }
 
 std::string EncodeCheckpointSlot(const proto::LmdbCheckpoint& record) {
   const std::string payload = record.SerializeAsString();

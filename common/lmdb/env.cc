@@ -16,6 +16,7 @@
 #include "common/base/file_system.h"
 #include "common/lmdb/meta.h"
 #include "common/base/status_macros.h"
+#include "common/layout/layout.h"
 
 namespace rdf::lmdb {
 
@@ -50,7 +51,7 @@ absl::StatusOr<std::unique_ptr<Env>> Env::Open(const std::string& dir, uint64_t 
 absl::StatusOr<std::unique_ptr<Env>> Env::OpenReadOnly(const std::string& dir,
                                                        uint32_t max_dbs) {
   std::error_code ec;
-  if (!std::filesystem::exists(std::filesystem::path(dir) / "data.mdb", ec)) {
+  if (!std::filesystem::exists(layout::VolumeDataFile(dir), ec)) {
     if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("look for ", dir));
     return absl::NotFoundError(absl::StrCat("no LMDB environment in ", dir));
   }
@@ -76,7 +77,7 @@ absl::StatusOr<VolumeGate> VolumeGate::ForReader(const std::string& dir, absl::D
 
 absl::StatusOr<VolumeGate> VolumeGate::Take(const std::string& dir, bool exclusive,
                                             absl::Duration wait) {
-  const std::string path = JoinPath(dir, "gate.lock");
+  const std::string path = layout::VolumeGateFile(dir);
   VolumeGate g;
   g.fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (g.fd_ < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
@@ -117,7 +118,7 @@ absl::StatusOr<std::unique_ptr<Env>> Env::OpenWith(const std::string& dir, uint6
   // only raises it to the pages in use, so the next big write would fill
   // it again. (Meta pages that cannot be read are LMDB's to report, or a
   // data.mdb another process is creating right now: open as configured.)
-  absl::StatusOr<std::optional<NewestMeta>> meta = ReadNewestMeta(JoinPath(dir, "data.mdb"));
+  absl::StatusOr<std::optional<NewestMeta>> meta = ReadNewestMeta(layout::VolumeDataFile(dir));
   if (meta.ok() && meta->has_value()) map_bytes = std::max(map_bytes, (*meta)->map_size);
   std::unique_ptr<Env> e(new Env());
   e->dir_ = dir;

@@ -13,11 +13,12 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "common/base/status_macros.h"
+#include "common/layout/layout.h"
 
 namespace rdf {
 namespace {
 std::string LockPath(const std::string& dir, const std::string& name) {
-  return absl::StrCat(dir, "/", name, ".lock");
+  return layout::LockFile(dir, name);
 }
 int ReadPid(int fd) {
   char buf[32] = {0};

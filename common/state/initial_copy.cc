@@ -4,26 +4,27 @@
 #include "common/config/config.h"
 #include "common/state/status_file.h"
 #include "common/base/status_macros.h"
+#include "common/layout/layout.h"
 
 namespace rdf {
 
 std::string InitialCopyDir(const proto::NodeConfig& node) {
-  return JoinPath(node.data_dir(), "initialize");
+  return layout::InitialCopyDir(node.data_dir());
 }
 std::string InitialCopyStatePath(const proto::NodeConfig& node) {
-  return JoinPath(InitialCopyDir(node), "state");
+  return layout::InitialCopyStateFile(InitialCopyDir(node));
 }
 std::string InitialCopyJsonPath(const proto::NodeConfig& node) {
-  return JoinPath(InitialCopyDir(node), "state.json");
+  return layout::InitialCopyJsonFile(InitialCopyDir(node));
 }
 std::string InitialCopyInProgressPath(const proto::NodeConfig& node) {
-  return JoinPath(InitialCopyDir(node), "in_progress");
+  return layout::InitialCopyInProgressFile(InitialCopyDir(node));
 }
 std::string InitialCopyStagingDir(const proto::NodeConfig& node) {
-  return JoinPath(InitialCopyDir(node), "staging");
+  return layout::InitialCopyStagingDir(InitialCopyDir(node));
 }
 std::string InitialCopyOutgoingDir(const proto::NodeConfig& node) {
-  return JoinPath(InitialCopyDir(node), "outgoing");
+  return layout::InitialCopyOutgoingDir(InitialCopyDir(node));
 }
 
 absl::StatusOr<std::optional<proto::InitialCopy>> ReadInitialCopy(

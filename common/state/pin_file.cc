@@ -3,11 +3,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/layout/layout.h"
 
 namespace rdf {
 
 std::string PinFilePath(const std::string& audit_dir) {
-  return JoinPath(audit_dir, "pin");
+  return layout::PinFile(audit_dir);
 }
 
 absl::StatusOr<std::optional<uint64_t>> ReadPin(FileSystem* fs,

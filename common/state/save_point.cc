@@ -4,11 +4,12 @@
 #include "common/base/shared_blob.h"
 #include "common/base/status_macros.h"
 #include "common/trail/reader.h"
+#include "common/layout/layout.h"
 
 namespace rdf {
 
 std::string SavePointShmPath(const std::string& image_trail_dir) {
-  return JoinPath(image_trail_dir, "savepoint.shm");
+  return layout::SavePointShmFile(image_trail_dir);
 }
 
 absl::StatusOr<std::optional<proto::SavePoint>> ReadLastSavePoint(

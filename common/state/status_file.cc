@@ -11,16 +11,17 @@
 #include "common/base/file_system.h"
 #include "common/base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
+#include "common/layout/layout.h"
 
 namespace rdf {
 
-std::string StatusDir(const std::string& data_dir) { return JoinPath(data_dir, "status"); }
+std::string StatusDir(const std::string& data_dir) { return layout::StatusDir(data_dir); }
 
 absl::Status WriteStatus(const std::string& data_dir, const proto::ProcessStatus& s) {
   std::string dir = StatusDir(data_dir);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  std::string path = JoinPath(dir, absl::StrCat(s.process(), ".status"));
+  std::string path = layout::StatusBinaryFile(dir, s.process());
   std::string tmp = absl::StrCat(path, ".tmp");
   std::string bytes = s.SerializeAsString();
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -31,7 +32,7 @@ absl::Status WriteStatus(const std::string& data_dir, const proto::ProcessStatus
   if (n != static_cast<ssize_t>(bytes.size())) return ErrnoToStatus(err, absl::StrCat("write ", tmp));
   if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoToStatus(errno, absl::StrCat("rename ", tmp));
   // The same as JSON, for people and scripts (jq, tests).
-  std::string json_path = JoinPath(dir, absl::StrCat(s.process(), ".json"));
+  std::string json_path = layout::StatusJsonFile(dir, s.process());
   std::string json = StatusToJson(s) + "\n";
   std::string json_tmp = json_path + ".tmp";
   fd = open(json_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -46,7 +47,7 @@ absl::Status WriteStatus(const std::string& data_dir, const proto::ProcessStatus
 
 absl::StatusOr<proto::ProcessStatus> ReadStatus(const std::string& data_dir,
                                                 const std::string& process) {
-  std::string path = JoinPath(StatusDir(data_dir), absl::StrCat(process, ".status"));
+  std::string path = layout::StatusBinaryFile(StatusDir(data_dir), process);
   RDF_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(FileSystem::Default(), path));
   proto::ProcessStatus s;
   if (!s.ParseFromString(bytes)) return absl::DataLossError(absl::StrCat(path, " does not parse"));

@@ -5,20 +5,20 @@
 #include "absl/strings/str_split.h"
 #include "common/config/config.h"
 #include "common/base/status_macros.h"
+#include "common/layout/layout.h"
 
 namespace rdf {
 
 std::string TakeoverEpochPath(const proto::NodeConfig& node) {
-  return JoinPath(config::TakeoverDir(node), "epoch");
+  return layout::TakeoverEpochFile(config::TakeoverDir(node));
 }
 
 std::string TakeoverReportPath(const proto::NodeConfig& node, const std::string& ext) {
-  return JoinPath(config::TakeoverDir(node), absl::StrCat("report.", ext));
+  return layout::TakeoverReportFile(config::TakeoverDir(node), ext);
 }
 
 std::string TakeoverVolumeResultPath(const proto::NodeConfig& node, const std::string& volume) {
-  return JoinPath(config::TakeoverDir(node),
-                  absl::StrCat(config::VolumeDirName(volume), ".json"));
+  return layout::TakeoverVolumeFile(config::TakeoverDir(node), volume);
 }
 
 absl::StatusOr<std::optional<TakeoverEpoch>> ReadTakeoverEpoch(FileSystem* fs,

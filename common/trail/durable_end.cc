@@ -19,6 +19,7 @@
 #include "common/base/boot_id.h"
 #include "common/base/file_system.h"
 #include "common/base/status_macros.h"
+#include "common/layout/layout.h"
 
 namespace rdf::trail {
 
@@ -257,7 +258,7 @@ void SharedEnd::WaitBeyond(uint64_t asn, absl::Duration timeout) {
 }
 
 std::string EndFilePath(const std::string& dir, const std::string& trail) {
-  return JoinPath(dir, absl::StrCat(trail, ".end"));
+  return layout::TrailEndFile(dir, trail);
 }
 
 }  // namespace rdf::trail
