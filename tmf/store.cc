@@ -34,6 +34,7 @@
 #include "common/trail/writer.h"
 #include "tmf/lock_manager.h"
 #include "common/state/takeover_state.h"
+#include "common/layout/layout.h"
 
 namespace rdf::tmf {
 
@@ -679,12 +680,19 @@ void Store::Impl::ApplierLoop() {
       backoff_ms = 10;
       apply_error.clear();
       last_apply_progress_us = opt.clock->MonotonicMicros();
+      const uint64_t through = batch.back().commit_asn;
+      std::vector<std::pair<uint64_t, uint64_t>> finished;  // first ASN, bytes
+      finished.reserve(batch.size());
+      for (const Committed& c : batch) finished.emplace_back(c.first_asn, c.bytes);
+      // The images go (and leave image_bytes) before anyone is told they
+      // are applied, outside the lock: a WaitApplied caller sees them gone.
+      batch.clear();
       absl::MutexLock l(&audit_mu);
-      for (const Committed& c : batch) {
-        Finish(c.first_asn);
-        unapplied_bytes -= c.bytes;
+      for (const auto& [first_asn, bytes] : finished) {
+        Finish(first_asn);
+        unapplied_bytes -= bytes;
       }
-      applied_through = batch.back().commit_asn;
+      applied_through = through;
       applied_cv.SignalAll();
     }
     Housekeeping();
@@ -828,7 +836,7 @@ void Store::Impl::EnforceRetention() {
   // After a system crash a volume in copy mode recovers from its last copy.
   uint64_t bound = DurableRecoveryBound();
   absl::StatusOr<std::optional<uint64_t>> pin = ReadPin(opt.fs, audit_dir);
-  std::string released_path = JoinPath(audit_dir, "pin.released");
+  std::string released_path = layout::PinReleasedFile(audit_dir);
   if (!opt.fs->Exists(released_path)) {
     // Gone (rdfcom initialize removes it when it takes a new initial copy):
     // honour the pin again, whoever wrote it.
