@@ -23,7 +23,7 @@
 #include "common/wire/wire.h"
 #include "common/net/zap_handler.h"
 #include "monitor/control_access.h"
-#include "monitor/initialize_service.h"
+#include "common/initcopy/service.h"
 #include "monitor/metrics.h"
 #include "monitor/notifier.h"
 #include "monitor/supervisor.h"
@@ -56,7 +56,7 @@ struct Monitor::Impl {
   std::unique_ptr<events::EventFollower> follower;
   std::map<std::string, uint64_t> events_by_severity;
   std::unique_ptr<Supervisor> supervisor;
-  std::unique_ptr<InitializeService> initialize;  // rdfcom initialize's sessions
+  std::unique_ptr<initcopy::Service> initialize;  // rdfcom initialize's sessions
   std::unique_ptr<trail::SharedEnd> audit_end;  // primary, opened lazily
   curve::KeyPair own_keys;
   // Watches the other node's monitor (events 925/926) on a thread of its own.
@@ -294,7 +294,7 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
                       req.command() != proto::ControlRequest::VERIFY_SCAN &&
                       req.command() != proto::ControlRequest::VERIFY_FILES &&
                       req.command() != proto::ControlRequest::VERIFY_RESULT &&
-                      !InitializeService::Serves(req.command());
+                      !initcopy::Service::Serves(req.command());
   if (logged) {
     events->Log(events::kCommandLogged,
                 {{"command", proto::ControlRequest::Command_Name(req.command())},
@@ -390,7 +390,7 @@ proto::ControlReply Monitor::Impl::Handle(const proto::ControlRequest& req) {
       }
       break;
     default:
-      if (InitializeService::Serves(req.command())) {
+      if (initcopy::Service::Serves(req.command())) {
         // Only a stopped set: the supervisor must not start anything meanwhile.
         initialize->Handle(req, stopped && !supervisor->AnyRunning(), &r);
         break;
@@ -542,7 +542,7 @@ absl::StatusOr<std::unique_ptr<Monitor>> Monitor::Create(const MonitorOptions& o
       FileSystem::Default(), std::vector<std::string>{config::EventDir(*impl->node)}, f);
   impl->stopped = !options.start;
   impl->initialize =
-      std::make_unique<InitializeService>(*impl->config, *impl->node, impl->events);
+      std::make_unique<initcopy::Service>(*impl->config, *impl->node, impl->events);
   impl->RefreshTakeover();
   return std::unique_ptr<Monitor>(new Monitor(std::move(impl)));
 }

@@ -20,7 +20,7 @@
 #include "rdfcom/keygen.h"
 #include "rdfcom/status_cmd.h"
 #include "rdfcom/verify.h"
-#include "rdfcom/initialize.h"
+#include "common/initcopy/driver.h"
 #include "rdfcom/takeover.h"
 #include "rdfcom/validate.h"
 #include "common/state/status_file.h"
@@ -248,7 +248,7 @@ int Initialize(const Args& a, rdf::cli::Parser& p) {
       return 1;
     }
   }
-  rdf::rdfcom::InitializeOptions o;
+  rdf::initcopy::DriverOptions o;
   o.config = &*cfg;
   o.progress = &std::cerr;
   // Test hooks (tests/process/initialize_test.py): smaller chunks and a
@@ -259,9 +259,9 @@ int Initialize(const Args& a, rdf::cli::Parser& p) {
   if (const char* v = getenv("RDF_INITIALIZE_CHUNK_PAUSE_MS"); v != nullptr && atoi(v) > 0) {
     o.chunk_pause = absl::Milliseconds(atoi(v));
   }
-  absl::StatusOr<rdf::proto::InitialCopy> r = rdf::rdfcom::RunInitialize(o);
+  absl::StatusOr<rdf::proto::InitialCopy> r = rdf::initcopy::Drive(o);
   if (!r.ok()) return Fail(r.status());
-  std::cout << (a.json ? rdf::ProtoToJson(*r) + "\n" : rdf::rdfcom::InitializeSummaryText(*r));
+  std::cout << (a.json ? rdf::ProtoToJson(*r) + "\n" : rdf::initcopy::SummaryText(*r));
   return 0;
 }
 

@@ -1,7 +1,7 @@
-// The monitor's half of `rdfcom initialize` (docs/monitor.md
-// "initialize"): on the primary it serves the snapshots of its volumes
-// (INIT_SOURCE_*, common/initcopy/source.h), on the backup it receives and
-// installs them (INIT_TARGET_*, common/initcopy/target.h). rdfcom relays
+// A node's half of the initial copy, served by its monitor (docs/monitor.md
+// "initialize"; monitor/monitor.cc only routes INIT_* requests here): on the primary it serves the snapshots of its volumes
+// (INIT_SOURCE_*, source.h), on the backup it receives and
+// installs them (INIT_TARGET_*, target.h). The driver (driver.h) relays
 // the chunks from one monitor to the other.
 //
 // One session per node at a time, named by the request's copy_id; another
@@ -15,8 +15,8 @@
 // mark are removed (unless it was installing).
 //
 // Thread: the monitor's control loop only (the workers are internal).
-#ifndef RDF_MONITOR_INITIALIZE_SERVICE_H_
-#define RDF_MONITOR_INITIALIZE_SERVICE_H_
+#ifndef RDF_COMMON_INITCOPY_SERVICE_H_
+#define RDF_COMMON_INITCOPY_SERVICE_H_
 
 #include <memory>
 #include <string>
@@ -28,16 +28,16 @@
 #include "control.pb.h"
 #include "initialize.pb.h"
 
-namespace rdf::monitor {
+namespace rdf::initcopy {
 
-class InitializeService {
+class Service {
  public:
   static constexpr absl::Duration kIdle = absl::Seconds(120);
 
   // Not owned; all outlive the service. `events`: the monitor's log (835).
-  InitializeService(const config::Config& config, const proto::NodeConfig& node,
+  Service(const config::Config& config, const proto::NodeConfig& node,
                     events::EventLog* events);
-  ~InitializeService();  // abandons a live session (waits for its worker)
+  ~Service();  // abandons a live session (waits for its worker)
 
   // Whether `command` is one of INIT_*.
   static bool Serves(proto::ControlRequest::Command command);
@@ -82,6 +82,6 @@ class InitializeService {
   proto::InitialCopy done_state_;
 };
 
-}  // namespace rdf::monitor
+}  // namespace rdf::initcopy
 
-#endif  // RDF_MONITOR_INITIALIZE_SERVICE_H_
+#endif  // RDF_COMMON_INITCOPY_SERVICE_H_

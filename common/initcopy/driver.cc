@@ -1,4 +1,4 @@
-#include "rdfcom/initialize.h"
+#include "common/initcopy/driver.h"
 
 #include <unistd.h>
 
@@ -18,7 +18,7 @@
 #include "common/process/main.h"
 #include "common/base/status_macros.h"
 
-namespace rdf::rdfcom {
+namespace rdf::initcopy {
 namespace {
 
 using Request = proto::ControlRequest;
@@ -41,7 +41,7 @@ class Progress {
 // --- local files -------------------------------------------------------------
 
 // Both sides run here, on the nodes' data directories.
-absl::StatusOr<proto::InitialCopy> RunLocal(const InitializeOptions& o,
+absl::StatusOr<proto::InitialCopy> RunLocal(const DriverOptions& o,
                                             const proto::NodeConfig& primary,
                                             const proto::NodeConfig& backup) {
   const config::Config& cfg = *o.config;
@@ -99,7 +99,7 @@ std::string Mib(uint64_t bytes) { return absl::StrFormat("%.1f MiB", bytes / 104
 // sorts: `phase_` says what to undo when a step fails.
 class Stream {
  public:
-  Stream(const InitializeOptions& o, const proto::NodeConfig& primary,
+  Stream(const DriverOptions& o, const proto::NodeConfig& primary,
          const proto::NodeConfig& backup)
       : o_(o), primary_(primary), backup_(backup), progress_(o.progress) {
     std::random_device rd;
@@ -121,7 +121,7 @@ class Stream {
   absl::Status Relay(const proto::VolumePlan& v);
   std::string Undo(const absl::Status& why);
 
-  const InitializeOptions& o_;
+  const DriverOptions& o_;
   const proto::NodeConfig& primary_;
   const proto::NodeConfig& backup_;
   const Progress progress_;
@@ -286,7 +286,7 @@ absl::StatusOr<proto::InitialCopy> Stream::Go() {
 
 }  // namespace
 
-std::string InitializeSummaryText(const proto::InitialCopy& s) {
+std::string SummaryText(const proto::InitialCopy& s) {
   uint64_t min_snapshot = UINT64_MAX;
   for (const proto::VolumeCopy& v : s.volumes()) {
     min_snapshot = std::min(min_snapshot, v.snapshot_asn());
@@ -319,14 +319,14 @@ std::string InitializeSummaryText(const proto::InitialCopy& s) {
   return out;
 }
 
-absl::StatusOr<proto::InitialCopy> RunInitialize(const InitializeOptions& options) {
+absl::StatusOr<proto::InitialCopy> Drive(const DriverOptions& options) {
   const config::Config& cfg = *options.config;
   const proto::NodeConfig* primary = cfg.NodeWithRole(proto::PRIMARY);
   const proto::NodeConfig* backup = cfg.NodeWithRole(proto::BACKUP);
   if (primary == nullptr || backup == nullptr) {
     return absl::InvalidArgumentError("the configuration needs a PRIMARY and a BACKUP node");
   }
-  InitializeOptions o = options;
+  DriverOptions o = options;
   if (!o.probe) o.probe = control::NetworkCall(cfg, absl::Seconds(3));
   if (!o.call) o.call = control::ChannelCall(cfg, absl::Seconds(15));
   // Which monitors answer decides the mode.
@@ -357,4 +357,4 @@ absl::StatusOr<proto::InitialCopy> RunInitialize(const InitializeOptions& option
                        : ""));
 }
 
-}  // namespace rdf::rdfcom
+}  // namespace rdf::initcopy

@@ -1,12 +1,13 @@
-// rdfcom initialize: the online initial copy (docs/rdfcom.md "initialize").
+// The driver of the online initial copy, `rdfcom initialize` (docs/rdfcom.md
+// "initialize"; rdfcom/main.cc only parses its flags and prints).
 //
 // Gives the backup a consistent copy of every protected primary volume while
 // the application keeps committing on the primary, and the position from
 // which replication then continues, so that nothing is missing or doubled.
-// The node-side steps live in common/ (initialize_source.h on the primary:
-// hold the audit, snapshot, scan, move the pin; initialize_target.h on the
-// backup: mark, stage, prepare, install, write the state); this file picks
-// where they run and drives them.
+// The node-side steps are source.h (the primary: hold the audit, snapshot,
+// scan, move the pin) and target.h (the backup: mark, stage, prepare,
+// install, write the state), served by each monitor through service.h;
+// this file picks where they run and drives them.
 //
 // Modes:
 //  - through the monitors (the normal case, the nodes on different
@@ -27,8 +28,8 @@
 // monitor that died keeps the mark until the next initialize). A failure
 // while or after the backup installs leaves the mark and the pin at the
 // start ASN; initialize is run again.
-#ifndef RDF_RDFCOM_INITIALIZE_H_
-#define RDF_RDFCOM_INITIALIZE_H_
+#ifndef RDF_COMMON_INITCOPY_DRIVER_H_
+#define RDF_COMMON_INITCOPY_DRIVER_H_
 
 #include <ostream>
 #include <string>
@@ -39,9 +40,9 @@
 #include "common/net/control_client.h"
 #include "initialize.pb.h"
 
-namespace rdf::rdfcom {
+namespace rdf::initcopy {
 
-struct InitializeOptions {
+struct DriverOptions {
   const config::Config* config = nullptr;  // not owned
   std::ostream* progress = nullptr;        // progress lines (may be null)
   // Local mode: how long to wait after writing the pin before listing the
@@ -61,11 +62,11 @@ struct InitializeOptions {
 };
 
 // The state written to <backup data_dir>/initialize/state.
-absl::StatusOr<proto::InitialCopy> RunInitialize(const InitializeOptions& options);
+absl::StatusOr<proto::InitialCopy> Drive(const DriverOptions& options);
 
 // The summary printed by `rdfcom initialize`.
-std::string InitializeSummaryText(const proto::InitialCopy& state);
+std::string SummaryText(const proto::InitialCopy& state);
 
-}  // namespace rdf::rdfcom
+}  // namespace rdf::initcopy
 
-#endif  // RDF_RDFCOM_INITIALIZE_H_
+#endif  // RDF_COMMON_INITCOPY_DRIVER_H_

@@ -1,4 +1,4 @@
-#include "monitor/initialize_service.h"
+#include "common/initcopy/service.h"
 
 #include <chrono>
 #include <future>
@@ -16,7 +16,7 @@
 #include "common/process/main.h"
 #include "common/base/status_macros.h"
 
-namespace rdf::monitor {
+namespace rdf::initcopy {
 namespace {
 
 using Command = proto::ControlRequest::Command;
@@ -28,7 +28,7 @@ bool Ready(const std::future<T>& f) {
 
 }  // namespace
 
-struct InitializeService::Session {
+struct Service::Session {
   std::string id;
   absl::Time last = absl::Now();
   // Primary.
@@ -46,26 +46,26 @@ struct InitializeService::Session {
   }
 };
 
-InitializeService::InitializeService(const config::Config& config, const proto::NodeConfig& node,
+Service::Service(const config::Config& config, const proto::NodeConfig& node,
                                      events::EventLog* events)
     : config_(config), node_(node), events_(events) {}
 
-InitializeService::~InitializeService() {
+Service::~Service() {
   if (session_ == nullptr) return;
   if (session_->begin.valid()) session_->begin.wait();
   if (session_->commit.valid()) session_->commit.wait();
   End("the monitor is stopping").IgnoreError();
 }
 
-bool InitializeService::Serves(Command c) {
+bool Service::Serves(Command c) {
   return c >= proto::ControlRequest::INIT_SOURCE_BEGIN &&
          c <= proto::ControlRequest::INIT_TARGET_ABORT;
 }
 
-bool InitializeService::busy() const { return session_ != nullptr; }
-std::string InitializeService::copy_id() const { return session_ ? session_->id : ""; }
+bool Service::busy() const { return session_ != nullptr; }
+std::string Service::copy_id() const { return session_ ? session_->id : ""; }
 
-void InitializeService::Handle(const proto::ControlRequest& req, bool set_stopped,
+void Service::Handle(const proto::ControlRequest& req, bool set_stopped,
                                proto::ControlReply* reply) {
   absl::Status s = Dispatch(req, set_stopped, reply);
   if (!s.ok()) {
@@ -74,7 +74,7 @@ void InitializeService::Handle(const proto::ControlRequest& req, bool set_stoppe
   }
 }
 
-absl::Status InitializeService::Dispatch(const proto::ControlRequest& req, bool set_stopped,
+absl::Status Service::Dispatch(const proto::ControlRequest& req, bool set_stopped,
                                          proto::ControlReply* reply) {
   if (req.copy_id().empty()) {
     return absl::InvalidArgumentError("an initialize request without a copy id");
@@ -107,7 +107,7 @@ absl::Status InitializeService::Dispatch(const proto::ControlRequest& req, bool 
   }
 }
 
-absl::Status InitializeService::Refuse(const std::string& copy_id) const {
+absl::Status Service::Refuse(const std::string& copy_id) const {
   if (session_ == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(
         "no initial copy ", copy_id, " is in progress on node '", node_.name(),
@@ -119,7 +119,7 @@ absl::Status InitializeService::Refuse(const std::string& copy_id) const {
       "'; it is abandoned after ", absl::FormatDuration(kIdle), " without requests"));
 }
 
-absl::StatusOr<InitializeService::Session*> InitializeService::Find(const std::string& copy_id) {
+absl::StatusOr<Service::Session*> Service::Find(const std::string& copy_id) {
   if (session_ == nullptr || session_->id != copy_id) return Refuse(copy_id);
   session_->last = absl::Now();
   return session_.get();
@@ -128,7 +128,7 @@ absl::StatusOr<InitializeService::Session*> InitializeService::Find(const std::s
 // REQUIRES: no worker runs. Source::Abort and Target::Abort are safe
 // whatever the session got to (a failed Begin restored the pin already; a
 // Target that was installing keeps its mark and says so).
-absl::Status InitializeService::End(const char* why) {
+absl::Status Service::End(const char* why) {
   if (session_ == nullptr) return absl::OkStatus();
   absl::Status s;
   if (session_->source != nullptr) s.Update(session_->source->Abort());
@@ -143,7 +143,7 @@ absl::Status InitializeService::End(const char* why) {
 
 // --- primary ---------------------------------------------------------------
 
-absl::Status InitializeService::SourceBegin(const proto::ControlRequest& req, bool set_stopped,
+absl::Status Service::SourceBegin(const proto::ControlRequest& req, bool set_stopped,
                                             proto::ControlReply* reply) {
   if (session_ == nullptr) {
     if (!set_stopped) {
@@ -181,7 +181,7 @@ absl::Status InitializeService::SourceBegin(const proto::ControlRequest& req, bo
   return absl::OkStatus();
 }
 
-absl::Status InitializeService::SourceRead(const proto::ControlRequest& req,
+absl::Status Service::SourceRead(const proto::ControlRequest& req,
                                            proto::ControlReply* reply) {
   RDF_ASSIGN_OR_RETURN(Session * s, Find(req.copy_id()));
   if (s->source == nullptr || !s->plan.has_value()) {
@@ -200,7 +200,7 @@ absl::Status InitializeService::SourceRead(const proto::ControlRequest& req,
   return absl::InvalidArgumentError(absl::StrCat("no snapshot of volume '", req.volume(), "'"));
 }
 
-absl::Status InitializeService::SourceEnd(const proto::ControlRequest& req) {
+absl::Status Service::SourceEnd(const proto::ControlRequest& req) {
   if (!req.commit() && (session_ == nullptr || session_->id != req.copy_id())) {
     return absl::OkStatus();  // nothing to abort (any more)
   }
@@ -226,7 +226,7 @@ absl::Status InitializeService::SourceEnd(const proto::ControlRequest& req) {
 
 // --- backup ----------------------------------------------------------------
 
-absl::Status InitializeService::TargetBegin(const proto::ControlRequest& req, bool set_stopped) {
+absl::Status Service::TargetBegin(const proto::ControlRequest& req, bool set_stopped) {
   if (session_ != nullptr) {
     RDF_ASSIGN_OR_RETURN(Session * s, Find(req.copy_id()));
     return s->target != nullptr ? absl::OkStatus() : Refuse(req.copy_id());
@@ -257,7 +257,7 @@ absl::Status InitializeService::TargetBegin(const proto::ControlRequest& req, bo
   return absl::OkStatus();
 }
 
-absl::Status InitializeService::TargetWrite(const proto::ControlRequest& req) {
+absl::Status Service::TargetWrite(const proto::ControlRequest& req) {
   RDF_ASSIGN_OR_RETURN(Session * s, Find(req.copy_id()));
   if (s->target == nullptr || s->commit.valid()) {
     return absl::FailedPreconditionError("this copy takes no more chunks");
@@ -272,7 +272,7 @@ absl::Status InitializeService::TargetWrite(const proto::ControlRequest& req) {
       .status();
 }
 
-absl::Status InitializeService::TargetCommit(const proto::ControlRequest& req,
+absl::Status Service::TargetCommit(const proto::ControlRequest& req,
                                              proto::ControlReply* reply) {
   if (session_ == nullptr && !done_id_.empty() && done_id_ == req.copy_id()) {
     reply->set_init_ready(true);  // the first reply was lost
@@ -309,7 +309,7 @@ absl::Status InitializeService::TargetCommit(const proto::ControlRequest& req,
   return absl::OkStatus();
 }
 
-absl::Status InitializeService::TargetAbort(const proto::ControlRequest& req) {
+absl::Status Service::TargetAbort(const proto::ControlRequest& req) {
   if (session_ == nullptr || session_->id != req.copy_id()) return absl::OkStatus();
   Session* s = session_.get();
   if (s->target == nullptr) return Refuse(req.copy_id());
@@ -322,7 +322,7 @@ absl::Status InitializeService::TargetAbort(const proto::ControlRequest& req) {
   return End(nullptr);
 }
 
-void InitializeService::Tick() {
+void Service::Tick() {
   if (session_ == nullptr || session_->working()) return;
   if (!session_->abort_queued && absl::Now() - session_->last < kIdle) return;
   if (session_->commit.valid()) {
@@ -338,4 +338,4 @@ void InitializeService::Tick() {
   End(session_->abort_queued ? nullptr : "no request from rdfcom for 2 minutes").IgnoreError();
 }
 
-}  // namespace rdf::monitor
+}  // namespace rdf::initcopy
