@@ -717,7 +717,9 @@ void Store::Impl::RefreshIdleMeta(uint64_t recovery_asn, uint64_t max_txid) {
       AfterCommit(v.get());  // an idle volume's last commits get their copy too
       continue;
     }
-    absl::Status s = WithGrowth(v.get(), [&]() -> absl::Status {
+    // v by an init-capture: clang before 16 cannot capture a structured
+    // binding (C++20), and scripts/check-thread-safety parses this with clang.
+    absl::Status s = WithGrowth(v.get(), [&, &v = v]() -> absl::Status {
       RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(v->env.get()));
       RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), v->meta, kRecoveryAsn,
                                        recovery_asn));

@@ -83,10 +83,11 @@ class MemReadableFile : public ReadableFile {
   absl::StatusOr<size_t> Read(uint64_t offset, size_t n,
                               char* scratch) const override {
     absl::MutexLock l(&node_->mu);
-    const std::string& d = node_->data;
-    if (offset >= d.size()) return size_t{0};
-    size_t len = std::min<uint64_t>(n, d.size() - offset);
-    std::memcpy(scratch, d.data() + offset, len);
+    // node_->data itself, not a const reference to it: clang 14's
+    // -Wthread-safety loses the held lock through one.
+    if (offset >= node_->data.size()) return size_t{0};
+    size_t len = std::min<uint64_t>(n, node_->data.size() - offset);
+    std::memcpy(scratch, node_->data.data() + offset, len);
     return len;
   }
   absl::StatusOr<uint64_t> Size() const override {
