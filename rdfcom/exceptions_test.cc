@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/config/config.h"
-#include "common/state/status_file.h"
+#include "common/json/proto.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -47,7 +47,7 @@ class ExceptionsTest : public ::testing::Test {
   }
   void TearDown() override { ::rdf::testing::RemoveTestDir(dir_); }
 
-  // An exception line as the updater writes it (ProtoToJson of the record).
+  // An exception line as the updater writes it (json::MessageToJson of the record).
   static std::string Line(int64_t time_us, const std::string& volume, uint64_t asn,
                           uint32_t error = 10, const std::string& raw_key = "k1") {
     proto::ExceptionRecord e;
@@ -61,7 +61,7 @@ class ExceptionsTest : public ::testing::Test {
     e.set_error(error);
     e.set_key(absl::CHexEscape(raw_key));
     e.set_action("skipped");
-    return ProtoToJson(e);
+    return json::MessageToJson(e);
   }
 
   // Appends `lines` to <node's data_dir>/exceptions/<file>.

@@ -23,7 +23,7 @@
 #include "common/initcopy/driver.h"
 #include "rdfcom/takeover.h"
 #include "rdfcom/validate.h"
-#include "common/state/status_file.h"
+#include "common/json/proto.h"
 #include "common/base/subprocess.h"
 #include <unistd.h>
 
@@ -222,7 +222,7 @@ int Takeover(const Args& a, rdf::cli::Parser& p) {
   if (a.timeout_s != 0) o.stall_timeout = absl::Seconds(a.timeout_s);
   absl::StatusOr<rdf::proto::TakeoverReport> r = rdf::rdfcom::RunTakeover(o);
   if (!r.ok()) return Fail(r.status());
-  std::cout << (a.json ? rdf::ProtoToJson(*r) + "\n" : rdf::rdfcom::TakeoverReportText(*r));
+  std::cout << (a.json ? rdf::json::MessageToJson(*r) + "\n" : rdf::rdfcom::TakeoverReportText(*r));
   return 0;
 }
 
@@ -261,7 +261,7 @@ int Initialize(const Args& a, rdf::cli::Parser& p) {
   }
   absl::StatusOr<rdf::proto::InitialCopy> r = rdf::initcopy::Drive(o);
   if (!r.ok()) return Fail(r.status());
-  std::cout << (a.json ? rdf::ProtoToJson(*r) + "\n" : rdf::initcopy::SummaryText(*r));
+  std::cout << (a.json ? rdf::json::MessageToJson(*r) + "\n" : rdf::initcopy::SummaryText(*r));
   return 0;
 }
 

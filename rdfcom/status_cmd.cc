@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/events/log.h"
+#include "common/json/proto.h"
 #include "common/state/status_file.h"
 
 namespace rdf::rdfcom {
@@ -289,7 +290,7 @@ absl::Status RunStatus(const config::Config& config, const ControlCall& call,
   for (;;) {
     proto::SystemStatus s = GatherStatus(config, call, last ? &*last : nullptr);
     if (options.json) {
-      out << ProtoToJson(s) << "\n";
+      out << json::MessageToJson(s) << "\n";
     } else {
       if (options.keep_watching) out << "\n";
       out << StatusText(s);

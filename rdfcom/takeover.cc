@@ -16,6 +16,7 @@
 #include "common/process/lock.h"
 #include "common/process/main.h"
 #include "common/state/save_point.h"
+#include "common/json/proto.h"
 #include "common/state/status_file.h"
 #include "common/base/status_macros.h"
 #include "common/base/subprocess.h"
@@ -378,7 +379,7 @@ absl::StatusOr<proto::TakeoverReport> Run::Go() {
   RDF_RETURN_IF_ERROR(WriteFileAtomically(fs_, TakeoverReportPath(*node_, "txt"),
                                           TakeoverReportText(r)));
   // report.json last: its presence means "complete".
-  RDF_RETURN_IF_ERROR(WriteFileAtomically(fs_, report_json, ProtoToJson(r) + "\n"));
+  RDF_RETURN_IF_ERROR(WriteFileAtomically(fs_, report_json, json::MessageToJson(r) + "\n"));
   if (r.lost_transactions_size() > 0) {
     Log(events::kTransactionsLost, {{"count", absl::StrCat(r.lost_transactions_size())},
                                     {"records", absl::StrCat(lost_records)},

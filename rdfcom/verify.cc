@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/events/catalog.h"
+#include "common/json/writer.h"
 #include "common/base/status_macros.h"
 
 namespace rdf::rdfcom {
@@ -304,23 +305,6 @@ const char* KindText(const char* kind) {
   return "values differ";
 }
 
-// A JSON string literal (quotes included) of `s`.
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", static_cast<unsigned>(c));
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-  return out;
-}
-
 void PrintText(const std::vector<FileResult>& results, const VerifySummary& s,
                absl::Duration recheck_delay, std::ostream& out) {
   out << "verify: primary applied ASN " << s.primary_applied_asn << ", backup applied ASN "
@@ -368,29 +352,36 @@ void PrintText(const std::vector<FileResult>& results, const VerifySummary& s,
 
 void PrintJson(const std::vector<FileResult>& results, const VerifySummary& s,
                std::ostream& out) {
-  out << "{\"equal\":" << (s.equal ? "true" : "false")
-      << ",\"consistent_cut\":" << (s.consistent_cut ? "true" : "false")
-      << ",\"cut_asn\":" << s.cut_asn << ",\"cut_problem\":" << JsonString(s.cut_problem)
-      << ",\"primary_applied_asn\":" << s.primary_applied_asn
-      << ",\"backup_applied_asn\":" << s.backup_applied_asn << ",\"files\":[";
-  for (size_t i = 0; i < results.size(); ++i) {
-    const FileResult& r = results[i];
-    out << (i == 0 ? "" : ",") << "{\"volume\":" << JsonString(r.id.volume)
-        << ",\"file\":" << JsonString(r.id.file)
-        << ",\"primary_exists\":" << (r.primary_exists ? "true" : "false")
-        << ",\"backup_exists\":" << (r.backup_exists ? "true" : "false")
-        << ",\"primary_records\":" << r.primary_records
-        << ",\"backup_records\":" << r.backup_records
-        << ",\"equal\":" << (r.equal() ? "true" : "false")
-        << ",\"difference_count\":" << r.difference_count
-        << ",\"rechecked\":" << (r.rechecked ? "true" : "false") << ",\"differences\":[";
-    for (size_t j = 0; j < r.listed.size(); ++j) {
-      out << (j == 0 ? "" : ",") << "{\"key\":" << JsonString(EscapeKey(r.listed[j].key))
-          << ",\"kind\":\"" << r.listed[j].kind << "\"}";
+  json::Writer w;
+  w.BeginObject()
+      .Field("equal", s.equal)
+      .Field("consistent_cut", s.consistent_cut)
+      .Field("cut_asn", s.cut_asn)
+      .Field("cut_problem", s.cut_problem)
+      .Field("primary_applied_asn", s.primary_applied_asn)
+      .Field("backup_applied_asn", s.backup_applied_asn)
+      .Key("files")
+      .BeginArray();
+  for (const FileResult& r : results) {
+    w.BeginObject()
+        .Field("volume", r.id.volume)
+        .Field("file", r.id.file)
+        .Field("primary_exists", r.primary_exists)
+        .Field("backup_exists", r.backup_exists)
+        .Field("primary_records", r.primary_records)
+        .Field("backup_records", r.backup_records)
+        .Field("equal", r.equal())
+        .Field("difference_count", r.difference_count)
+        .Field("rechecked", r.rechecked)
+        .Key("differences")
+        .BeginArray();
+    for (const Difference& d : r.listed) {
+      w.BeginObject().Field("key", EscapeKey(d.key)).Field("kind", d.kind).EndObject();
     }
-    out << "]}";
+    w.EndArray().EndObject();
   }
-  out << "]}\n";
+  w.EndArray().EndObject();
+  out << w.str() << "\n";
 }
 
 }  // namespace

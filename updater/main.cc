@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "common/process/main.h"
-#include "common/state/status_file.h"
+#include "common/json/proto.h"
 #include "common/base/status_macros.h"
 #include "updater/updater.h"
 
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     RDF_ASSIGN_OR_RETURN(auto u, rdf::updater::Updater::Open(o));
     if (!takeover) return u->Run(stop);
     RDF_ASSIGN_OR_RETURN(rdf::proto::VolumeTakeoverResult r, u->Takeover(stop));
-    std::printf("%s\n", rdf::ProtoToJson(r).c_str());
+    std::printf("%s\n", rdf::json::MessageToJson(r).c_str());
     return absl::OkStatus();
   };
   return rdf::ProcessMain(argc, argv, spec);

@@ -28,6 +28,7 @@
 #include "common/process/rtd_watch.h"
 #include "common/state/save_point.h"
 #include "common/base/shared_blob.h"
+#include "common/json/proto.h"
 #include "common/state/status_file.h"
 #include "common/base/status_macros.h"
 #include "common/base/test_point.h"
@@ -537,7 +538,7 @@ absl::Status Updater::Impl::Exception(const proto::AuditRecord& r, uint32_t erro
     RDF_ASSIGN_OR_RETURN(exceptions, opt.fs->OpenWritable(path, true));
     RDF_ASSIGN_OR_RETURN(exceptions_size, opt.fs->FileSize(path));
   }
-  std::string line = absl::StrCat(ProtoToJson(e), "\n");
+  std::string line = absl::StrCat(json::MessageToJson(e), "\n");
   RDF_RETURN_IF_ERROR(exceptions->Write(exceptions_size, line));
   RDF_RETURN_IF_ERROR(exceptions->Sync());
   exceptions_size += line.size();
@@ -1049,7 +1050,7 @@ absl::StatusOr<proto::VolumeTakeoverResult> Updater::Takeover(const std::atomic<
   s.state = "TAKEOVER_COMPLETE";
   s.PublishStatus();
   RDF_RETURN_IF_ERROR(WriteFileAtomically(
-      s.opt.fs, TakeoverVolumeResultPath(node, s.opt.volume), ProtoToJson(result) + "\n"));
+      s.opt.fs, TakeoverVolumeResultPath(node, s.opt.volume), json::MessageToJson(result) + "\n"));
   s.base.events->Flush().IgnoreError();
   return result;
 }

@@ -14,9 +14,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "common/events/catalog.h"
+#include "common/json/writer.h"
 #include "common/base/status_macros.h"
 #include "common/trail/format.h"
 #include "common/trail/reader.h"
@@ -88,28 +88,6 @@ bool NeedsQuotes(std::string_view v) {
       return true;
   }
   return false;
-}
-
-void AppendJsonString(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(out, "\\u%04x", static_cast<unsigned char>(c));
-        } else {
-          out->push_back(c);
-        }
-    }
-  }
-  out->push_back('"');
 }
 
 std::vector<std::pair<std::string, std::string>> SortedFields(
@@ -630,28 +608,20 @@ std::string FormatEventLine(const proto::Event& e) {
 }
 
 std::string EventToJson(const proto::Event& e) {
-  std::string j = "{\"time\":";
-  AppendJsonString(FormatTimeUs(e.time_us()), &j);
-  absl::StrAppend(&j, ",\"time_us\":", e.time_us(), ",\"node\":");
-  AppendJsonString(e.node(), &j);
-  j += ",\"process\":";
-  AppendJsonString(e.process(), &j);
-  absl::StrAppend(&j, ",\"number\":", e.number(), ",\"severity\":");
-  AppendJsonString(SeverityName(e.severity()), &j);
-  j += ",\"text\":";
-  AppendJsonString(e.text(), &j);
-  j += ",\"fields\":{";
-  bool first = true;
-  for (const auto& [key, value] : SortedFields(e)) {
-    if (!first) j += ",";
-    first = false;
-    AppendJsonString(key, &j);
-    j += ":";
-    AppendJsonString(value, &j);
-  }
-  absl::StrAppend(&j, "},\"suppressed\":", e.suppressed(),
-                  ",\"version\":", e.version(), "}");
-  return j;
+  json::Writer w;
+  w.BeginObject()
+      .Field("time", FormatTimeUs(e.time_us()))
+      .Field("time_us", e.time_us())
+      .Field("node", e.node())
+      .Field("process", e.process())
+      .Field("number", e.number())
+      .Field("severity", SeverityName(e.severity()))
+      .Field("text", e.text())
+      .Key("fields")
+      .BeginObject();
+  for (const auto& [key, value] : SortedFields(e)) w.Field(key, value);
+  w.EndObject().Field("suppressed", e.suppressed()).Field("version", e.version()).EndObject();
+  return w.str();
 }
 
 absl::StatusOr<int64_t> ParseSince(std::string_view text_arg, int64_t now_us) {

@@ -168,7 +168,7 @@ std::string FormatEventLine(const proto::Event& event);
 // One JSON object on one line: {"time":"<RFC 3339>","time_us":..,"node":..,
 // "process":..,"number":..,"severity":"INFO","text":..,"fields":{..},
 // "suppressed":..,"version":..}. Numbers are JSON numbers; field values are
-// strings.
+// strings, escaped as common/json/writer.h says.
 std::string EventToJson(const proto::Event& event);
 
 // "2026-11-25T10:45:48.123456Z"

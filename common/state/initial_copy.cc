@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/config.h"
-#include "common/state/status_file.h"
+#include "common/json/proto.h"
 #include "common/base/status_macros.h"
 #include "common/layout/layout.h"
 
@@ -48,7 +48,7 @@ absl::Status WriteInitialCopy(FileSystem* fs, const proto::NodeConfig& node,
                               const proto::InitialCopy& state) {
   RDF_RETURN_IF_ERROR(fs->CreateDirs(InitialCopyDir(node)));
   RDF_RETURN_IF_ERROR(
-      WriteFileAtomically(fs, InitialCopyJsonPath(node), ProtoToJson(state) + "\n"));
+      WriteFileAtomically(fs, InitialCopyJsonPath(node), json::MessageToJson(state) + "\n"));
   return WriteFileAtomically(fs, InitialCopyStatePath(node), state.SerializeAsString());
 }
 

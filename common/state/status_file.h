@@ -8,7 +8,6 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "google/protobuf/message.h"
 #include "status.pb.h"
 
 namespace rdf {
@@ -17,10 +16,6 @@ std::string StatusDir(const std::string& data_dir);
 absl::Status WriteStatus(const std::string& data_dir, const proto::ProcessStatus& s);
 absl::StatusOr<proto::ProcessStatus> ReadStatus(const std::string& data_dir,
                                                 const std::string& process);
-// One JSON object with field names as in the .proto, every field present,
-// and 64-bit integers as JSON numbers (not proto3's strings).
-std::string ProtoToJson(const google::protobuf::Message& m);
-std::string StatusToJson(const proto::ProcessStatus& s);
 
 }  // namespace rdf
 

@@ -26,10 +26,8 @@
 #include "common/state/audit_record.h"
 #include "common/base/cli.h"
 #include "common/base/file_system.h"
+#include "common/json/proto.h"
 #include "common/trail/reader.h"
-#include "google/protobuf/descriptor.h"
-#include "google/protobuf/message.h"
-#include "google/protobuf/reflection.h"
 #include "imagetrail.pb.h"
 
 namespace rdf {
@@ -41,100 +39,25 @@ namespace {
 // receiver); switch to that constant once it is in.
 constexpr uint8_t kSavePointFrameType = 16;
 
-using google::protobuf::FieldDescriptor;
-using google::protobuf::Message;
-using google::protobuf::Reflection;
-
 std::string Hex(absl::string_view bytes) { return absl::BytesToHexString(bytes); }
 
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
+// Every field of a record, set or not, so readers always find the keys: an
+// unset proto3 `optional` (an audit record's before or after image) is null.
+json::MessageOptions AllKeys() {
+  json::MessageOptions o;
+  o.unset_as_null = true;
+  return o;
 }
 
-std::string JsonMessage(const Message& m);
-
-// One value of field `f` (element `i` when repeated) as JSON: numbers as
-// numbers (64-bit ones too), bytes as hex strings, enums by name.
-std::string JsonValue(const Message& m, const FieldDescriptor* f, int i) {
-  const Reflection* r = m.GetReflection();
-  const bool rep = f->is_repeated();
-  switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32:
-      return absl::StrCat(rep ? r->GetRepeatedInt32(m, f, i) : r->GetInt32(m, f));
-    case FieldDescriptor::CPPTYPE_INT64:
-      return absl::StrCat(rep ? r->GetRepeatedInt64(m, f, i) : r->GetInt64(m, f));
-    case FieldDescriptor::CPPTYPE_UINT32:
-      return absl::StrCat(rep ? r->GetRepeatedUInt32(m, f, i) : r->GetUInt32(m, f));
-    case FieldDescriptor::CPPTYPE_UINT64:
-      return absl::StrCat(rep ? r->GetRepeatedUInt64(m, f, i) : r->GetUInt64(m, f));
-    case FieldDescriptor::CPPTYPE_DOUBLE:
-      return absl::StrCat(rep ? r->GetRepeatedDouble(m, f, i) : r->GetDouble(m, f));
-    case FieldDescriptor::CPPTYPE_FLOAT:
-      return absl::StrCat(rep ? r->GetRepeatedFloat(m, f, i) : r->GetFloat(m, f));
-    case FieldDescriptor::CPPTYPE_BOOL:
-      return (rep ? r->GetRepeatedBool(m, f, i) : r->GetBool(m, f)) ? "true" : "false";
-    case FieldDescriptor::CPPTYPE_ENUM: {
-      const int v = rep ? r->GetRepeatedEnumValue(m, f, i) : r->GetEnumValue(m, f);
-      const auto* e = f->enum_type()->FindValueByNumber(v);
-      return e != nullptr ? JsonString(e->name()) : absl::StrCat(v);
-    }
-    case FieldDescriptor::CPPTYPE_STRING: {
-      const std::string s = rep ? r->GetRepeatedString(m, f, i) : r->GetString(m, f);
-      return f->type() == FieldDescriptor::TYPE_BYTES ? JsonString(Hex(s)) : JsonString(s);
-    }
-    case FieldDescriptor::CPPTYPE_MESSAGE:
-      return JsonMessage(rep ? r->GetRepeatedMessage(m, f, i) : r->GetMessage(m, f));
-  }
-  return "null";
-}
-
-// Every field of `m`, set or not (so readers always find the keys), in
-// field order; an unset field with presence (proto3 `optional`) is null.
-std::string JsonFields(const Message& m) {
-  const Reflection* r = m.GetReflection();
-  const auto* d = m.GetDescriptor();
-  std::vector<std::string> parts;
-  for (int k = 0; k < d->field_count(); ++k) {
-    const FieldDescriptor* f = d->field(k);
-    std::string v;
-    if (f->is_repeated()) {
-      std::vector<std::string> items;
-      for (int i = 0; i < r->FieldSize(m, f); ++i) items.push_back(JsonValue(m, f, i));
-      v = absl::StrCat("[", absl::StrJoin(items, ","), "]");
-    } else if (f->has_presence() && !r->HasField(m, f)) {
-      v = "null";
-    } else {
-      v = JsonValue(m, f, 0);
-    }
-    parts.push_back(absl::StrCat(JsonString(f->name()), ":", v));
-  }
-  return absl::StrJoin(parts, ",");
-}
-
-std::string JsonMessage(const Message& m) { return absl::StrCat("{", JsonFields(m), "}"); }
-
-// The frame's own facts, first in every JSON line.
-std::string JsonFrame(const trail::Record& rec) {
-  return absl::StrCat("\"frame_type\":", rec.type, ",\"segment\":", rec.pos.segment,
-                      ",\"offset\":", rec.pos.offset, ",\"bytes\":", rec.payload.size());
+// Opens a record's JSON line with the frame's own facts.
+json::Writer JsonFrame(const trail::Record& rec) {
+  json::Writer w;
+  w.BeginObject()
+      .Field("frame_type", rec.type)
+      .Field("segment", rec.pos.segment)
+      .Field("offset", rec.pos.offset)
+      .Field("bytes", rec.payload.size());
+  return w;
 }
 
 bool IsAuditType(uint8_t type) {
@@ -155,7 +78,9 @@ std::string AuditLine(const proto::AuditRecord& a) {
 }
 
 std::string AuditJson(const trail::Record& rec, const proto::AuditRecord& a) {
-  return absl::StrCat("{", JsonFrame(rec), ",", JsonFields(a), "}");
+  json::Writer w = JsonFrame(rec);
+  json::WriteFields(a, AllKeys(), &w);
+  return w.EndObject().str();
 }
 
 std::string SavePointLine(const trail::Record& rec, const proto::SavePoint& sp) {
@@ -176,8 +101,15 @@ std::string SavePointLine(const trail::Record& rec, const proto::SavePoint& sp) 
 }
 
 std::string SavePointJson(const trail::Record& rec, const proto::SavePoint& sp) {
-  return absl::StrCat("{", JsonFrame(rec), ",\"type\":\"SAVEPOINT\",\"asn\":", rec.asn,
-                      ",\"savepoint\":", JsonMessage(sp), "}");
+  json::Writer w = JsonFrame(rec);
+  w.Field("type", "SAVEPOINT").Field("asn", rec.asn).Key("savepoint").BeginObject();
+  json::WriteFields(sp, AllKeys(), &w);
+  return w.EndObject().EndObject().str();
+}
+
+std::string FrameJson(const trail::Record& rec) {
+  json::Writer w = JsonFrame(rec);
+  return w.Field("type", "FRAME").Field("asn", rec.asn).EndObject().str();
 }
 
 struct Options {
@@ -204,8 +136,7 @@ class Dumper {
       }
       Emit(o_.json ? SavePointJson(rec, sp) : SavePointLine(rec, sp));
     } else {
-      Emit(o_.json ? absl::StrCat("{", JsonFrame(rec), ",\"type\":\"FRAME\",\"asn\":",
-                                  rec.asn, "}")
+      Emit(o_.json ? FrameJson(rec)
                    : absl::StrCat("FRAME asn=", rec.asn, " type=", rec.type,
                                   " bytes=", rec.payload.size()));
     }
@@ -226,8 +157,14 @@ absl::Status List(const Options& o) {
   if (!segs.ok()) return segs.status();
   for (const trail::SegmentInfo& s : *segs) {
     std::string line =
-        o.json ? absl::StrCat("{\"segment\":", s.segment, ",\"first_asn\":", s.first_asn,
-                              ",\"bytes\":", s.bytes, ",\"path\":", JsonString(s.path), "}")
+        o.json ? json::Writer()
+                     .BeginObject()
+                     .Field("segment", s.segment)
+                     .Field("first_asn", s.first_asn)
+                     .Field("bytes", s.bytes)
+                     .Field("path", s.path)
+                     .EndObject()
+                     .str()
                : absl::StrCat(s.segment, "\t", s.first_asn, "\t", s.bytes, "\t", s.path);
     std::puts(line.c_str());
   }
