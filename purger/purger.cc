@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -16,16 +15,27 @@
 #include "common/base/status_macros.h"
 #include "common/trail/reader.h"
 #include "common/lmdb/volume_meta.h"
+#include "purger/purge_policy.h"
 
 namespace rdf::purger {
 namespace {
 
-// What one volume's updater has passed.
-struct UpdaterPosition {
-  bool known = false;
-  trail::Position restart;
-  uint64_t applied_asn = 0;  // through the save point once caught up
-};
+// How often Run publishes status between passes, and the longest it sleeps
+// at once (so that a stop is seen promptly).
+constexpr int64_t kStatusIntervalUs = 1'000'000;
+constexpr int64_t kMaxSleepUs = 100'000;
+
+enum class State { kStarting, kRunning, kRetrying, kStopped };
+
+const char* StateName(State s) {
+  switch (s) {
+    case State::kStarting: return "STARTING";
+    case State::kRunning: return "RUNNING";
+    case State::kRetrying: return "RETRYING";
+    case State::kStopped: return "STOPPED";
+  }
+  return "UNKNOWN";
+}
 
 }  // namespace
 
@@ -37,7 +47,7 @@ struct Purger::Impl {
   uint64_t purged = 0;
   std::set<uint64_t> held_reported;  // transactions 975 was logged for
   std::vector<proto::TrailUsage> usage;
-  std::string state = "STARTING";
+  State state = State::kStarting;
   std::string last_error;
   int64_t last_pass_us = 0;
 
@@ -46,6 +56,20 @@ struct Purger::Impl {
   }
   absl::StatusOr<UpdaterPosition> ReadPosition(const std::string& volume,
                                                const proto::SavePoint& sp);
+  // The facts a pass decides from: the save point's hold and every
+  // volume's updater position (an error when one cannot be read).
+  absl::StatusOr<PurgeFacts> GatherFacts(const std::vector<const proto::VolumeConfig*>& volumes,
+                                         const proto::SavePoint& sp);
+  // Removes the segments `d` lets go, oldest first, logging each; stops at
+  // the first removal that fails (d then says "purge error"). Returns how
+  // many went.
+  size_t Purge(const std::string& name, const std::vector<trail::SegmentInfo>& segs,
+               TrailDecision& d);
+  // What remains of trail `name` from segs[first_kept] on, for status; logs
+  // 975 once per long-running transaction.
+  proto::TrailUsage Usage(const PurgeFacts& facts, const std::string& name,
+                          const std::vector<trail::SegmentInfo>& segs, size_t first_kept,
+                          const TrailDecision& d);
   void PublishStatus();
 };
 
@@ -69,12 +93,66 @@ absl::StatusOr<UpdaterPosition> Purger::Impl::ReadPosition(const std::string& vo
   p.known = true;
   p.restart = {oldest.restart_segment, oldest.restart_offset};
   p.applied_asn = oldest.applied_asn;
-  // Caught up with the save point: applied through it.
-  const proto::TrailEnd* te = FindTrailEnd(sp, config::VolumeDirName(volume));
-  if (te != nullptr && trail::Position{te->segment(), te->offset()} == p.restart) {
-    p.applied_asn = std::max(p.applied_asn, sp.asn());
+  return CaughtUp(p, sp, config::VolumeDirName(volume));
+}
+
+absl::StatusOr<PurgeFacts> Purger::Impl::GatherFacts(
+    const std::vector<const proto::VolumeConfig*>& volumes, const proto::SavePoint& sp) {
+  PurgeFacts facts;
+  facts.hold = UndoHoldOf(sp);
+  facts.retain_count = RetainCount(cfg->purger().retain_count());
+  for (const proto::VolumeConfig* v : volumes) {
+    absl::StatusOr<UpdaterPosition> p = ReadPosition(v->name(), sp);
+    if (!p.ok()) {
+      // Nothing can be purged while a position is unknown: an error, so
+      // that the status says RETRYING (Run logs 834 with the reason).
+      return Annotate(p.status(), absl::StrCat("positions unavailable: ", v->name()));
+    }
+    facts.updaters.push_back({config::VolumeDirName(v->name()), *p});
   }
-  return p;
+  return facts;
+}
+
+size_t Purger::Impl::Purge(const std::string& name, const std::vector<trail::SegmentInfo>& segs,
+                           TrailDecision& d) {
+  size_t i = 0;
+  for (; i < d.last_asn.size(); ++i) {
+    const trail::SegmentInfo& seg = segs[i];
+    absl::Status r = opt.fs->Remove(seg.path);
+    if (!r.ok()) {
+      Log(events::kPurgeError, {{"path", seg.path}, {"error", std::string(r.message())}});
+      last_error = std::string(r.message());
+      d.reason = HeldBy::kPurgeError;
+      d.held_by = "purge error";
+      break;
+    }
+    Log(events::kSegmentPurged, {{"trail", name}, {"segment", absl::StrCat(seg.segment)},
+                                 {"path", seg.path}, {"last_asn", absl::StrCat(d.last_asn[i])},
+                                 {"bytes", absl::StrCat(seg.bytes)}});
+  }
+  if (i > 0) opt.fs->SyncDir(trail_dir).IgnoreError();
+  return i;
+}
+
+proto::TrailUsage Purger::Impl::Usage(const PurgeFacts& facts, const std::string& name,
+                                      const std::vector<trail::SegmentInfo>& segs,
+                                      size_t first_kept, const TrailDecision& d) {
+  proto::TrailUsage u;
+  u.set_name(name);
+  for (size_t i = first_kept; i < segs.size(); ++i) {
+    u.set_segments(u.segments() + 1);
+    u.set_bytes(u.bytes() + segs[i].bytes);
+  }
+  u.set_held_by(d.held_by);
+  // A long-running transaction holding many segments: say so, once.
+  if (HeldTooLongByTransaction(facts, d.reason, u.segments()) &&
+      held_reported.insert(facts.hold.txid).second) {
+    Log(events::kPurgeHeldByTransaction,
+        {{"trail", name}, {"oldest_open_asn", absl::StrCat(facts.hold.asn)},
+         {"txid", absl::StrCat(facts.hold.txid)}, {"segments_held", absl::StrCat(u.segments())},
+         {"bytes_held", absl::StrCat(u.bytes())}});
+  }
+  return u;
 }
 
 void Purger::Impl::PublishStatus() {
@@ -82,7 +160,7 @@ void Purger::Impl::PublishStatus() {
   st.set_version(1);
   st.set_node(base.node->name());
   st.set_process("purger");
-  st.set_state(state);
+  st.set_state(StateName(state));
   st.set_time_us(opt.clock->NowMicros());
   st.set_pid(getpid());
   st.set_last_error(last_error);
@@ -119,31 +197,7 @@ absl::StatusOr<uint64_t> Purger::Pass(const std::atomic<bool>* stop) {
     s.Log(events::kPurgePassEndedEarly, {{"reason", "no save point yet"}, {"trails_done", "0"}});
     return 0;
   }
-  // Takeover could have to undo every record from the oldest open
-  // transaction's first ASN on.
-  uint64_t hold_asn = sp->oldest_open_asn() != 0 ? sp->oldest_open_asn() : sp->asn() + 1;
-  uint64_t hold_txid = 0;
-  for (const proto::OpenTransaction& o : sp->open()) {
-    if (o.first_asn() == sp->oldest_open_asn()) hold_txid = o.txid();
-  }
-  std::map<std::string, UpdaterPosition> pos;  // by trail name
-  uint64_t min_applied = UINT64_MAX;
-  std::string slowest;
-  for (const proto::VolumeConfig* v : volumes) {
-    std::string trail = config::VolumeDirName(v->name());
-    absl::StatusOr<UpdaterPosition> p = s.ReadPosition(v->name(), *sp);
-    if (!p.ok()) {
-      // Nothing can be purged while a position is unknown: an error, so
-      // that the status says RETRYING (Run logs 834 with the reason).
-      return Annotate(p.status(), absl::StrCat("positions unavailable: ", v->name()));
-    }
-    pos[trail] = *p;
-    if (!p->known || p->applied_asn < min_applied) {
-      min_applied = p->known ? p->applied_asn : 0;
-      slowest = absl::StrCat("updater-", trail);
-    }
-  }
-  const size_t retain = std::max<uint32_t>(2, s.cfg->purger().retain_count());
+  RDF_ASSIGN_OR_RETURN(PurgeFacts facts, s.GatherFacts(volumes, *sp));
   std::vector<std::string> trails = {kMasterImageTrail};
   for (const proto::VolumeConfig* v : volumes) trails.push_back(config::VolumeDirName(v->name()));
   uint64_t removed = 0;
@@ -163,59 +217,10 @@ absl::StatusOr<uint64_t> Purger::Pass(const std::atomic<bool>* stop) {
              {"trails_done", absl::StrCat(done)}});
       break;
     }
-    size_t first_kept = 0;
-    std::string held_by;
-    for (size_t i = 0; i < segs->size(); ++i) {
-      if (i + retain >= segs->size()) {
-        held_by = "retain_count";
-        break;
-      }
-      const trail::SegmentInfo& seg = (*segs)[i];
-      uint64_t last_asn = (*segs)[i + 1].first_asn - 1;
-      bool passed;
-      if (name == kMasterImageTrail) {
-        passed = last_asn < min_applied;
-        if (!passed) held_by = slowest;
-      } else {
-        const UpdaterPosition& p = pos[name];
-        passed = p.known && seg.segment < p.restart.segment;
-        if (!passed) held_by = absl::StrCat("updater-", name);
-      }
-      if (passed && last_asn >= hold_asn) {
-        passed = false;
-        held_by = absl::StrCat("transaction ", hold_txid);
-      }
-      if (!passed) break;
-      absl::Status r = s.opt.fs->Remove(seg.path);
-      if (!r.ok()) {
-        s.Log(events::kPurgeError, {{"path", seg.path}, {"error", std::string(r.message())}});
-        s.last_error = std::string(r.message());
-        held_by = "purge error";
-        break;
-      }
-      s.Log(events::kSegmentPurged, {{"trail", name}, {"segment", absl::StrCat(seg.segment)},
-                                     {"path", seg.path}, {"last_asn", absl::StrCat(last_asn)},
-                                     {"bytes", absl::StrCat(seg.bytes)}});
-      ++removed;
-      first_kept = i + 1;
-    }
-    if (first_kept > 0) s.opt.fs->SyncDir(s.trail_dir).IgnoreError();
-    proto::TrailUsage u;
-    u.set_name(name);
-    for (size_t i = first_kept; i < segs->size(); ++i) {
-      u.set_segments(u.segments() + 1);
-      u.set_bytes(u.bytes() + (*segs)[i].bytes);
-    }
-    u.set_held_by(held_by);
-    // A long-running transaction holding many segments: say so, once.
-    if (hold_txid != 0 && held_by == absl::StrCat("transaction ", hold_txid) &&
-        u.segments() > 4 * retain && s.held_reported.insert(hold_txid).second) {
-      s.Log(events::kPurgeHeldByTransaction,
-            {{"trail", name}, {"oldest_open_asn", absl::StrCat(hold_asn)},
-             {"txid", absl::StrCat(hold_txid)}, {"segments_held", absl::StrCat(u.segments())},
-             {"bytes_held", absl::StrCat(u.bytes())}});
-    }
-    usage.push_back(std::move(u));
+    TrailDecision d = DecidePurge(facts, name, *segs);
+    const size_t first_kept = s.Purge(name, *segs, d);
+    removed += first_kept;
+    usage.push_back(s.Usage(facts, name, *segs, first_kept, d));
     ++done;
   }
   s.usage = std::move(usage);
@@ -233,9 +238,9 @@ absl::Status Purger::Run(const std::atomic<bool>* stop) {
     if (now >= next_pass) {
       absl::StatusOr<uint64_t> n = Pass(stop);
       if (n.ok()) {
-        s.state = "RUNNING";
+        s.state = State::kRunning;
       } else {
-        s.state = "RETRYING";
+        s.state = State::kRetrying;
         s.last_error = std::string(n.status().message());
         s.Log(events::kPurgePassEndedEarly,
               {{"reason", absl::StrCat("error: ", n.status().message())}, {"trails_done", "0"}});
@@ -244,13 +249,13 @@ absl::Status Purger::Run(const std::atomic<bool>* stop) {
       s.PublishStatus();
       last_status = now;
     }
-    if (now - last_status >= 1'000'000) {
+    if (now - last_status >= kStatusIntervalUs) {
       s.PublishStatus();
       last_status = now;
     }
-    s.opt.clock->SleepMicros(std::min<int64_t>(100'000, std::max<int64_t>(1, next_pass - now)));
+    s.opt.clock->SleepMicros(std::min<int64_t>(kMaxSleepUs, std::max<int64_t>(1, next_pass - now)));
   }
-  s.state = "STOPPED";
+  s.state = State::kStopped;
   s.PublishStatus();
   s.base.events->Flush().IgnoreError();
   return absl::OkStatus();

@@ -12,6 +12,8 @@
 //     point itself when none is open). A long-running transaction therefore
 //     keeps segments on every trail, as in NonStop RDF.
 // Segments go oldest first; the first one kept stops the trail's pass.
+// Those rules are the pure DecidePurge (purge_policy.h); a pass gathers its
+// facts, calls it per trail, then deletes and logs.
 // It never opens a volume: it reads the volumes' checkpoint records only
 // (docs/purger.md). Open refuses while an initialize is in progress
 // (kFailedPrecondition).

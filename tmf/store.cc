@@ -32,6 +32,7 @@
 #include "common/base/status_macros.h"
 #include "common/trail/reader.h"
 #include "common/trail/writer.h"
+#include "tmf/audit_retention.h"
 #include "tmf/lock_manager.h"
 #include "common/state/takeover_state.h"
 #include "common/layout/layout.h"
@@ -55,6 +56,9 @@ constexpr const char* kMaxTxid = kMetaMaxTxid;  // holds the next transaction id
 // of them are pending (one transaction larger than this is admitted alone).
 // Invariant 6: memory stays bounded in bytes, not only in transactions.
 constexpr uint64_t kMaxUnappliedBytes = 16 << 20;
+// The applier's housekeeping (audit sync retry, pending aborts, audit
+// retention, status) runs at most this often.
+constexpr int64_t kHousekeepingIntervalUs = 1'000'000;
 
 uint8_t TypeByte(proto::RecordType t) { return static_cast<uint8_t>(t); }
 
@@ -440,7 +444,16 @@ struct Store::Impl {
   void AfterCommit(Volume* v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(v->write_mu);
   // The lowest audit ASN a recovery may start from, as durable now.
   uint64_t DurableRecoveryBound();
+  // Audit retention's effects around DecideRetention (audit_retention.h):
+  // reads the pin files, removes segments, logs, refuses commits.
   void EnforceRetention();
+  // Reads <audit dir>/pin and (once, while it exists) pin.released; an
+  // unreadable pin is logged (700) and holds everything.
+  PinFiles ReadPinFiles(const std::string& released_path);
+  // RELEASE_PIN at the bound: writes pin.released with the durable end ASN
+  // and logs 933 (or 700 when it cannot be written).
+  void ReleasePin(const std::string& released_path, uint64_t bytes, uint64_t limit,
+                  uint64_t pin_asn);
 };
 
 // ---------------------------------------------------------------------------
@@ -757,7 +770,7 @@ uint64_t Store::Impl::DurableRecoveryBound() {
 
 void Store::Impl::Housekeeping() {
   int64_t now = opt.clock->MonotonicMicros();
-  if (now - last_housekeeping_us < 1'000'000) return;
+  if (now - last_housekeeping_us < kHousekeepingIntervalUs) return;
   last_housekeeping_us = now;
   // A write or sync error of the audit trail stays until a sync succeeds
   // (every append fails meanwhile): retry it here, so tmf recovers by itself
@@ -767,7 +780,7 @@ void Store::Impl::Housekeeping() {
   if (!synced.ok()) {
     Log(events::kFileSystemError, {{"op", "sync audit"}, {"path", audit_dir},
                                    {"error", std::string(synced.message())},
-                                   {"retry_in_ms", "1000"}});
+                                   {"retry_in_ms", absl::StrCat(kHousekeepingIntervalUs / 1000)}});
     sync_error = std::string(synced.message());
   } else {
     sync_error.clear();
@@ -836,9 +849,58 @@ void Store::Impl::PublishStatus() {
 
 void Store::Impl::EnforceRetention() {
   // After a system crash a volume in copy mode recovers from its last copy.
-  uint64_t bound = DurableRecoveryBound();
+  const uint64_t bound = DurableRecoveryBound();
+  const std::string released_path = layout::PinReleasedFile(audit_dir);
+  const PinFiles pin = ReadPinFiles(released_path);
+  absl::StatusOr<std::vector<trail::SegmentInfo>> segs =
+      trail::ListSegments(opt.fs, audit_dir, kAuditTrail);
+  if (!segs.ok()) return;
+  const RetentionSettings settings = SettingsOf(cfg->tmf());
+  const RetentionDecision d =
+      DecideRetention(*segs, bound, pin, settings, {retention_warned, refusing_commits.load()});
+  if (d.remove) {
+    absl::Status s = writer->RemoveSegmentsBefore(d.keep_from);
+    if (!s.ok()) {
+      Log(events::kFileSystemError, {{"op", "remove"}, {"path", audit_dir},
+           {"error", std::string(s.message())}});
+    }
+  }
+  audit_bytes = d.kept_bytes;
+  audit_segments = d.kept_segments;
+  const uint64_t bytes = d.held_bytes;
+  const uint64_t limit = settings.bound_bytes;
+  const uint64_t pin_asn = d.pin.asn;
+  if (d.release_pin) {
+    ReleasePin(released_path, bytes, limit, pin_asn);
+    return;  // the next pass removes the segments
+  }
+  if (d.refuse) {
+    absl::MutexLock l(&refusal_mu);
+    refusal = absl::StrCat(
+        "audit retention bound reached: ", bytes, " bytes of audit are held for the backup (",
+        "tmf.audit_retention_bytes ", limit, "), which has acknowledged only through ASN ",
+        pin_asn, "; commits are refused until shipping catches up "
+        "(tmf.retention_policy REFUSE_COMMITS)");
+    refusing_commits = true;
+    Log(events::kAuditRetentionBoundReached, {{"held_bytes", absl::StrCat(bytes)},
+                                              {"bound_bytes", absl::StrCat(limit)},
+                                              {"pin_asn", absl::StrCat(pin_asn)}});
+  }
+  if (d.warn) {
+    Log(events::kAuditRetentionWarning, {{"bytes", absl::StrCat(bytes)},
+         {"bound", absl::StrCat(limit)},
+         {"pin_asn", absl::StrCat(pin_asn)}});
+  }
+  if (d.recovered) {
+    Log(events::kAuditRetentionRecovered, {{"held_bytes", absl::StrCat(bytes)},
+                                           {"bound_bytes", absl::StrCat(limit)}});
+  }
+  retention_warned = d.next.warned;
+  refusing_commits = d.next.refusing;
+}
+
+PinFiles Store::Impl::ReadPinFiles(const std::string& released_path) {
   absl::StatusOr<std::optional<uint64_t>> pin = ReadPin(opt.fs, audit_dir);
-  std::string released_path = layout::PinReleasedFile(audit_dir);
   if (!opt.fs->Exists(released_path)) {
     // Gone (rdfcom initialize removes it when it takes a new initial copy):
     // honour the pin again, whoever wrote it.
@@ -847,108 +909,37 @@ void Store::Impl::EnforceRetention() {
     absl::StatusOr<std::string> text = ReadFileToString(opt.fs, released_path);
     if (text.ok()) absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pin_released_to);
   }
-  bool pinned = false;
-  uint64_t pin_asn = 0;
+  PinFiles files;
+  files.released_to = pin_released_to;
   if (!pin.ok()) {
-    // An unreadable pin holds everything: deleting audit the backup may
-    // still need is the one thing retention must never do.
-    Log(events::kFileSystemError, {{"op", "read pin"}, {"error", std::string(pin.status().message())}});
-    pinned = true;
-  } else if (pin->has_value() && (pin_released_to == 0 || **pin > pin_released_to)) {
-    pinned = true;
-    pin_asn = **pin;
-  }
-  if (pinned) bound = std::min(bound, pin_asn + 1);
-  absl::StatusOr<std::vector<trail::SegmentInfo>> segs =
-      trail::ListSegments(opt.fs, audit_dir, kAuditTrail);
-  if (!segs.ok()) return;
-  // Segment i may go when every record in it is below the bound, that is
-  // when segment i+1 starts at or below it.
-  uint64_t keep_from = 0;
-  for (const trail::SegmentInfo& s : *segs) {
-    if (s.first_asn <= bound) keep_from = s.segment;
-  }
-  const size_t retain = cfg->tmf().retain_count();
-  if (segs->size() <= retain) {
-    keep_from = segs->empty() ? 0 : segs->front().segment;
+    Log(events::kFileSystemError,
+        {{"op", "read pin"}, {"error", std::string(pin.status().message())}});
+    files.unreadable = true;
   } else {
-    keep_from = std::min(keep_from, (*segs)[segs->size() - retain].segment);
+    files.pin = *pin;
   }
-  if (keep_from != 0 && !segs->empty() && segs->front().segment < keep_from) {
-    absl::Status s = writer->RemoveSegmentsBefore(keep_from);
-    if (!s.ok()) {
-      Log(events::kFileSystemError, {{"op", "remove"}, {"path", audit_dir},
-           {"error", std::string(s.message())}});
-    }
+  return files;
+}
+
+void Store::Impl::ReleasePin(const std::string& released_path, uint64_t bytes, uint64_t limit,
+                             uint64_t pin_asn) {
+  // Stop holding audit for the backup: it will need a new initial copy.
+  uint64_t to;
+  {
+    absl::MutexLock l(&audit_mu);
+    to = writer->durable_end().asn;
   }
-  // The audit held for the backup starts at the segment holding pin+1;
-  // what tmf keeps below it for its own recovery (a long transaction, a
-  // copy-mode volume's last copy) is not held for the pin and must not make
-  // the retention bound refuse commits while the backup is caught up.
-  uint64_t pin_from = 0;
-  for (const trail::SegmentInfo& s : *segs) {
-    if (s.first_asn <= pin_asn + 1) pin_from = s.segment;
+  absl::Status w = WriteFileAtomically(opt.fs, released_path, absl::StrCat(to, "\n"));
+  if (!w.ok()) {
+    Log(events::kFileSystemError, {{"op", "release pin"}, {"error", std::string(w.message())}});
+    return;
   }
-  uint64_t bytes = 0, kept_bytes = 0, count = 0;
-  for (const trail::SegmentInfo& s : *segs) {
-    if (s.segment < keep_from) continue;
-    kept_bytes += s.bytes;
-    ++count;
-    if (s.segment >= pin_from) bytes += s.bytes;
-  }
-  audit_bytes = kept_bytes;
-  audit_segments = count;
-  const uint64_t limit = cfg->tmf().audit_retention_bytes();
-  events::EventFields fields = {{"held_bytes", absl::StrCat(bytes)},
-                                {"bound_bytes", absl::StrCat(limit)},
-                                {"pin_asn", absl::StrCat(pin_asn)}};
-  if (pinned && bytes >= limit) {
-    if (cfg->tmf().retention_policy() == proto::TmfConfig::RELEASE_PIN) {
-      // Stop holding audit for the backup: it will need a new initial copy.
-      uint64_t to;
-      {
-        absl::MutexLock l(&audit_mu);
-        to = writer->durable_end().asn;
-      }
-      absl::Status w = WriteFileAtomically(opt.fs, released_path, absl::StrCat(to, "\n"));
-      if (!w.ok()) {
-        Log(events::kFileSystemError, {{"op", "release pin"}, {"error", std::string(w.message())}});
-        return;
-      }
-      pin_released_to = to;
-      Log(events::kAuditPinReleased, {{"held_bytes", absl::StrCat(bytes)},
-                                      {"bound_bytes", absl::StrCat(limit)},
-                                      {"pin_asn", absl::StrCat(pin_asn)},
-                                      {"released_to_asn", absl::StrCat(to)}});
-      retention_warned = false;
-      return;  // the next pass removes the segments
-    }
-    if (!refusing_commits.load()) {
-      absl::MutexLock l(&refusal_mu);
-      refusal = absl::StrCat(
-          "audit retention bound reached: ", bytes, " bytes of audit are held for the backup (",
-          "tmf.audit_retention_bytes ", limit, "), which has acknowledged only through ASN ",
-          pin_asn, "; commits are refused until shipping catches up "
-          "(tmf.retention_policy REFUSE_COMMITS)");
-      refusing_commits = true;
-      Log(events::kAuditRetentionBoundReached, fields);
-    }
-  }
-  if (pinned && bytes >= limit / 10 * 8) {
-    if (!retention_warned) {
-      Log(events::kAuditRetentionWarning, {{"bytes", absl::StrCat(bytes)},
-           {"bound", absl::StrCat(limit)},
-           {"pin_asn", absl::StrCat(pin_asn)}});
-      retention_warned = true;
-    }
-  } else if (bytes < limit / 10 * 8) {
-    if (retention_warned || refusing_commits.load()) {
-      Log(events::kAuditRetentionRecovered, {{"held_bytes", absl::StrCat(bytes)},
-                                             {"bound_bytes", absl::StrCat(limit)}});
-    }
-    retention_warned = false;
-    refusing_commits = false;
-  }
+  pin_released_to = to;
+  Log(events::kAuditPinReleased, {{"held_bytes", absl::StrCat(bytes)},
+                                  {"bound_bytes", absl::StrCat(limit)},
+                                  {"pin_asn", absl::StrCat(pin_asn)},
+                                  {"released_to_asn", absl::StrCat(to)}});
+  retention_warned = false;
 }
 
 // ---------------------------------------------------------------------------
