@@ -907,7 +907,11 @@ PinFiles Store::Impl::ReadPinFiles(const std::string& released_path) {
     pin_released_to = 0;
   } else if (pin_released_to == 0) {
     absl::StatusOr<std::string> text = ReadFileToString(opt.fs, released_path);
-    if (text.ok()) absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pin_released_to);
+    // A file that does not parse releases nothing: the pin is honoured
+    // (the audit is kept).
+    if (text.ok() && !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pin_released_to)) {
+      pin_released_to = 0;
+    }
   }
   PinFiles files;
   files.released_to = pin_released_to;
