@@ -17,6 +17,7 @@
 #include "common/lmdb/checkpoint.h"
 #include "common/state/save_point.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/test_config.h"
 #include "common/testing/temp_dir.h"
 #include "common/trail/reader.h"
 #include "common/trail/writer.h"
@@ -40,13 +41,8 @@ class PurgerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ::rdf::testing::MakeTestDir("purger_test");
-    auto cfg = config::Parse(R"(
-      system: "t"
-      nodes { name: "primary" role: PRIMARY host: "127.0.0.1" data_dir: "p" key_file: "p.key" }
-      nodes { name: "backup" role: BACKUP host: "127.0.0.1" audit_port: 17999 data_dir: "b" key_file: "b.key" }
-      volumes { name: "$DATA01" }
-      purger { retain_count: 2 }
-    )", (dir_ / "rdf.textproto").string());
+    auto cfg = config::Parse(::rdf::testing::TwoNodeConfig({"$DATA01"}, "purger { retain_count: 2 }"),
+                             (dir_ / "rdf.textproto").string());
     ASSERT_OK(cfg.status());
     cfg_ = std::make_unique<config::Config>(*std::move(cfg));
     node_ = cfg_->FindNode("backup");

@@ -11,6 +11,7 @@
 #include "common/base/clock.h"
 #include "common/testing/mem_file_system.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/test_config.h"
 #include "common/testing/temp_dir.h"
 #include "common/state/save_point.h"
 #include "common/trail/reader.h"
@@ -28,14 +29,9 @@ class ImageTrailsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ::rdf::testing::MakeTestDir("image_trails_test");
-    auto cfg = config::Parse(R"(
-      system: "t"
-      nodes { name: "primary" role: PRIMARY host: "127.0.0.1" data_dir: "p" key_file: "p.key" }
-      nodes { name: "backup" role: BACKUP host: "127.0.0.1" audit_port: 17999 data_dir: "b" key_file: "b.key" }
-      volumes { name: "$DATA01" }
-      volumes { name: "$DATA02" }
-      trail { image_segment_bytes: 65536 }
-    )", dir_ + "/rdf.textproto");
+    auto cfg = config::Parse(::rdf::testing::TwoNodeConfig({"$DATA01", "$DATA02"},
+                                                          "trail { image_segment_bytes: 65536 }"),
+                             dir_ + "/rdf.textproto");
     ASSERT_OK(cfg.status());
     cfg_ = std::make_unique<config::Config>(*std::move(cfg));
     node_ = cfg_->FindNode("backup");
