@@ -156,13 +156,8 @@ proto::TrailUsage Purger::Impl::Usage(const PurgeFacts& facts, const std::string
 }
 
 void Purger::Impl::PublishStatus() {
-  proto::ProcessStatus st;
-  st.set_version(1);
-  st.set_node(base.node->name());
-  st.set_process("purger");
-  st.set_state(StateName(state));
-  st.set_time_us(opt.clock->NowMicros());
-  st.set_pid(getpid());
+  proto::ProcessStatus st =
+      NewProcessStatus(base.node->name(), "purger", StateName(state), opt.clock);
   st.set_last_error(last_error);
   st.set_last_progress_age_ms(last_pass_us == 0 ? -1
                                                 : (opt.clock->MonotonicMicros() - last_pass_us) / 1000);

@@ -800,12 +800,7 @@ void Store::Impl::Housekeeping() {
 void Store::Impl::PublishStatus() {
   const int64_t now = opt.clock->MonotonicMicros();
   last_status_us = now;
-  proto::ProcessStatus st;
-  st.set_version(1);
-  st.set_node(node->name());
-  st.set_process("tmf");
-  st.set_time_us(opt.clock->NowMicros());
-  st.set_pid(getpid());
+  proto::ProcessStatus st = NewProcessStatus(node->name(), "tmf", "", opt.clock);  // state below
   const trail::End durable = writer->durable_end();
   uint64_t pending = 0, pending_bytes = 0, applied = 0;
   {

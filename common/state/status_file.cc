@@ -16,6 +16,18 @@ namespace rdf {
 
 std::string StatusDir(const std::string& data_dir) { return layout::StatusDir(data_dir); }
 
+proto::ProcessStatus NewProcessStatus(const std::string& node, const std::string& process,
+                                      const std::string& state, Clock* clock) {
+  proto::ProcessStatus st;
+  st.set_version(1);
+  st.set_node(node);
+  st.set_process(process);
+  st.set_state(state);
+  st.set_time_us(clock->NowMicros());
+  st.set_pid(getpid());
+  return st;
+}
+
 absl::Status WriteStatus(const std::string& data_dir, const proto::ProcessStatus& s) {
   std::string dir = StatusDir(data_dir);
   std::error_code ec;

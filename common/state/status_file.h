@@ -8,11 +8,16 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/base/clock.h"
 #include "status.pb.h"
 
 namespace rdf {
 
 std::string StatusDir(const std::string& data_dir);
+// A status with what every process sets first: version, node, process,
+// state, time (from `clock`) and pid. The process adds its own fields.
+proto::ProcessStatus NewProcessStatus(const std::string& node, const std::string& process,
+                                      const std::string& state, Clock* clock);
 absl::Status WriteStatus(const std::string& data_dir, const proto::ProcessStatus& s);
 absl::StatusOr<proto::ProcessStatus> ReadStatus(const std::string& data_dir,
                                                 const std::string& process);
