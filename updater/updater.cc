@@ -9,7 +9,6 @@
 #include <functional>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -35,6 +34,7 @@
 #include "common/state/takeover_state.h"
 #include "common/trail/reader.h"
 #include "common/lmdb/volume_meta.h"
+#include "updater/undo_pass.h"
 #include "takeover.pb.h"
 #include "common/layout/layout.h"
 
@@ -83,9 +83,55 @@ uint64_t FromBigEndian64(absl::string_view b) {
   return x;
 }
 
-// Records looked at per undo transaction at most (bounds the time between
-// two durable undo cursors when the lost transactions' records are sparse).
-constexpr size_t kUndoScanPerTxn = 1 << 20;
+// The updater's states, as its status file names them (docs/updater.md,
+// "Status"; takeover reads them too).
+enum class UpdaterState {
+  kStarting,
+  kWaiting,   // for the receiver's first save point, or for the image trail
+  kRunning,
+  kRetrying,  // a storage error: retried from the restart point with Backoff
+  kStopped,   // error 10/11 under policy STOP: until restarted
+  kTakeoverRedo,
+  kTakeoverUndo,
+  kTakeoverComplete,
+  kTakeoverFailed,
+};
+
+absl::string_view UpdaterStateName(UpdaterState state) {
+  switch (state) {
+    case UpdaterState::kStarting: return "STARTING";
+    case UpdaterState::kWaiting: return "WAITING";
+    case UpdaterState::kRunning: return "RUNNING";
+    case UpdaterState::kRetrying: return "RETRYING";
+    case UpdaterState::kStopped: return "STOPPED";
+    case UpdaterState::kTakeoverRedo: return "TAKEOVER_REDO";
+    case UpdaterState::kTakeoverUndo: return "TAKEOVER_UNDO";
+    case UpdaterState::kTakeoverComplete: return "TAKEOVER_COMPLETE";
+    case UpdaterState::kTakeoverFailed: return "TAKEOVER_FAILED";
+  }
+  return "UNKNOWN";
+}
+
+// A storage error is retried from the restart point after a pause that
+// starts at kInitialBackoff and doubles up to kMaxBackoff (docs/updater.md).
+constexpr absl::Duration kInitialBackoff = absl::Milliseconds(100);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(10);
+
+class Backoff {
+ public:
+  // The next pause.
+  absl::Duration pause() const { return pause_; }
+  // Sleeps the next pause on `clock`, and doubles the one after.
+  void Sleep(Clock* clock) {
+    clock->SleepMicros(absl::ToInt64Microseconds(pause_));
+    pause_ = std::min(pause_ * 2, kMaxBackoff);
+  }
+  // Progress: the next error waits kInitialBackoff again.
+  void Reset() { pause_ = kInitialBackoff; }
+
+ private:
+  absl::Duration pause_ = kInitialBackoff;
+};
 
 // The receiver's save point as a reader limit for one image trail.
 class SavePointLimit : public trail::EndSource {
@@ -172,7 +218,7 @@ struct Updater::Impl {
   // copy already holds, skipped in REDO and UNDO alike.
   SnapshotFilter copy;
 
-  std::string state = "STARTING";
+  UpdaterState state = UpdaterState::kStarting;
   std::string last_error;
   trail::Position restart;
   uint64_t applied_asn = 0;
@@ -267,8 +313,29 @@ struct Updater::Impl {
   absl::Status Commit(lmdb::WriteTxn* txn, bool undo = false);
   // Error 10/11: event, exception log; kFailedPrecondition under policy STOP.
   absl::Status Exception(const proto::AuditRecord& r, uint32_t error);
+  // Takeover's UNDO: runs an UndoPass to its end (or *stop: kCancelled).
   absl::Status Undo(const std::atomic<bool>* stop, const TakeoverEpoch& epoch,
                     uint64_t* undone);
+  // The updater's side of an UndoPass: its write path (map growth, the
+  // commit's test points) and its record of what REDO skipped.
+  class UndoWrites : public UndoVolume {
+   public:
+    explicit UndoWrites(Impl* impl) : impl_(impl) {}
+    absl::Status Write(const std::function<absl::Status(lmdb::WriteTxn*)>& fill) override {
+      return impl_->WithMapGrowth([&]() -> absl::Status {
+        RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(impl_->env.get()));
+        RDF_RETURN_IF_ERROR(fill(txn.get()));
+        return impl_->Commit(txn.get(), true);
+      });
+    }
+    absl::StatusOr<absl::flat_hash_map<uint64_t, uint64_t>> SkippedByRedo(
+        uint64_t from_asn) override {
+      return impl_->LoadSkipped(from_asn);
+    }
+
+   private:
+    Impl* impl_;
+  };
   void PublishStatus();
 };
 
@@ -703,7 +770,7 @@ absl::Status Updater::Impl::TakeoverGivesUp(const absl::Status& error,
       {{"volume", opt.volume}, {"error", std::string(error.message())},
        {"position", trail::ToString(restart)},
        {"retried_ms", absl::StrCat(damaged ? 0 : retried_ms)}});
-  state = "TAKEOVER_FAILED";
+  state = UpdaterState::kTakeoverFailed;
   last_error = std::string(error.message());
   PublishStatus();
   if (damaged) return error;
@@ -712,15 +779,16 @@ absl::Status Updater::Impl::TakeoverGivesUp(const absl::Status& error,
 }
 
 absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caught_up) {
-  const std::string running = until_caught_up ? "TAKEOVER_REDO" : "RUNNING";
-  int64_t backoff_us = 100'000;
+  const UpdaterState running =
+      until_caught_up ? UpdaterState::kTakeoverRedo : UpdaterState::kRunning;
+  Backoff backoff;
   int64_t failing_since_us = 0;  // takeover: when the current error began
   while (!stop->load()) {
     if (Now() - last_status_us >= 1'000'000) {
       last_status_us = Now();
       PublishStatus();
     }
-    if (state == "STOPPED") {  // error 10/11 under policy STOP: until restarted
+    if (state == UpdaterState::kStopped) {  // error 10/11 under policy STOP: until restarted
       opt.clock->SleepMicros(200'000);
       continue;
     }
@@ -733,10 +801,9 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
           RDF_RETURN_IF_ERROR(TakeoverGivesUp(reopened, &failing_since_us));
         }
         last_error = std::string(reopened.message());
-        state = "RETRYING";
+        state = UpdaterState::kRetrying;
         PublishStatus();
-        opt.clock->SleepMicros(backoff_us);
-        backoff_us = std::min<int64_t>(backoff_us * 2, 10'000'000);
+        backoff.Sleep(opt.clock);
         continue;
       }
     }
@@ -749,7 +816,7 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
                                                 trail::ToString(restart), ": ", last_error)),
             &failing_since_us));
       }
-      state = "WAITING";
+      state = UpdaterState::kWaiting;
       opt.clock->SleepMicros(200'000);
       continue;
     }
@@ -759,10 +826,10 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
       if (!c.ok()) n = Annotate(c, "checkpoint");
     }
     if (n.ok()) {
-      if (state == "RETRYING") Log(events::kStorageErrorCleared);
+      if (state == UpdaterState::kRetrying) Log(events::kStorageErrorCleared);
       state = running;
       last_error.clear();
-      backoff_us = 100'000;
+      backoff.Reset();
       failing_since_us = 0;
       if (until_caught_up && *n == 0) return absl::OkStatus();
       continue;
@@ -771,21 +838,20 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
     last_error = std::string(n.status().message());
     reader.reset();
     if (absl::IsFailedPrecondition(n.status())) {
-      state = "STOPPED";
+      state = UpdaterState::kStopped;
       if (until_caught_up) return n.status();
       PublishStatus();
       continue;
     }
     if (until_caught_up) RDF_RETURN_IF_ERROR(TakeoverGivesUp(n.status(), &failing_since_us));
-    if (state != "RETRYING") {
+    if (state != UpdaterState::kRetrying) {
       Log(absl::IsDataLoss(n.status()) ? events::kTrailDamaged : events::kStorageError,
           {{"error", last_error}, {"position", trail::ToString(restart)},
-           {"retry_in_ms", absl::StrCat(backoff_us / 1000)}});
+           {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(backoff.pause()))}});
     }
-    state = "RETRYING";
+    state = UpdaterState::kRetrying;
     PublishStatus();
-    opt.clock->SleepMicros(backoff_us);
-    backoff_us = std::min<int64_t>(backoff_us * 2, 10'000'000);
+    backoff.Sleep(opt.clock);
     // A failed write can leave LMDB's environment unusable (MDB_PANIC):
     // start again from the durable state, as after a crash.
     absl::Status reopened = OpenVolume();
@@ -794,116 +860,36 @@ absl::Status Updater::Impl::Redo(const std::atomic<bool>* stop, bool until_caugh
   return absl::CancelledError("stopped");
 }
 
-// Undoes, newest first, the records of the final save point's open
-// transactions, reading the trail backwards from the save point. Each LMDB
-// transaction holds a batch of undos and the cursor after them, so a crash
-// redoes nothing and skips nothing.
+// The undo pass (undo_pass.h) driven with what belongs to the process:
+// events, state and status, checkpoints after each batch, the stop flag.
 absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEpoch& epoch,
                                  uint64_t* undone) {
   const proto::SavePoint& sp = final_limit->save_point();
-  absl::flat_hash_set<uint64_t> lost;
-  uint64_t from_asn = UINT64_MAX;
-  for (const proto::OpenTransaction& o : sp.open()) {
-    lost.insert(o.txid());
-    from_asn = std::min(from_asn, o.first_asn());
-  }
-  trail::End end = final_limit->Get();
-  trail::Position cursor = end.pos;
-  *undone = 0;
-  {
-    RDF_ASSIGN_OR_RETURN(auto txn, lmdb::ReadTxn::Begin(env.get()));
-    RDF_ASSIGN_OR_RETURN(auto e, lmdb::GetU64(txn.get(), meta, kMetaUndoEpoch));
-    RDF_ASSIGN_OR_RETURN(auto seg, lmdb::GetU64(txn.get(), meta, kMetaUndoSegment));
-    RDF_ASSIGN_OR_RETURN(auto off, lmdb::GetU64(txn.get(), meta, kMetaUndoOffset));
-    RDF_ASSIGN_OR_RETURN(auto n, lmdb::GetU64(txn.get(), meta, kMetaUndoneRecords));
-    if (e == epoch.number && seg.has_value() && off.has_value()) {
-      cursor = {*seg, *off};  // resuming an interrupted pass
-      *undone = n.value_or(0);
-    }
-  }
+  UndoWrites volume(this);
+  UndoPassOptions o;
+  o.env = env.get();
+  o.meta = meta;
+  o.volume = &volume;
+  o.save_point = &sp;
+  o.trail = {trail_dir, trail_name, opt.fs, Limit()};
+  o.epoch = epoch.number;
+  o.batch_records = cfg->updater().batch_records();
+  o.batch_bytes = cfg->updater().batch_bytes();
+  o.copy = &copy;
+  RDF_ASSIGN_OR_RETURN(std::unique_ptr<UndoPass> pass, UndoPass::Resume(o));
+  *undone = pass->undone();
   int64_t started = Now();
-  Log(events::kUndoPass, {{"volume", opt.volume}, {"transactions", absl::StrCat(lost.size())},
+  Log(events::kUndoPass, {{"volume", opt.volume},
+                          {"transactions", absl::StrCat(pass->lost_transactions())},
                           {"from_asn", absl::StrCat(sp.asn())},
-                          {"position", trail::ToString(cursor)}});
-  state = "TAKEOVER_UNDO";
+                          {"position", trail::ToString(pass->cursor())}});
+  state = UpdaterState::kTakeoverUndo;
   PublishStatus();
-  bool done = lost.empty() || end.pos.segment == 0;
-  std::unique_ptr<trail::TrailReader> back;
-  if (!done) {
-    RDF_ASSIGN_OR_RETURN(back,
-                         trail::TrailReader::Open({trail_dir, trail_name, opt.fs, Limit()}));
-    RDF_RETURN_IF_ERROR(back->SeekToPosition(cursor));
-  }
-  const size_t max_batch = cfg->updater().batch_records();
-  absl::flat_hash_map<std::string, MDB_dbi> dbis;
-  // What REDO skipped (error 10 or 11) it never applied: nothing to undo.
-  RDF_ASSIGN_OR_RETURN(const auto skipped_by_redo,
-                       LoadSkipped(from_asn == UINT64_MAX ? 0 : from_asn));
+  RDF_RETURN_IF_ERROR(pass->OpenTrail());
   for (;;) {
     if (stop->load()) return absl::CancelledError("stopped during the undo pass");
-    std::vector<proto::AuditRecord> undo;
-    size_t scanned = 0;
-    uint64_t bytes = 0;
-    while (!done && undo.size() < max_batch && bytes < cfg->updater().batch_bytes() &&
-           scanned < kUndoScanPerTxn) {
-      RDF_ASSIGN_OR_RETURN(std::optional<trail::Record> rec, back->Prev());
-      if (!rec.has_value() || rec->asn < from_asn) {
-        done = true;  // every record of a lost transaction has ASN >= its first
-        break;
-      }
-      ++scanned;
-      if (rec->type != proto::DATA) continue;
-      RDF_ASSIGN_OR_RETURN(AuditHeader h, ScanAuditHeader(rec->payload));
-      if (!lost.contains(h.txid)) continue;
-      // What REDO skipped as already in the initial copy was never applied.
-      // (A lost transaction has no outcome, so this happens only when the
-      // takeover's save point is below the copy's snapshot ASN.)
-      if (copy.Skips(rec->asn, h.txid)) continue;
-      if (auto it = skipped_by_redo.find(rec->asn);
-          it != skipped_by_redo.end() && it->second == h.txid) {
-        continue;
-      }
-      RDF_ASSIGN_OR_RETURN(proto::AuditRecord r, DecodeAuditRecord(*rec));
-      bytes += rec->payload.size();
-      undo.push_back(std::move(r));
-    }
-    if (!done) cursor = back->position();
-    for (const proto::AuditRecord& r : undo) {  // (handles open outside a write txn)
-      if (dbis.contains(r.file())) continue;
-      absl::StatusOr<MDB_dbi> d = env->OpenDb(r.file(), false);
-      if (!d.ok() && !absl::IsNotFound(d.status())) return d.status();
-      if (d.ok()) dbis.emplace(r.file(), *d);
-    }
-    const uint64_t undone_after = *undone + undo.size();
-    RDF_RETURN_IF_ERROR(WithMapGrowth([&]() -> absl::Status {
-      RDF_ASSIGN_OR_RETURN(auto txn, lmdb::WriteTxn::Begin(env.get()));
-      for (const proto::AuditRecord& r : undo) {
-        auto it = dbis.find(r.file());
-        if (it == dbis.end()) continue;  // the file was purged by a later DDL
-        // The before image, or no key when there was none (an insert).
-        if (r.has_before()) {
-          RDF_RETURN_IF_ERROR(txn->Put(it->second, r.key(), r.before()));
-        } else {
-          absl::Status s = txn->Delete(it->second, r.key());
-          if (!s.ok() && !absl::IsNotFound(s)) return s;
-        }
-      }
-      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoEpoch, epoch.number));
-      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoSegment, cursor.segment));
-      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoOffset, cursor.offset));
-      RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaUndoneRecords, undone_after));
-      if (done) {
-        // A tmf opened here as the new primary starts transaction ids above
-        // every id the backup has seen (tmf keeps the next id under this key).
-        RDF_ASSIGN_OR_RETURN(std::optional<uint64_t> have,
-                             lmdb::GetU64(txn.get(), meta, kMetaMaxTxid));
-        uint64_t next = std::max(sp.max_txid() + 1, have.value_or(0));
-        RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaMaxTxid, next));
-        RDF_RETURN_IF_ERROR(lmdb::PutU64(txn.get(), meta, kMetaDoneEpoch, epoch.number));
-      }
-      return Commit(txn.get(), true);
-    }));
-    *undone = undone_after;
+    RDF_ASSIGN_OR_RETURN(const bool done, pass->UndoBatch());
+    *undone = pass->undone();
     RDF_RETURN_IF_ERROR(checkpointer->AfterCommit(Durable()));
     last_progress_us = Now();
     if (Now() - last_status_us >= 1'000'000) {
@@ -913,7 +899,7 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
     if (done) break;
   }
   Log(events::kUndoPassComplete,
-      {{"volume", opt.volume}, {"transactions", absl::StrCat(lost.size())},
+      {{"volume", opt.volume}, {"transactions", absl::StrCat(pass->lost_transactions())},
        {"undone_records", absl::StrCat(*undone)},
        {"duration_ms", absl::StrCat((Now() - started) / 1000)}});
   return absl::OkStatus();
@@ -925,7 +911,7 @@ void Updater::Impl::PublishStatus() {
   st.set_node(base.node->name());
   st.set_process(process);
   st.set_volume(opt.volume);
-  st.set_state(state);
+  st.set_state(std::string(UpdaterStateName(state)));
   st.set_time_us(opt.clock->NowMicros());
   st.set_pid(getpid());
   st.mutable_position()->set_segment(restart.segment);
@@ -1047,7 +1033,7 @@ absl::StatusOr<proto::VolumeTakeoverResult> Updater::Takeover(const std::atomic<
   // Durable before the takeover counts the volume done.
   RDF_RETURN_IF_ERROR(Annotate(s.checkpointer->SyncNow(s.Durable(), true), "final checkpoint"));
   result.set_duration_ms((s.Now() - started) / 1000);
-  s.state = "TAKEOVER_COMPLETE";
+  s.state = UpdaterState::kTakeoverComplete;
   s.PublishStatus();
   RDF_RETURN_IF_ERROR(WriteFileAtomically(
       s.opt.fs, TakeoverVolumeResultPath(node, s.opt.volume), json::MessageToJson(result) + "\n"));

@@ -7,9 +7,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -91,9 +93,29 @@ Point* Find(absl::string_view name) {
   return nullptr;
 }
 
+// In-process callbacks (test_point_internal::SetCallback). `any_callback`
+// keeps TestPoint to one relaxed load while none is set, as in production.
+using Callback = std::shared_ptr<const std::function<void()>>;
+std::atomic<bool> any_callback{false};
+std::mutex callbacks_mu;
+std::map<std::string, Callback>& Callbacks() {
+  static auto* callbacks = new std::map<std::string, Callback>;  // never freed
+  return *callbacks;
+}
+
+// The callback on `name`, if any. A copy of the pointer, so that the
+// callback runs without callbacks_mu held and may replace itself.
+Callback FindCallback(absl::string_view name) {
+  if (!any_callback.load(std::memory_order_relaxed)) return nullptr;
+  std::lock_guard<std::mutex> l(callbacks_mu);
+  auto it = Callbacks().find(std::string(name));
+  return it == Callbacks().end() ? nullptr : it->second;
+}
+
 }  // namespace
 
 void TestPoint(absl::string_view name) {
+  if (Callback callback = FindCallback(name)) (*callback)();
   Table& t = Points();
   if (t.points.empty()) return;
   for (auto& p : t.points) {
@@ -107,7 +129,9 @@ void TestPoint(absl::string_view name) {
   }
 }
 
-bool TestPointArmed(absl::string_view name) { return Find(name) != nullptr; }
+bool TestPointArmed(absl::string_view name) {
+  return Find(name) != nullptr || FindCallback(name) != nullptr;
+}
 
 std::optional<std::string> TestPointValue(absl::string_view name) {
   Point* p = Find(name);
@@ -125,6 +149,19 @@ std::string Arm(absl::string_view spec) {
   table = t;  // the previous one leaks: a test-only path
   std::call_once(once, [] {});
   return "";
+}
+
+void SetCallback(absl::string_view name, std::function<void()> callback) {
+  std::lock_guard<std::mutex> l(callbacks_mu);
+  Callbacks()[std::string(name)] =
+      std::make_shared<const std::function<void()>>(std::move(callback));
+  any_callback.store(true, std::memory_order_relaxed);
+}
+
+void ClearCallbacks() {
+  std::lock_guard<std::mutex> l(callbacks_mu);
+  Callbacks().clear();
+  any_callback.store(false, std::memory_order_relaxed);
 }
 }  // namespace test_point_internal
 

@@ -12,6 +12,8 @@ namespace rdf {
 namespace {
 
 using test_point_internal::Arm;
+using test_point_internal::ClearCallbacks;
+using test_point_internal::SetCallback;
 
 TEST(TestPointTest, AnUnarmedPointDoesNothing) {
   ASSERT_EQ(Arm(""), "");
@@ -68,6 +70,32 @@ TEST(TestPointTest, ASleepingPointSleepsInsteadAndValuesAreRead) {
   TestPoint("slow.point");
   TestPoint("slow.point");
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(50));
+}
+
+TEST(TestPointTest, ACallbackRunsEachTimeItsPointIsReachedUntilCleared) {
+  ASSERT_EQ(Arm(""), "");
+  int reached = 0;
+  SetCallback("a.point", [&reached] { ++reached; });
+  EXPECT_TRUE(TestPointArmed("a.point"));
+  TestPoint("a.point");
+  TestPoint("another.point");
+  TestPoint("a.point");
+  EXPECT_EQ(reached, 2);
+  ClearCallbacks();
+  TestPoint("a.point");
+  EXPECT_EQ(reached, 2);
+  EXPECT_FALSE(TestPointArmed("a.point"));
+}
+
+TEST(TestPointTest, ACallbackMayThrowOutOfThePointOrReplaceItself) {
+  struct Killed {};
+  SetCallback("a.point", [] {
+    SetCallback("a.point", [] {});  // the next time: nothing
+    throw Killed{};
+  });
+  EXPECT_THROW(TestPoint("a.point"), Killed);
+  EXPECT_NO_THROW(TestPoint("a.point"));
+  ClearCallbacks();
 }
 
 TEST(TestPointTest, AMalformedSpecIsRefused) {
