@@ -906,14 +906,9 @@ absl::Status Updater::Impl::Undo(const std::atomic<bool>* stop, const TakeoverEp
 }
 
 void Updater::Impl::PublishStatus() {
-  proto::ProcessStatus st;
-  st.set_version(1);
-  st.set_node(base.node->name());
-  st.set_process(process);
+  proto::ProcessStatus st = NewProcessStatus(base.node->name(), process,
+                                             std::string(UpdaterStateName(state)), opt.clock);
   st.set_volume(opt.volume);
-  st.set_state(std::string(UpdaterStateName(state)));
-  st.set_time_us(opt.clock->NowMicros());
-  st.set_pid(getpid());
   st.mutable_position()->set_segment(restart.segment);
   st.mutable_position()->set_offset(restart.offset);
   st.mutable_position()->set_asn(applied_asn);
