@@ -12,6 +12,7 @@
 #include "common/testing/mem_file_system.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
+#include "common/testing/test_config.h"
 #include "common/state/save_point.h"
 #include "common/trail/reader.h"
 #include "absl/time/clock.h"
@@ -28,14 +29,11 @@ class ImageTrailsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ::rdf::testing::MakeTestDir("image_trails_test");
-    auto cfg = config::Parse(R"(
-      system: "t"
-      nodes { name: "primary" role: PRIMARY host: "127.0.0.1" data_dir: "p" key_file: "p.key" }
-      nodes { name: "backup" role: BACKUP host: "127.0.0.1" audit_port: 17999 data_dir: "b" key_file: "b.key" }
+    auto cfg = ::rdf::testing::TwoNodeConfig(dir_, R"(
       volumes { name: "$DATA01" }
       volumes { name: "$DATA02" }
       trail { image_segment_bytes: 65536 }
-    )", dir_ + "/rdf.textproto");
+    )");
     ASSERT_OK(cfg.status());
     cfg_ = std::make_unique<config::Config>(*std::move(cfg));
     node_ = cfg_->FindNode("backup");

@@ -15,6 +15,7 @@
 #include "common/testing/mem_transport.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
+#include "common/testing/test_config.h"
 #include "common/wire/wire.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -26,14 +27,11 @@ class ReceiverTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ::rdf::testing::MakeTestDir("receiver_test");
-    auto cfg = config::Parse(R"(
-      system: "t"
-      nodes { name: "primary" role: PRIMARY host: "127.0.0.1" data_dir: "p" key_file: "p.key" }
-      nodes { name: "backup" role: BACKUP host: "127.0.0.1" audit_port: 17999 data_dir: "b" key_file: "b.key" }
+    auto cfg = ::rdf::testing::TwoNodeConfig(dir_, R"(
       volumes { name: "$DATA01" }
       volumes { name: "$DATA02" }
       trail { image_segment_bytes: 65536 }
-    )", dir_ + "/rdf.textproto");
+    )");
     ASSERT_OK(cfg.status());
     cfg_ = std::make_unique<config::Config>(*std::move(cfg));
     node_ = cfg_->FindNode("backup");
@@ -106,6 +104,11 @@ class ReceiverTest : public ::testing::Test {
     b->set_read_through_asn(asn_);
     Send(m);
   }
+  // A session: Hello, and the Welcome's text.
+  std::string Connect() {
+    Hello();
+    return Reply();
+  }
   void Heartbeat(uint64_t next_seq) {
     proto::WireMessage m;
     m.mutable_heartbeat()->set_next_seq(next_seq);
@@ -150,20 +153,17 @@ class ReceiverTest : public ::testing::Test {
 };
 
 TEST_F(ReceiverTest, HelloIsWelcomedFromTheStart) {
-  Hello();
-  EXPECT_EQ(Reply(), "welcome restart_asn=1 next_seq=1");
+  EXPECT_EQ(Connect(), "welcome restart_asn=1 next_seq=1");
 }
 
 TEST_F(ReceiverTest, BatchIsAcknowledgedWithItsSavePoint) {
-  Hello();
-  Reply();
+  Connect();
   Batch(1);
   EXPECT_EQ(Reply(), "ack seq=1 save_point=3");
 }
 
 TEST_F(ReceiverTest, DuplicateBatchIsAcknowledgedAgainAndNotWritten) {
-  Hello();
-  Reply();
+  Connect();
   Batch(1);
   EXPECT_EQ(Reply(), "ack seq=1 save_point=3");
   Batch(1, /*from_asn=*/0);
@@ -173,8 +173,7 @@ TEST_F(ReceiverTest, DuplicateBatchIsAcknowledgedAgainAndNotWritten) {
 }
 
 TEST_F(ReceiverTest, GapIsRefusedWithResync) {
-  Hello();
-  Reply();
+  Connect();
   Batch(2);
   EXPECT_EQ(Reply(), "refuse RESYNC: expected batch 1");
   Batch(1, /*from_asn=*/0);  // nothing of batch 2 was kept
@@ -182,8 +181,7 @@ TEST_F(ReceiverTest, GapIsRefusedWithResync) {
 }
 
 TEST_F(ReceiverTest, BatchNotContinuingWhatWasReceivedIsRefusedWithResync) {
-  Hello();
-  Reply();
+  Connect();
   Batch(1);
   Reply();
   Batch(2, /*from_asn=*/5);
@@ -191,8 +189,7 @@ TEST_F(ReceiverTest, BatchNotContinuingWhatWasReceivedIsRefusedWithResync) {
 }
 
 TEST_F(ReceiverTest, HeartbeatAheadOfTheReceiverAsksForResync) {
-  Hello();
-  Reply();
+  Connect();
   Heartbeat(/*next_seq=*/3);
   EXPECT_EQ(Reply(), "refuse RESYNC: expected batch 1");
 }
@@ -203,24 +200,20 @@ TEST_F(ReceiverTest, MessageThatDoesNotParseIsRefusedAsMalformed) {
 }
 
 TEST_F(ReceiverTest, NewSessionResumesAfterWhatWasReceived) {
-  Hello();
-  Reply();
+  Connect();
   Batch(1);
   Reply();
   link_.Disconnect();
-  Hello();
-  EXPECT_EQ(Reply(), "welcome restart_asn=4 next_seq=2");
+  EXPECT_EQ(Connect(), "welcome restart_asn=4 next_seq=2");
 }
 
 TEST_F(ReceiverTest, RestartedReceiverResumesFromItsSavePoint) {
-  Hello();
-  Reply();
+  Connect();
   Batch(1);
   Reply();
   Stop();
   Start();
-  Hello();
-  EXPECT_EQ(Reply(), "welcome restart_asn=4 next_seq=2");
+  EXPECT_EQ(Connect(), "welcome restart_asn=4 next_seq=2");
 }
 
 TEST_F(ReceiverTest, OldPrimaryIsFencedAfterTakeover) {

@@ -10,6 +10,18 @@ namespace {
 
 std::string ConnectionName(int n) { return absl::StrCat("conn-", n); }
 
+// Waits up to `timeout` for `q` to hold a message, and takes it.
+template <typename T>
+std::optional<T> PopWithin(absl::Mutex& mu, std::deque<T>& q, absl::Duration timeout)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  auto ready = [&q] { return !q.empty(); };
+  mu.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  if (q.empty()) return std::nullopt;
+  T m = std::move(q.front());
+  q.pop_front();
+  return m;
+}
+
 class Listener : public net::Transport {
  public:
   explicit Listener(std::shared_ptr<MemTransportPair::Shared> s) : s_(std::move(s)) {}
@@ -22,12 +34,7 @@ class Listener : public net::Transport {
   }
   absl::StatusOr<std::optional<net::Message>> Recv(absl::Duration timeout) override {
     absl::MutexLock l(&s_->mu);
-    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_->mu) { return !s_->to_listener.empty(); };
-    s_->mu.AwaitWithTimeout(absl::Condition(&ready), timeout);
-    if (s_->to_listener.empty()) return std::nullopt;
-    net::Message m = std::move(s_->to_listener.front());
-    s_->to_listener.pop_front();
-    return m;
+    return PopWithin(s_->mu, s_->to_listener, timeout);
   }
   net::LinkEvents TakeLinkEvents() override { return {}; }
   absl::Status Reconnect() override { return absl::OkStatus(); }
@@ -46,12 +53,9 @@ class Connector : public net::Transport {
   }
   absl::StatusOr<std::optional<net::Message>> Recv(absl::Duration timeout) override {
     absl::MutexLock l(&s_->mu);
-    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_->mu) { return !s_->to_connector.empty(); };
-    s_->mu.AwaitWithTimeout(absl::Condition(&ready), timeout);
-    if (s_->to_connector.empty()) return std::nullopt;
-    net::Message m{"", std::move(s_->to_connector.front())};
-    s_->to_connector.pop_front();
-    return m;
+    std::optional<std::string> body = PopWithin(s_->mu, s_->to_connector, timeout);
+    if (!body.has_value()) return std::nullopt;
+    return net::Message{"", *std::move(body)};
   }
   net::LinkEvents TakeLinkEvents() override {
     absl::MutexLock l(&s_->mu);
