@@ -109,6 +109,7 @@ absl::Status Receiver::Impl::Bind() {
   o.max_message_bytes = static_cast<int64_t>(2 * max_bytes);
   o.rcvhwm = 64;
   o.sndhwm = 256;
+  o.heartbeats = true;
   o.on_key_refused = [this](const std::string& key, const std::string& address) {
     Log(events::kSenderRefused, {{"key", key}, {"peer", address}});
   };

@@ -1,5 +1,6 @@
-// The network seam of the audit session (extractor <-> receiver): one
-// message in, one message out, connection news, and nothing of ZeroMQ.
+// The network seam of the audit session (extractor <-> receiver) and of the
+// monitors' control port: one message in, one message out, connection
+// news, and nothing of ZeroMQ.
 // ZmqTransport (common/net/zmq_transport.h) is the real one, with CURVE and
 // ZAP; MemTransportPair (common/testing/mem_transport.h) joins two ends in
 // memory so the extractor and the receiver can be tested in-process.
@@ -30,6 +31,9 @@ namespace rdf::net {
 struct Message {
   std::string peer;  // routing id of the sender; "" on a connecting transport
   std::string body;
+  // Listening: the sender's public key as authentication admitted it (CURVE
+  // and ZAP: Z85); "" when unknown.
+  std::string sender_key;
 };
 
 // What happened to a connecting transport's connection since the last

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <chrono>
 #include <utility>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -52,22 +53,26 @@ absl::Status ZmqTransport::Impl::Bind() {
     socket->set(zmq::sockopt::curve_secretkey, listen.secret_key);
     socket->set(zmq::sockopt::zap_domain, listen.zap_domain);
     if (listen.max_message_bytes > 0) socket->set(zmq::sockopt::maxmsgsize, listen.max_message_bytes);
-    socket->set(zmq::sockopt::rcvhwm, listen.rcvhwm);
-    socket->set(zmq::sockopt::sndhwm, listen.sndhwm);
+    if (listen.rcvhwm > 0) socket->set(zmq::sockopt::rcvhwm, listen.rcvhwm);
+    if (listen.sndhwm > 0) socket->set(zmq::sockopt::sndhwm, listen.sndhwm);
     socket->set(zmq::sockopt::linger, 0);
-    socket->set(zmq::sockopt::heartbeat_ivl, 1000);
-    socket->set(zmq::sockopt::heartbeat_timeout, 5000);
-    absl::StatusOr<std::unique_ptr<curve::SocketMonitor>> mon = curve::SocketMonitor::Start(
-        ctx, *socket, ZMQ_EVENT_ALL,
-        [cb = listen.on_handshake_failed](int event, int value, const std::string& address) {
-          // (An unknown key is reported by the ZAP handler's callback.)
-          if (cb && (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-                     event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)) {
-            cb(address, curve::MonitorEventName(event), value);
-          }
-        });
-    if (!mon.ok()) return mon.status();
-    monitor = *std::move(mon);
+    if (listen.heartbeats) {
+      socket->set(zmq::sockopt::heartbeat_ivl, 1000);
+      socket->set(zmq::sockopt::heartbeat_timeout, 5000);
+    }
+    if (listen.on_handshake_failed) {
+      absl::StatusOr<std::unique_ptr<curve::SocketMonitor>> mon = curve::SocketMonitor::Start(
+          ctx, *socket, ZMQ_EVENT_ALL,
+          [cb = listen.on_handshake_failed](int event, int value, const std::string& address) {
+            // (An unknown key is reported by the ZAP handler's callback.)
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+              cb(address, curve::MonitorEventName(event), value);
+            }
+          });
+      if (!mon.ok()) return mon.status();
+      monitor = *std::move(mon);
+    }
     socket->bind(listen.endpoint);
   } catch (const zmq::error_t& e) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", listen.endpoint, ": ", e.what()));
@@ -114,17 +119,29 @@ void ZmqTransport::Impl::Close() {
 
 std::optional<Message> ZmqTransport::Impl::TryRecv() {
   for (;;) {
-    zmq::message_t first;
-    if (!socket->recv(first, zmq::recv_flags::dontwait)) return std::nullopt;
-    if (!listening) return Message{"", first.to_string()};
-    // A ROUTER delivers [routing id][body] whole; anything else is not ours:
-    // a lone frame is skipped, extra frames are read and dropped.
-    zmq::message_t body;
-    if (!first.more() || !socket->recv(body, zmq::recv_flags::none)) continue;
-    for (zmq::message_t extra; body.more() && socket->recv(extra);) {
-      if (!extra.more()) break;
+    std::vector<zmq::message_t> frames(1);
+    if (!socket->recv(frames[0], zmq::recv_flags::dontwait)) return std::nullopt;
+    if (!listening) return Message{"", frames[0].to_string(), ""};
+    // The rest of a multipart message is there already (ZeroMQ delivers it
+    // whole).
+    while (frames.back().more()) {
+      frames.emplace_back();
+      if (!socket->recv(frames.back(), zmq::recv_flags::none)) break;
     }
-    return Message{first.to_string(), body.to_string()};
+    // [routing id][body] (extra frames dropped), or a REQ client's
+    // [routing id][empty][body]; anything else is not ours.
+    const size_t body = listen.request_envelope ? 2 : 1;
+    if (frames.size() <= body || (listen.request_envelope &&
+                                  (frames.size() != 3 || frames[1].size() != 0))) {
+      continue;
+    }
+    Message m{frames[0].to_string(), frames[body].to_string(), ""};
+    try {
+      m.sender_key = frames[body].gets("User-Id");  // the key the ZAP handler admitted
+    } catch (const zmq::error_t&) {
+      // No User-Id: not admitted through a ZAP handler.
+    }
+    return m;
   }
 }
 
@@ -155,8 +172,10 @@ absl::Status ZmqTransport::Send(absl::string_view peer, absl::string_view body) 
   try {
     zmq::socket_t& s = *impl_->socket;
     if (impl_->listening &&
-        !s.send(zmq::buffer(peer.data(), peer.size()),
-                zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        (!s.send(zmq::buffer(peer.data(), peer.size()),
+                 zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
+         (impl_->listen.request_envelope &&
+          !s.send(zmq::message_t(), zmq::send_flags::sndmore | zmq::send_flags::dontwait)))) {
       return absl::UnavailableError("send queue full");
     }
     if (!s.send(zmq::buffer(body.data(), body.size()), zmq::send_flags::dontwait)) {

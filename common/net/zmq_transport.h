@@ -4,8 +4,10 @@
 //
 //   Listen:  a ROUTER, CURVE server, bound to `endpoint`, with a ZAP handler
 //            (common/net/zap_handler.h) started before the bind that admits
-//            only `allowed_keys`. Each message arrives as [routing id][body];
-//            extra frames are read and dropped. (The receiver.)
+//            only `allowed_keys`. Each message arrives as [routing id][body]
+//            (extra frames are read and dropped), or, with request_envelope,
+//            as a REQ client's [routing id][empty][body], and replies go out
+//            the same way. (The receiver; the monitor's control port.)
 //   Connect: a DEALER, CURVE client, connecting to `endpoint` (libzmq
 //            reconnects by itself, except after a failed handshake: see
 //            LinkEvents). A socket monitor reports failed handshakes and
@@ -33,12 +35,15 @@ struct ZmqListenOptions {
   std::string zap_domain;
   // libzmq drops a peer sending a message larger than this (0: no limit).
   int64_t max_message_bytes = 0;
-  int rcvhwm = 64;           // messages a peer can make us queue
-  int sndhwm = 256;
+  int rcvhwm = 0;            // messages a peer can make us queue; 0: libzmq's
+  int sndhwm = 0;            // 0: libzmq's
+  bool heartbeats = false;   // ZMTP heartbeats every 1 s, a peer silent 5 s is dropped
+  bool request_envelope = false;  // clients are REQ sockets (see above)
   // ZAP refused a client key.
   std::function<void(const std::string& key, const std::string& address)> on_key_refused;
   // A handshake failed before ZAP (a client without CURVE, a bad server key):
-  // `reason` is curve::MonitorEventName(event), `value` its detail.
+  // `reason` is curve::MonitorEventName(event), `value` its detail. Set, it
+  // starts a socket monitor (common/net/socket_monitor.h).
   std::function<void(const std::string& address, const std::string& reason, int value)>
       on_handshake_failed;
 };

@@ -48,14 +48,14 @@ class Connector : public net::Transport {
   explicit Connector(std::shared_ptr<MemTransportPair::Shared> s) : s_(std::move(s)) {}
   absl::Status Send(absl::string_view, absl::string_view body) override {
     absl::MutexLock l(&s_->mu);
-    s_->to_listener.push_back({ConnectionName(s_->connection), std::string(body)});
+    s_->to_listener.push_back({ConnectionName(s_->connection), std::string(body), ""});
     return absl::OkStatus();
   }
   absl::StatusOr<std::optional<net::Message>> Recv(absl::Duration timeout) override {
     absl::MutexLock l(&s_->mu);
     std::optional<std::string> body = PopWithin(s_->mu, s_->to_connector, timeout);
     if (!body.has_value()) return std::nullopt;
-    return net::Message{"", *std::move(body)};
+    return net::Message{"", *std::move(body), ""};
   }
   net::LinkEvents TakeLinkEvents() override {
     absl::MutexLock l(&s_->mu);
