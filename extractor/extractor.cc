@@ -129,13 +129,15 @@ absl::Status Extractor::Impl::Connect() {
     transport = opt.transport;
     return absl::OkStatus();
   }
-  RDF_ASSIGN_OR_RETURN(std::string server_key, curve::PublicKeyOf(*opt.config, *backup));
-  RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*opt.config, *node));
   net::ZmqConnectOptions o;
   o.endpoint = endpoint;
-  o.server_key = server_key;
-  o.public_key = own.public_key;
-  o.secret_key = own.secret_key;
+  // Read again for every connection: after a refused handshake the keys
+  // may have been fixed meanwhile.
+  o.keys = [this, backup]() -> absl::StatusOr<net::CurveClientKeys> {
+    RDF_ASSIGN_OR_RETURN(std::string server_key, curve::PublicKeyOf(*opt.config, *backup));
+    RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*opt.config, *node));
+    return net::CurveClientKeys{server_key, own.public_key, own.secret_key};
+  };
   o.sndhwm = static_cast<int>(cfg->extractor().window() + 16);
   RDF_ASSIGN_OR_RETURN(own_transport, net::ZmqTransport::Connect(std::move(o)));
   transport = own_transport.get();
@@ -424,8 +426,8 @@ absl::Status Extractor::Run(const std::atomic<bool>* stop) {
     if (link.auth_failed) {
       s.Log(events::kAuthenticationFailed, {{"endpoint", s.endpoint}});
       s.last_error = "authentication with the receiver failed";
-      // libzmq does not reconnect after a failed handshake: make a new
-      // socket after a backoff (the keys may be fixed meanwhile).
+      // libzmq does not reconnect after a failed handshake: connect anew
+      // after a backoff (the keys may be fixed meanwhile).
       s.reconnect_at_us = now + 5'000'000;
     }
     if (s.reconnect_at_us != 0 && now >= s.reconnect_at_us) {

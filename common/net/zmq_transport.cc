@@ -81,11 +81,12 @@ absl::Status ZmqTransport::Impl::Bind() {
 }
 
 absl::Status ZmqTransport::Impl::Dial() {
+  RDF_ASSIGN_OR_RETURN(CurveClientKeys keys, connect.keys());
   try {
     socket = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
-    socket->set(zmq::sockopt::curve_serverkey, connect.server_key);
-    socket->set(zmq::sockopt::curve_publickey, connect.public_key);
-    socket->set(zmq::sockopt::curve_secretkey, connect.secret_key);
+    socket->set(zmq::sockopt::curve_serverkey, keys.server_key);
+    socket->set(zmq::sockopt::curve_publickey, keys.public_key);
+    socket->set(zmq::sockopt::curve_secretkey, keys.secret_key);
     socket->set(zmq::sockopt::linger, 0);
     socket->set(zmq::sockopt::sndhwm, connect.sndhwm);
     socket->set(zmq::sockopt::reconnect_ivl, 100);

@@ -48,11 +48,18 @@ struct ZmqListenOptions {
       on_handshake_failed;
 };
 
-struct ZmqConnectOptions {
-  std::string endpoint;      // "tcp://host:port"
+struct CurveClientKeys {
   std::string server_key;    // the server's CURVE public key (Z85)
   std::string public_key;    // own key pair (Z85)
   std::string secret_key;
+};
+
+struct ZmqConnectOptions {
+  std::string endpoint;      // "tcp://host:port"
+  // Called for every connection (Connect and each Reconnect), so keys fixed
+  // on disk after a refused handshake are used by the next one. Its error
+  // is Connect's or Reconnect's.
+  std::function<absl::StatusOr<CurveClientKeys>()> keys;
   int sndhwm = 1000;         // messages queued before Send says kUnavailable
 };
 

@@ -57,9 +57,9 @@ class ZmqTransportTest : public ::testing::Test {
   void Connect(const curve::KeyPair& keys) {
     ZmqConnectOptions o;
     o.endpoint = endpoint_;
-    o.server_key = server_keys_.public_key;
-    o.public_key = keys.public_key;
-    o.secret_key = keys.secret_key;
+    o.keys = [this, keys]() -> absl::StatusOr<CurveClientKeys> {
+      return CurveClientKeys{server_keys_.public_key, keys.public_key, keys.secret_key};
+    };
     ASSERT_OK_AND_ASSIGN(client_, ZmqTransport::Connect(o));
   }
   // The next message's body at `t`, "none" when nothing comes in 5 s.
@@ -101,6 +101,24 @@ TEST_F(ZmqTransportTest, UnknownClientKeyIsRefusedAndReported) {
     if (!auth_failed) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(auth_failed);
+}
+
+TEST_F(ZmqTransportTest, ReconnectReadsTheKeysAgain) {
+  Listen();
+  ASSERT_OK_AND_ASSIGN(curve::KeyPair stranger, curve::GenerateKeyPair());
+  curve::KeyPair on_disk = stranger;
+  ZmqConnectOptions o;
+  o.endpoint = endpoint_;
+  o.keys = [&]() -> absl::StatusOr<CurveClientKeys> {
+    return CurveClientKeys{server_keys_.public_key, on_disk.public_key, on_disk.secret_key};
+  };
+  ASSERT_OK_AND_ASSIGN(client_, ZmqTransport::Connect(o));
+  ASSERT_OK(client_->Send("", "refused"));
+  EXPECT_EQ(server_->Recv(absl::Seconds(1)).value(), std::nullopt);
+  on_disk = client_keys_;  // the operator fixes the key file
+  ASSERT_OK(client_->Reconnect());
+  ASSERT_OK(client_->Send("", "hello"));
+  EXPECT_EQ(Body(*server_), "hello");
 }
 
 TEST_F(ZmqTransportTest, PortInUseIsUnavailable) {
