@@ -5,13 +5,13 @@
 #include <deque>
 #include <optional>
 #include <random>
-#include <zmq.hpp>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "audit.pb.h"
 #include "common/state/audit_record.h"
 #include "common/net/curve_keys.h"
+#include "common/net/zmq_transport.h"
 #include "common/trail/durable_end.h"
 #include "common/events/catalog.h"
 #include "common/events/log.h"
@@ -19,11 +19,11 @@
 #include "common/process/lock.h"
 #include "common/process/main.h"
 #include "common/process/rtd_watch.h"
-#include "common/net/socket_monitor.h"
 #include "common/state/status_file.h"
 #include "common/base/status_macros.h"
 #include "common/trail/reader.h"
 #include "common/wire/wire.h"
+#include "extractor/batcher.h"
 
 namespace rdf::extractor {
 namespace {
@@ -64,25 +64,19 @@ struct Extractor::Impl {
   std::string audit_dir;
   std::unique_ptr<trail::SharedEnd> end;
   std::unique_ptr<trail::TrailReader> reader;
-  zmq::context_t ctx{1};
-  std::unique_ptr<zmq::socket_t> dealer;
-  std::unique_ptr<curve::SocketMonitor> monitor;
+  std::unique_ptr<net::Transport> own_transport;  // unless the options gave one
+  net::Transport* transport = nullptr;
   std::string endpoint;
-  std::atomic<bool> auth_failed{false};
-  std::atomic<bool> disconnected{false};
 
   State state = State::kWaitingForAudit;
-  uint64_t next_seq = 1;
+  // Reading position (read_through), numbering and the batch being filled.
+  std::unique_ptr<Batcher> batcher;
   struct InFlight {
     uint64_t seq;
     uint64_t last_asn;
   };
   std::deque<InFlight> inflight;
-  uint64_t read_through = 0;     // ASN read through in the audit trail
   uint64_t sent_asn = 0;         // read_through of the newest batch sent
-  // read_through of the newest batch or heartbeat sent this session: the
-  // next one's from_asn (the receiver checks it against what it received).
-  uint64_t told_asn = 0;
   uint64_t nonce = 0;            // of this synchronization (Hello/Welcome)
   int64_t sent_time_us = 0;      // primary time of the newest record sent
   uint64_t acked_asn = 0;        // receiver's save point
@@ -94,19 +88,6 @@ struct Extractor::Impl {
   std::unique_ptr<RtdWatch> rtd_watch;
   uint64_t batches = 0, records = 0, bytes = 0;
   absl::flat_hash_map<std::string, bool> protected_cache;
-  // A protected record read but not yet (wholly) sent: it opens the next
-  // batch, whole when it fits in one, else in fragments. read_through stays
-  // below its ASN until its last byte is sent.
-  struct Held {
-    trail::Record rec;
-    proto::RecordType type;
-    uint64_t txid = 0;
-    std::string volume;
-    int64_t time_us = 0;
-    size_t sent = 0;  // payload bytes already sent in fragments
-  };
-  std::optional<Held> held;
-
   // Events use the catalog's text and severity (docs/events.md); the
   // specifics go into fields.
   void Log(uint32_t number, events::EventFields fields = {}) { events->Log(number, fields); }
@@ -123,11 +104,9 @@ struct Extractor::Impl {
   }
 
   void Send(const proto::WireMessage& m) {
-    std::string bytes = wire::Encode(m);
-    try {
-      dealer->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-    } catch (const zmq::error_t&) {
-    }
+    // Not queued (no connection, queue full): the acknowledgement timeout
+    // or the receiver's RESYNC brings the session back in step.
+    transport->Send("", wire::Encode(m)).IgnoreError();
   }
 
   absl::Status Connect();
@@ -137,7 +116,6 @@ struct Extractor::Impl {
   void HandleMessage(absl::string_view bytes);
   void ReadError(const absl::Status& s);
   bool FillAndSend();
-  bool AddHeld(proto::Batch* b, size_t max_bytes, size_t* batch_bytes);
   void SendHeartbeat();
   void MaybeWritePin();
   void PublishStatus();
@@ -146,36 +124,23 @@ struct Extractor::Impl {
 
 absl::Status Extractor::Impl::Connect() {
   const proto::NodeConfig* backup = opt.config->NodeWithRole(proto::BACKUP);
-  RDF_ASSIGN_OR_RETURN(std::string server_key, curve::PublicKeyOf(*opt.config, *backup));
-  RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*opt.config, *node));
   endpoint = wire::Endpoint(backup->host(), backup->audit_port());
-  try {
-    dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
-    dealer->set(zmq::sockopt::curve_serverkey, server_key);
-    dealer->set(zmq::sockopt::curve_publickey, own.public_key);
-    dealer->set(zmq::sockopt::curve_secretkey, own.secret_key);
-    dealer->set(zmq::sockopt::linger, 0);
-    dealer->set(zmq::sockopt::sndhwm, static_cast<int>(cfg->extractor().window() + 16));
-    dealer->set(zmq::sockopt::reconnect_ivl, 100);
-    dealer->set(zmq::sockopt::reconnect_ivl_max, 2000);
-    dealer->set(zmq::sockopt::heartbeat_ivl, 1000);
-    dealer->set(zmq::sockopt::heartbeat_timeout, 5000);
-    absl::StatusOr<std::unique_ptr<curve::SocketMonitor>> mon = curve::SocketMonitor::Start(
-        ctx, *dealer, ZMQ_EVENT_ALL, [this](int event, int, const std::string&) {
-          if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
-              event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-              event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-            auth_failed = true;
-          } else if (event == ZMQ_EVENT_DISCONNECTED) {
-            disconnected = true;
-          }
-        });
-    if (!mon.ok()) return mon.status();
-    monitor = *std::move(mon);
-    dealer->connect(endpoint);
-  } catch (const zmq::error_t& e) {
-    return absl::UnavailableError(absl::StrCat("cannot connect to ", endpoint, ": ", e.what()));
+  if (opt.transport != nullptr) {
+    transport = opt.transport;
+    return absl::OkStatus();
   }
+  net::ZmqConnectOptions o;
+  o.endpoint = endpoint;
+  // Read again for every connection: after a refused handshake the keys
+  // may have been fixed meanwhile.
+  o.keys = [this, backup]() -> absl::StatusOr<net::CurveClientKeys> {
+    RDF_ASSIGN_OR_RETURN(std::string server_key, curve::PublicKeyOf(*opt.config, *backup));
+    RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*opt.config, *node));
+    return net::CurveClientKeys{server_key, own.public_key, own.secret_key};
+  };
+  o.sndhwm = static_cast<int>(cfg->extractor().window() + 16);
+  RDF_ASSIGN_OR_RETURN(own_transport, net::ZmqTransport::Connect(std::move(o)));
+  transport = own_transport.get();
   return absl::OkStatus();
 }
 
@@ -201,7 +166,8 @@ void Extractor::Impl::EnterSync(const std::string& why) {
   }
   state = State::kSync;
   inflight.clear();
-  held.reset();
+  // What was read but not sent is read again after the Welcome.
+  batcher->Restart(batcher->read_through(), batcher->next_seq());
   last_hello_us = 0;
   // A new synchronization: a Welcome answering a Hello of an earlier one
   // (queued at a slow receiver) describes a state that batches sent since
@@ -224,34 +190,26 @@ void Extractor::Impl::ReadError(const absl::Status& s) {
   last_error = std::string(s.message());
   if (absl::IsNotFound(s)) {
     if (state != State::kAuditMissing) {
-      Log(events::kAuditFileMissing, {{"error", last_error}, {"asn", absl::StrCat(read_through + 1)}});
+      Log(events::kAuditFileMissing, {{"error", last_error}, {"asn", absl::StrCat(batcher->read_through() + 1)}});
     }
     state = State::kAuditMissing;
   } else {
-    Log(events::kTrailDamaged, {{"error", last_error}, {"asn", absl::StrCat(read_through)}});
+    Log(events::kTrailDamaged, {{"error", last_error}, {"asn", absl::StrCat(batcher->read_through())}});
     state = State::kDamaged;
   }
   last_retry_us = Now();
 }
 
 // Reads protected audit into one batch (bounded in bytes and waiting time)
-// and sends it. False when there was nothing to send.
+// and sends it. False when there was nothing to send. The batch's content
+// is the Batcher's; when to wait for more is decided here.
 bool Extractor::Impl::FillAndSend() {
-  proto::WireMessage m;
-  proto::Batch* b = m.mutable_batch();
-  const size_t max_bytes = cfg->extractor().batch_bytes();
   const int64_t wait_us = int64_t{cfg->extractor().batch_wait_ms()} * 1000;
   const size_t half_window = std::max<size_t>(1, cfg->extractor().window() / 2);
-  size_t batch_bytes = 0;
-  int64_t first_us = 0;
-  const uint64_t start_read = read_through;
-  const int64_t start_sent_time_us = sent_time_us;
-  while (batch_bytes < max_bytes) {
-    if (held.has_value()) {
-      if (first_us == 0) first_us = Now();
-      if (!AddHeld(b, max_bytes, &batch_bytes)) break;
-      continue;
-    }
+  const uint64_t start_read = batcher->read_through();
+  batcher->Begin();
+  int64_t first_us = batcher->empty() ? 0 : Now();
+  while (!batcher->full()) {
     absl::StatusOr<std::optional<trail::Record>> rec = reader->Next();
     if (rec.ok() && !rec->has_value()) {
       // Nothing more yet. While less than half the window is in flight,
@@ -267,9 +225,7 @@ bool Extractor::Impl::FillAndSend() {
         Poll(static_cast<int>((first_us + wait_us - Now() + 999) / 1000));
         if (state != State::kStream) {
           // Refused meanwhile: the batch is dropped; a Welcome seeks again.
-          read_through = start_read;
-          sent_time_us = start_sent_time_us;
-          held.reset();
+          batcher->Restart(start_read, batcher->next_seq());
           return false;
         }
         continue;
@@ -282,93 +238,29 @@ bool Extractor::Impl::FillAndSend() {
       break;
     }
     if (first_us == 0) first_us = Now();
-    // Only the routing facts are read; the payload goes out as it is.
-    absl::StatusOr<AuditHeader> a = ScanAuditHeader((*rec)->payload);
-    if (!a.ok()) {
-      ReadError(Annotate(a.status(), absl::StrCat("audit record ", (*rec)->asn, " at ",
-                                                   trail::ToString((*rec)->pos))));
+    absl::Status added = batcher->Add(std::move(**rec));
+    if (!added.ok()) {
+      ReadError(added);
       break;
     }
-    // tmf numbers every audit record: ASNs are contiguous, so a jump means
-    // audit is gone (a segment removed before it was shipped).
-    if ((*rec)->asn != read_through + 1) {
-      ReadError(absl::NotFoundError(absl::StrCat(
-          "audit ASNs ", read_through + 1, "..", (*rec)->asn - 1,
-          " are missing before ", trail::ToString((*rec)->pos),
-          " (an audit segment was removed before it was shipped)")));
-      break;
-    }
-    const auto type = static_cast<proto::RecordType>((*rec)->type);
-    if ((type == proto::DATA || type == proto::DDL) && !Protected(a->volume, a->file)) {
-      read_through = (*rec)->asn;
-      continue;
-    }
-    // Goes out through `held` (next turn of the loop, or the next batch).
-    // (The header's views point into the payload: copy before moving it.)
-    std::string volume =
-        type == proto::DATA || type == proto::DDL ? std::string(a->volume) : std::string();
-    held = Held{std::move(**rec), type, a->txid, std::move(volume), a->time_us, 0};
   }
-  if (b->records().empty()) {
+  if (batcher->empty()) {
     // Only unprotected audit (or nothing): heartbeats carry read_through.
-    return read_through != start_read;
+    return batcher->read_through() != start_read;
   }
-  b->set_seq(next_seq++);
-  b->set_from_asn(told_asn);
-  b->set_read_through_asn(read_through);
-  told_asn = read_through;
-  trail::End e = end->Get();
-  b->set_audit_end_asn(e.asn);
-  b->set_audit_end_time_us(e.time_us);
-  records += b->records_size();
-  bytes += batch_bytes;
+  Batcher::Output out = batcher->Take(end->Get());
+  if (out.newest_time_us != 0) sent_time_us = out.newest_time_us;
+  records += out.batch.records_size();
+  bytes += out.bytes;
   ++batches;
-  inflight.push_back({b->seq(), read_through});
-  sent_asn = read_through;
+  sent_asn = out.batch.read_through_asn();
+  inflight.push_back({out.batch.seq(), sent_asn});
+  proto::WireMessage m;
+  *m.mutable_batch() = std::move(out.batch);
   Send(m);
   last_send_us = last_progress_us = Now();
   if (inflight.size() == 1) last_ack_us = last_send_us;
   return true;
-}
-
-// Adds the held record to batch `b`: whole when it fits in what is left of
-// the batch; else, when the batch is empty, its next fragment (up to
-// max_bytes), which closes the batch. False when the batch is to be sent
-// now (full, or closed by a fragment).
-bool Extractor::Impl::AddHeld(proto::Batch* b, size_t max_bytes, size_t* batch_bytes) {
-  constexpr size_t kRecordOverhead = 32;  // WireRecord fields around the payload
-  Held& h = *held;
-  const size_t total = h.rec.payload.size();
-  auto add = [&]() {
-    proto::WireRecord* w = b->add_records();
-    w->set_asn(h.rec.asn);
-    w->set_type(h.type);
-    w->set_txid(h.txid);
-    w->set_volume(h.volume);
-    return w;
-  };
-  if (h.sent == 0 && *batch_bytes + total + kRecordOverhead <= max_bytes) {
-    *batch_bytes += total + kRecordOverhead;
-    add()->set_payload(std::move(h.rec.payload));
-  } else if (h.sent == 0 && total + kRecordOverhead <= max_bytes) {
-    return false;  // fits in a batch of its own: the next one
-  } else if (b->records_size() > 0) {
-    return false;  // fragments travel alone: the next batch
-  } else {
-    const size_t n = std::min(max_bytes, total - h.sent);
-    proto::WireRecord* w = add();
-    w->set_payload(h.rec.payload.substr(h.sent, n));
-    w->set_fragment_offset(h.sent);
-    w->set_total_bytes(total);
-    h.sent += n;
-    *batch_bytes += n + kRecordOverhead;
-    if (h.sent < total) return false;  // more to come; read_through stays below it
-  }
-  read_through = h.rec.asn;
-  sent_time_us = h.time_us;
-  const bool fragment = h.sent != 0;
-  held.reset();
-  return !fragment;
 }
 
 void Extractor::Impl::SendHeartbeat() {
@@ -376,10 +268,9 @@ void Extractor::Impl::SendHeartbeat() {
   trail::End e = end->Get();
   m.mutable_heartbeat()->set_audit_end_asn(e.asn);
   m.mutable_heartbeat()->set_audit_end_time_us(e.time_us);
-  m.mutable_heartbeat()->set_read_through_asn(read_through);
-  m.mutable_heartbeat()->set_next_seq(next_seq);
-  m.mutable_heartbeat()->set_from_asn(told_asn);
-  told_asn = read_through;
+  m.mutable_heartbeat()->set_read_through_asn(batcher->read_through());
+  m.mutable_heartbeat()->set_next_seq(batcher->next_seq());
+  m.mutable_heartbeat()->set_from_asn(batcher->NoteHeartbeat());
   Send(m);
   last_send_us = Now();
 }
@@ -400,10 +291,9 @@ void Extractor::Impl::HandleMessage(absl::string_view bytes) {
         ReadError(s);
         return;
       }
-      read_through = sent_asn = told_asn = w.restart_asn() - 1;
-      held.reset();
+      batcher->Restart(w.restart_asn() - 1, w.next_seq());
+      sent_asn = w.restart_asn() - 1;
       acked_asn = w.save_point_asn();
-      next_seq = w.next_seq();
       inflight.clear();
       state = State::kStream;
       last_ack_us = Now();
@@ -466,6 +356,7 @@ void Extractor::Impl::PublishStatus() {
     st.mutable_position()->set_segment(reader->position().segment);
     st.mutable_position()->set_offset(reader->position().offset);
   }
+  const uint64_t read_through = batcher->read_through();
   st.mutable_position()->set_asn(read_through);
   st.set_sent_asn(sent_asn);
   st.set_acked_asn(acked_asn);
@@ -490,15 +381,13 @@ void Extractor::Impl::PublishStatus() {
 }
 
 void Extractor::Impl::Poll(int timeout_ms) {
-  zmq::pollitem_t items[] = {{dealer->handle(), 0, ZMQ_POLLIN, 0}};
-  try {
-    zmq::poll(items, 1, std::chrono::milliseconds(timeout_ms));
-    for (int i = 0; i < 1024; ++i) {
-      zmq::message_t msg;
-      if (!dealer->recv(msg, zmq::recv_flags::dontwait)) break;
-      HandleMessage(absl::string_view(msg.data<char>(), msg.size()));
-    }
-  } catch (const zmq::error_t&) {
+  for (int i = 0; i < 1024; ++i) {
+    absl::StatusOr<std::optional<net::Message>> msg =
+        transport->Recv(i == 0 ? absl::Milliseconds(timeout_ms) : absl::ZeroDuration());
+    // A broken transport (kInternal) is tried again on the next turn: the
+    // extractor has nothing better to do than to keep heartbeating status.
+    if (!msg.ok() || !msg->has_value()) break;
+    HandleMessage((*msg)->body);
   }
 }
 
@@ -515,16 +404,17 @@ absl::StatusOr<std::unique_ptr<Extractor>> Extractor::Open(const ExtractorOption
   impl->rtd_watch = std::make_unique<RtdWatch>(impl->cfg->extractor().rtd_warning_ms(),
                                                impl->events.get());
   impl->audit_dir = config::AuditDir(*impl->node);
+  Impl* i = impl.get();
+  impl->batcher = std::make_unique<Batcher>(BatcherOptions{
+      impl->cfg->extractor().batch_bytes(),
+      [i](absl::string_view volume, absl::string_view file) { return i->Protected(volume, file); }});
   RDF_RETURN_IF_ERROR(impl->Connect());
   return std::unique_ptr<Extractor>(new Extractor(std::move(impl)));
 }
 
 Extractor::Extractor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Extractor::~Extractor() {
-  impl_->monitor.reset();
-  if (impl_->dealer) impl_->dealer->close();
-}
+Extractor::~Extractor() = default;
 
 absl::Status Extractor::Run(const std::atomic<bool>* stop) {
   Impl& s = *impl_;
@@ -532,25 +422,24 @@ absl::Status Extractor::Run(const std::atomic<bool>* stop) {
   const int64_t heartbeat_us = int64_t{s.cfg->extractor().heartbeat_ms()} * 1000;
   while (!stop->load()) {
     int64_t now = s.Now();
-    if (s.auth_failed.exchange(false)) {
+    const net::LinkEvents link = s.transport->TakeLinkEvents();
+    if (link.auth_failed) {
       s.Log(events::kAuthenticationFailed, {{"endpoint", s.endpoint}});
       s.last_error = "authentication with the receiver failed";
-      // libzmq does not reconnect after a failed handshake: make a new
-      // socket after a backoff (the keys may be fixed meanwhile).
+      // libzmq does not reconnect after a failed handshake: connect anew
+      // after a backoff (the keys may be fixed meanwhile).
       s.reconnect_at_us = now + 5'000'000;
     }
     if (s.reconnect_at_us != 0 && now >= s.reconnect_at_us) {
       s.reconnect_at_us = 0;
-      s.monitor.reset();
-      s.dealer->close();
-      absl::Status c = s.Connect();
+      absl::Status c = s.transport->Reconnect();
       if (!c.ok()) {
         s.last_error = std::string(c.message());
         s.reconnect_at_us = now + 5'000'000;
       }
       if (s.state == State::kStream) s.EnterSync("reconnect after a failed handshake");
     }
-    if (s.disconnected.exchange(false) && s.state == State::kStream) {
+    if (link.disconnected && s.state == State::kStream) {
       s.Log(events::kConnectionLost, {{"endpoint", s.endpoint}, {"unacknowledged", absl::StrCat(s.inflight.size())}});
       s.EnterSync("connection lost");
     }

@@ -5,7 +5,8 @@
 // It keeps no restart state: on every start and reconnect it asks the
 // receiver where to start. It writes the receiver's acknowledged save point
 // to the primary's pin file, so tmf keeps the audit not yet safe on the
-// backup. See docs/protocol.md.
+// backup. See docs/protocol.md. Batching is extractor/batcher.h; the
+// socket is behind net::Transport (common/net/transport.h).
 #ifndef RDF_EXTRACTOR_EXTRACTOR_H_
 #define RDF_EXTRACTOR_EXTRACTOR_H_
 
@@ -17,6 +18,7 @@
 #include "common/base/clock.h"
 #include "common/config/config.h"
 #include "common/base/file_system.h"
+#include "common/net/transport.h"
 
 namespace rdf::extractor {
 
@@ -25,6 +27,10 @@ struct ExtractorOptions {
   std::string node;                        // the PRIMARY node
   FileSystem* fs = FileSystem::Default();
   Clock* clock = Clock::Real();
+  // The audit session's transport (not owned; outlives the extractor).
+  // Null: a net::ZmqTransport connecting to the backup's audit port with
+  // CURVE. Tests pass an in-memory one (common/testing/mem_transport.h).
+  net::Transport* transport = nullptr;
 };
 
 class Extractor {

@@ -7,7 +7,6 @@
 #include <thread>
 #include <filesystem>
 #include <utility>
-#include <zmq.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -22,6 +21,7 @@
 #include "common/state/takeover_state.h"
 #include "common/wire/wire.h"
 #include "common/net/zap_handler.h"
+#include "common/net/zmq_transport.h"
 #include "monitor/control_access.h"
 #include "common/initcopy/service.h"
 #include "monitor/metrics.h"
@@ -48,9 +48,7 @@ struct Monitor::Impl {
   events::EventLog* events = nullptr;
   absl::Time started = absl::Now();
 
-  zmq::context_t ctx;
-  std::unique_ptr<curve::ZapHandler> zap;
-  std::unique_ptr<zmq::socket_t> router;
+  std::unique_ptr<net::Transport> control;  // the control port (REQ clients)
   std::unique_ptr<MetricsExporter> metrics;
   std::unique_ptr<Notifier> notifier;
   std::unique_ptr<events::EventFollower> follower;
@@ -88,7 +86,7 @@ struct Monitor::Impl {
   void Refresh();
   std::string ComputeState() const;
   void PollEvents();
-  void ServeOne();
+  void ServeOne(const net::Message& m);
   // Handle, for a request that came with `client_key` (the ZAP User-Id):
   // refused (event 985) unless Authorize allows it.
   proto::ControlReply HandleFrom(const std::string& client_key, const proto::ControlRequest& req);
@@ -109,28 +107,23 @@ absl::Status Monitor::Impl::Bind() {
   own_keys = own;
   const std::set<std::string> allowed = ControlPortKeys(*config);
   for (const std::string& key : allowed) callers[key] = IdentifyCaller(*config, key);
-  RDF_ASSIGN_OR_RETURN(
-      zap, curve::ZapHandler::Start(
-               ctx, allowed, [this](const std::string& key, const std::string& address, bool ok) {
-                 if (!ok) {
-                   events->Log(events::kSenderRefused,
-                               {{"key", key}, {"peer", address}, {"port", "control"}});
-                 }
-               }));
-  const std::string endpoint = wire::Endpoint(node->host(), node->control_port());
-  try {
-    router = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::router);
-    router->set(zmq::sockopt::curve_server, 1);
-    router->set(zmq::sockopt::curve_secretkey, own.secret_key);
-    router->set(zmq::sockopt::zap_domain, curve::kZapDomain);
-    router->set(zmq::sockopt::maxmsgsize, int64_t{1} << 20);
-    router->set(zmq::sockopt::linger, 0);
-    router->bind(endpoint);
-  } catch (const zmq::error_t& e) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen for rdfcom on ", endpoint, ": ", e.what(),
-        " (is another monitor of this node running? see `rdfcom validate`)"));
+  net::ZmqListenOptions o;
+  o.endpoint = wire::Endpoint(node->host(), node->control_port());
+  o.secret_key = own.secret_key;
+  o.allowed_keys = allowed;
+  o.zap_domain = curve::kZapDomain;
+  o.max_message_bytes = int64_t{1} << 20;
+  o.request_envelope = true;
+  o.on_key_refused = [this](const std::string& key, const std::string& address) {
+    events->Log(events::kSenderRefused, {{"key", key}, {"peer", address}, {"port", "control"}});
+  };
+  absl::StatusOr<std::unique_ptr<net::ZmqTransport>> t = net::ZmqTransport::Listen(std::move(o));
+  if (!t.ok()) {
+    return absl::Status(t.status().code(),
+                        absl::StrCat("rdfcom's control port: ", t.status().message(),
+                                     " (is another monitor of this node running? see `rdfcom validate`)"));
   }
+  control = *std::move(t);
   if (node->metrics_port() != 0) {
     RDF_ASSIGN_OR_RETURN(metrics, MetricsExporter::Start(node->host(), node->metrics_port()));
   }
@@ -422,45 +415,21 @@ proto::ControlReply Monitor::Impl::HandleFrom(const std::string& client_key,
   return r;
 }
 
-void Monitor::Impl::ServeOne() {
-  std::vector<zmq::message_t> frames;
-  try {
-    for (;;) {
-      zmq::message_t m;
-      if (!router->recv(m, zmq::recv_flags::dontwait)) break;
-      const bool more = m.more();
-      frames.push_back(std::move(m));
-      if (!more) break;
-    }
-  } catch (const zmq::error_t&) {
-    return;
-  }
-  // A REQ client sends [identity, empty delimiter, request].
-  if (frames.size() != 3 || frames[1].size() != 0) return;
+void Monitor::Impl::ServeOne(const net::Message& m) {
   proto::ControlRequest req;
   proto::ControlReply reply;
-  if (!req.ParseFromArray(frames[2].data(), static_cast<int>(frames[2].size()))) {
+  if (!req.ParseFromString(m.body)) {
     reply.set_version(proto::CONTROL_VERSION_1);
     reply.set_ok(false);
     reply.set_error("malformed control request");
     *reply.mutable_status() = status;
   } else {
-    std::string key;
-    try {
-      key = frames[2].gets("User-Id");  // the client key the ZAP handler admitted
-    } catch (const zmq::error_t&) {
-      // No User-Id: not admitted through our handler; HandleFrom refuses.
-    }
-    reply = HandleFrom(key, req);
+    // sender_key: the client key the ZAP handler admitted; without one,
+    // HandleFrom refuses.
+    reply = HandleFrom(m.sender_key, req);
   }
-  const std::string bytes = reply.SerializeAsString();
-  try {
-    router->send(frames[0], zmq::send_flags::sndmore);
-    router->send(zmq::message_t(), zmq::send_flags::sndmore);
-    router->send(zmq::buffer(bytes), zmq::send_flags::none);
-  } catch (const zmq::error_t&) {
-    // The client went away; nothing to do.
-  }
+  // The client went away: nothing to do.
+  control->Send(m.peer, reply.SerializeAsString()).IgnoreError();
 }
 
 void Monitor::Impl::WatchPeer() {
@@ -506,8 +475,7 @@ Monitor::~Monitor() {
       impl_->peer_thread.join();
     }
     impl_->notifier.reset();
-    impl_->router.reset();
-    impl_->zap.reset();
+    impl_->control.reset();
   }
 }
 
@@ -559,13 +527,9 @@ absl::Status Monitor::Run(const std::atomic<bool>* stop) {
   absl::Time next_refresh = absl::Now() + kRefreshInterval;
   absl::Time next_events = absl::Now();
   while (!stop->load()) {
-    zmq::pollitem_t item = {static_cast<void*>(*m.router), 0, ZMQ_POLLIN, 0};
-    try {
-      zmq::poll(&item, 1, std::chrono::milliseconds(50));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-    }
-    if (item.revents & ZMQ_POLLIN) m.ServeOne();
+    absl::StatusOr<std::optional<net::Message>> request = m.control->Recv(absl::Milliseconds(50));
+    if (!request.ok()) return request.status();
+    if (request->has_value()) m.ServeOne(**request);
     m.supervisor->Tick();
     m.initialize->Tick();
     const absl::Time now = absl::Now();

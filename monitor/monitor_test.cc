@@ -1,7 +1,4 @@
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +16,7 @@
 #include "common/net/curve_keys.h"
 #include "common/events/catalog.h"
 #include "common/events/log.h"
+#include "common/testing/free_port.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -101,17 +99,7 @@ TEST_F(MonitorTest, RestartBackoffDoublesToThirtySeconds) {
   EXPECT_EQ(RestartBackoff(1000), absl::Seconds(30));
 }
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+using ::rdf::testing::FreePort;
 
 ProcessSpec Sleeper(const std::string& name, int phase) {
   ProcessSpec s;

@@ -41,8 +41,8 @@ class PurgerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ::rdf::testing::MakeTestDir("purger_test");
-    auto cfg = config::Parse(::rdf::testing::TwoNodeConfig({"$DATA01"}, "purger { retain_count: 2 }"),
-                             (dir_ / "rdf.textproto").string());
+    auto cfg = ::rdf::testing::TwoNodeConfig(
+        dir_.string(), R"(volumes { name: "$DATA01" } purger { retain_count: 2 })");
     ASSERT_OK(cfg.status());
     cfg_ = std::make_unique<config::Config>(*std::move(cfg));
     node_ = cfg_->FindNode("backup");

@@ -11,8 +11,8 @@
 #include "common/base/clock.h"
 #include "common/testing/mem_file_system.h"
 #include "common/testing/status_matchers.h"
-#include "common/testing/test_config.h"
 #include "common/testing/temp_dir.h"
+#include "common/testing/test_config.h"
 #include "common/state/save_point.h"
 #include "common/trail/reader.h"
 #include "absl/time/clock.h"
@@ -29,9 +29,11 @@ class ImageTrailsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ::rdf::testing::MakeTestDir("image_trails_test");
-    auto cfg = config::Parse(::rdf::testing::TwoNodeConfig({"$DATA01", "$DATA02"},
-                                                          "trail { image_segment_bytes: 65536 }"),
-                             dir_ + "/rdf.textproto");
+    auto cfg = ::rdf::testing::TwoNodeConfig(dir_, R"(
+      volumes { name: "$DATA01" }
+      volumes { name: "$DATA02" }
+      trail { image_segment_bytes: 65536 }
+    )");
     ASSERT_OK(cfg.status());
     cfg_ = std::make_unique<config::Config>(*std::move(cfg));
     node_ = cfg_->FindNode("backup");

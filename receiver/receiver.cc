@@ -8,22 +8,20 @@
 #include <set>
 #include <thread>
 #include <utility>
-#include <zmq.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/net/curve_keys.h"
+#include "common/net/zmq_transport.h"
 #include "common/events/catalog.h"
 #include "common/events/log.h"
 #include "common/state/initial_copy.h"
 #include "common/process/lock.h"
 #include "common/process/main.h"
-#include "common/net/socket_monitor.h"
 #include "common/state/status_file.h"
 #include "common/base/status_macros.h"
 #include "common/base/test_point.h"
 #include "common/state/takeover_state.h"
 #include "common/wire/wire.h"
-#include "common/net/zap_handler.h"
 #include "receiver/image_trails.h"
 
 namespace rdf::receiver {
@@ -35,10 +33,8 @@ struct Receiver::Impl {
   std::unique_ptr<ProcessLock> lock;
   std::unique_ptr<events::EventLog> events;
   std::unique_ptr<ImageTrails> trails;
-  zmq::context_t ctx{1};
-  std::unique_ptr<curve::ZapHandler> zap;
-  std::unique_ptr<zmq::socket_t> router;
-  std::unique_ptr<curve::SocketMonitor> monitor;
+  std::unique_ptr<net::Transport> own_transport;  // unless the options gave one
+  net::Transport* transport = nullptr;
   std::string endpoint;
   size_t max_bytes = 0;
 
@@ -69,13 +65,8 @@ struct Receiver::Impl {
   int64_t Now() { return opt.clock->MonotonicMicros(); }
 
   void Send(const std::string& to, const proto::WireMessage& m) {
-    std::string bytes = wire::Encode(m);
-    try {
-      router->send(zmq::buffer(to), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-      router->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-    } catch (const zmq::error_t&) {
-      // A peer that vanished or a full queue: it will resynchronize.
-    }
+    // A peer that vanished or a full queue: it will resynchronize.
+    transport->Send(to, wire::Encode(m)).IgnoreError();
   }
   void Refuse(const std::string& to, proto::Refuse::Reason reason, const std::string& text) {
     proto::WireMessage m;
@@ -108,42 +99,25 @@ absl::Status Receiver::Impl::Bind() {
   const proto::NodeConfig* primary = opt.config->NodeWithRole(proto::PRIMARY);
   RDF_ASSIGN_OR_RETURN(std::string extractor_key, curve::PublicKeyOf(*opt.config, *primary));
   RDF_ASSIGN_OR_RETURN(curve::KeyPair own, curve::ReadNodeKeyPair(*opt.config, *node));
-  RDF_ASSIGN_OR_RETURN(
-      zap, curve::ZapHandler::Start(
-               ctx, std::set<std::string>{extractor_key},
-               [this](const std::string& key, const std::string& address, bool admitted) {
-                 if (!admitted) {
-                   Log(events::kSenderRefused, {{"key", key}, {"peer", address}});
-                 }
-               }));
-  try {
-    router = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::router);
-    router->set(zmq::sockopt::curve_server, 1);
-    router->set(zmq::sockopt::curve_secretkey, own.secret_key);
-    router->set(zmq::sockopt::zap_domain, wire::kZapDomain);
-    // libzmq drops a peer sending more than this; between max_bytes and it
-    // the receiver refuses the message itself (event 953).
-    router->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(2 * max_bytes));
-    router->set(zmq::sockopt::rcvhwm, 64);
-    router->set(zmq::sockopt::sndhwm, 256);
-    router->set(zmq::sockopt::linger, 0);
-    router->set(zmq::sockopt::heartbeat_ivl, 1000);
-    router->set(zmq::sockopt::heartbeat_timeout, 5000);
-    absl::StatusOr<std::unique_ptr<curve::SocketMonitor>> mon = curve::SocketMonitor::Start(
-        ctx, *router, ZMQ_EVENT_ALL, [this](int event, int value, const std::string& address) {
-          // (An unknown key is logged by the ZAP handler's callback.)
-          if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-              event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-            Log(events::kSenderRefused, {{"peer", address}, {"reason", curve::MonitorEventName(event)},
-                 {"value", absl::StrCat(value)}});
-          }
-        });
-    if (!mon.ok()) return mon.status();
-    monitor = *std::move(mon);
-    router->bind(endpoint);
-  } catch (const zmq::error_t& e) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", endpoint, ": ", e.what()));
-  }
+  net::ZmqListenOptions o;
+  o.endpoint = endpoint;
+  o.secret_key = own.secret_key;
+  o.allowed_keys = {extractor_key};
+  o.zap_domain = wire::kZapDomain;
+  // libzmq drops a peer sending more than this; between max_bytes and it
+  // the receiver refuses the message itself (event 953).
+  o.max_message_bytes = static_cast<int64_t>(2 * max_bytes);
+  o.rcvhwm = 64;
+  o.sndhwm = 256;
+  o.heartbeats = true;
+  o.on_key_refused = [this](const std::string& key, const std::string& address) {
+    Log(events::kSenderRefused, {{"key", key}, {"peer", address}});
+  };
+  o.on_handshake_failed = [this](const std::string& address, const std::string& reason, int value) {
+    Log(events::kSenderRefused, {{"peer", address}, {"reason", reason}, {"value", absl::StrCat(value)}});
+  };
+  RDF_ASSIGN_OR_RETURN(own_transport, net::ZmqTransport::Listen(std::move(o)));
+  transport = own_transport.get();
   return absl::OkStatus();
 }
 
@@ -427,6 +401,8 @@ absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Open(const ReceiverOptions& 
       return absl::FailedPreconditionError(
           "no takeover has been issued on this node (no takeover/epoch): nothing to finalize");
     }
+  } else if (options.transport != nullptr) {
+    impl->transport = options.transport;
   } else {
     RDF_RETURN_IF_ERROR(impl->Bind());
   }
@@ -445,11 +421,7 @@ absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Open(const ReceiverOptions& 
 
 Receiver::Receiver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Receiver::~Receiver() {
-  if (impl_->monitor) impl_->monitor.reset();
-  if (impl_->router) impl_->router->close();
-  impl_->zap.reset();
-}
+Receiver::~Receiver() = default;
 
 absl::Status Receiver::Run(const std::atomic<bool>* stop) {
   Impl& s = *impl_;
@@ -465,35 +437,20 @@ absl::Status Receiver::Run(const std::atomic<bool>* stop) {
   constexpr size_t kDrainBytes = 16u << 20;
   const int64_t max_wait_us = int64_t{s.cfg->receiver().save_point_max_wait_ms()} * 1000;
   while (!stop->load()) {
-    zmq::pollitem_t items[] = {{s.router->handle(), 0, ZMQ_POLLIN, 0}};
-    try {
-      zmq::poll(items, 1, std::chrono::milliseconds(100));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) return absl::InternalError(absl::StrCat("poll: ", e.what()));
-    }
+    absl::StatusOr<std::optional<net::Message>> m = s.transport->Recv(absl::Milliseconds(100));
     // Drain what has arrived, then one save point for all of it: light
     // load gets a save point per batch, heavy load coalesces. While batches
     // keep arriving (a catch-up), the save point waits at most
     // save_point_max_wait_ms (and kDrainBytes) after the first of them.
     size_t drained = 0;
     const int64_t drain_until = s.Now() + max_wait_us;
-    while (drained < kDrainBytes && (drained == 0 || s.Now() < drain_until)) {
-      zmq::message_t id, body;
-      try {
-        if (!s.router->recv(id, zmq::recv_flags::dontwait)) break;
-        // A ROUTER delivers [routing id][body] whole; extra frames are not
-        // ours: read and drop them.
-        if (!id.more() || !s.router->recv(body, zmq::recv_flags::none)) continue;
-        for (zmq::message_t extra; body.more() && s.router->recv(extra);) {
-          if (!extra.more()) break;
-        }
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) break;
-        return absl::InternalError(absl::StrCat("recv: ", e.what()));
-      }
-      drained += body.size() + 1;
-      s.Handle(id.to_string(), absl::string_view(body.data<char>(), body.size()));
+    while (m.ok() && m->has_value()) {
+      drained += (*m)->body.size() + 1;
+      s.Handle((*m)->peer, (*m)->body);
+      if (drained >= kDrainBytes || s.Now() >= drain_until) break;
+      m = s.transport->Recv(absl::ZeroDuration());
     }
+    if (!m.ok()) return m.status();
     if (s.trails->pending() && !s.disk_full) s.TakeSavePoint();
     s.Housekeeping();
     if (!s.fatal.ok()) {

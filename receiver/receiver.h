@@ -2,6 +2,7 @@
 // from the extractor over ZeroMQ (ROUTER, CURVE server, ZAP admitting only
 // the configured extractor key), writes them into the image trails, makes
 // them durable with a save point and acknowledges. See docs/protocol.md.
+// The socket is behind net::Transport (common/net/transport.h).
 #ifndef RDF_RECEIVER_RECEIVER_H_
 #define RDF_RECEIVER_RECEIVER_H_
 
@@ -13,6 +14,7 @@
 #include "common/base/clock.h"
 #include "common/config/config.h"
 #include "common/base/file_system.h"
+#include "common/net/transport.h"
 
 namespace rdf::receiver {
 
@@ -25,6 +27,11 @@ struct ReceiverOptions {
   // final save point for the takeover epoch, and return from Run without
   // listening. Refused when no takeover epoch exists.
   bool finalize_only = false;
+  // The audit session's transport (not owned; outlives the receiver). Null:
+  // a net::ZmqTransport listening on the node's audit port with CURVE, its
+  // ZAP handler admitting only the primary's key. Tests pass an in-memory
+  // one (common/testing/mem_transport.h).
+  net::Transport* transport = nullptr;
 };
 
 class Receiver {
