@@ -344,13 +344,7 @@ void Extractor::Impl::MaybeWritePin() {
 }
 
 void Extractor::Impl::PublishStatus() {
-  proto::ProcessStatus st;
-  st.set_version(1);
-  st.set_node(node->name());
-  st.set_process("extractor");
-  st.set_state(StateName(state));
-  st.set_time_us(opt.clock->NowMicros());
-  st.set_pid(getpid());
+  proto::ProcessStatus st = NewProcessStatus(node->name(), "extractor", StateName(state), opt.clock);
   trail::End e = end ? end->Get() : trail::End{};
   if (reader) {
     st.mutable_position()->set_segment(reader->position().segment);

@@ -333,14 +333,10 @@ void Receiver::Impl::CheckFence() {
 }
 
 void Receiver::Impl::PublishStatus() {
-  proto::ProcessStatus st;
-  st.set_version(1);
-  st.set_node(node->name());
-  st.set_process("receiver");
-  st.set_state(fenced ? "FENCED" : disk_full ? "DISK_FULL"
-               : peer.empty() ? "WAITING" : "RUNNING");
-  st.set_time_us(opt.clock->NowMicros());
-  st.set_pid(getpid());
+  proto::ProcessStatus st = NewProcessStatus(
+      node->name(), "receiver",
+      fenced ? "FENCED" : disk_full ? "DISK_FULL" : peer.empty() ? "WAITING" : "RUNNING",
+      opt.clock);
   const proto::SavePoint& sp = trails->save_point();
   if (!sp.trails().empty()) {
     st.mutable_position()->set_segment(sp.trails(0).segment());
