@@ -11,8 +11,8 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/base/cli.h"
 #include "common/config/config.h"

@@ -1,6 +1,6 @@
 // rdf-extractor: the primary node's extractor (see extractor.h).
-#include "common/process/main.h"
 #include "common/base/status_macros.h"
+#include "common/process/main.h"
 #include "extractor/extractor.h"
 
 int main(int argc, char** argv) {

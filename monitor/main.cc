@@ -2,10 +2,10 @@
 #include <csignal>
 
 #include "absl/strings/str_cat.h"
-#include "common/events/catalog.h"
-#include "common/process/main.h"
 #include "common/base/status_macros.h"
 #include "common/base/subprocess.h"
+#include "common/events/catalog.h"
+#include "common/process/main.h"
 #include "monitor/monitor.h"
 
 int main(int argc, char** argv) {

@@ -11,8 +11,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/events/catalog.h"
 #include "common/base/subprocess.h"
+#include "common/events/catalog.h"
 
 namespace rdf::monitor {
 

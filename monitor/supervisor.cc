@@ -9,9 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/base/subprocess.h"
 #include "common/events/catalog.h"
 #include "common/process/lock.h"
-#include "common/base/subprocess.h"
 
 namespace rdf::monitor {
 namespace {

@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/lmdb/env.h"
-#include "common/state/save_point.h"
 #include "common/base/status_macros.h"
-#include "common/lmdb/volume_meta.h"
 #include "common/layout/layout.h"
+#include "common/lmdb/env.h"
+#include "common/lmdb/volume_meta.h"
+#include "common/state/save_point.h"
 
 namespace rdf::monitor {
 

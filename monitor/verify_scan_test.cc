@@ -8,13 +8,13 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/shared_blob.h"
 #include "common/config/config.h"
 #include "common/lmdb/env.h"
+#include "common/lmdb/volume_meta.h"
 #include "common/state/save_point.h"
-#include "common/base/shared_blob.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
-#include "common/lmdb/volume_meta.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,7 +1,7 @@
 // rdf-purger: deletes the backup's image-trail segments that nothing needs
 // any more (see purger.h, docs/purger.md).
-#include "common/process/main.h"
 #include "common/base/status_macros.h"
+#include "common/process/main.h"
 #include "purger/purger.h"
 
 int main(int argc, char** argv) {

@@ -5,16 +5,16 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "common/events/catalog.h"
-#include "common/state/initial_copy.h"
 #include "common/lmdb/checkpoint.h"
 #include "common/lmdb/env.h"
+#include "common/lmdb/volume_meta.h"
 #include "common/process/main.h"
+#include "common/state/initial_copy.h"
 #include "common/state/save_point.h"
 #include "common/state/status_file.h"
-#include "common/base/status_macros.h"
 #include "common/trail/reader.h"
-#include "common/lmdb/volume_meta.h"
 #include "purger/purge_policy.h"
 
 namespace rdf::purger {

@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/events/follower.h"
 #include "common/base/status_macros.h"
+#include "common/events/follower.h"
 
 namespace rdf::rdfcom {
 namespace {

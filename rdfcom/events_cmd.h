@@ -16,9 +16,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/base/file_system.h"
 #include "common/config/config.h"
 #include "common/events/log.h"
-#include "common/base/file_system.h"
 #include "event.pb.h"
 
 namespace rdf::rdfcom {

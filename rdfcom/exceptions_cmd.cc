@@ -12,8 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/events/log.h"
 #include "common/base/status_macros.h"
+#include "common/events/log.h"
 #include "common/layout/layout.h"
 
 namespace rdf::rdfcom {

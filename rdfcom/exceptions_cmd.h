@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/config/config.h"
 #include "common/base/file_system.h"
+#include "common/config/config.h"
 #include "takeover.pb.h"
 
 namespace rdf::rdfcom {

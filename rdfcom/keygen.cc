@@ -10,10 +10,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/config/config.h"
-#include "common/net/curve_keys.h"
 #include "common/base/file_system.h"
 #include "common/base/status_macros.h"
+#include "common/config/config.h"
+#include "common/net/curve_keys.h"
 
 namespace rdf::rdfcom {
 namespace {

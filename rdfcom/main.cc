@@ -11,20 +11,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/cli.h"
+#include "common/base/subprocess.h"
 #include "common/config/config.h"
 #include "common/events/log.h"
+#include "common/initcopy/driver.h"
+#include "common/json/proto.h"
+#include "common/net/control_client.h"
 #include "rdfcom/events_cmd.h"
 #include "rdfcom/exceptions_cmd.h"
-#include "rdfcom/nodes.h"
-#include "common/net/control_client.h"
 #include "rdfcom/keygen.h"
+#include "rdfcom/nodes.h"
 #include "rdfcom/status_cmd.h"
-#include "rdfcom/verify.h"
-#include "common/initcopy/driver.h"
 #include "rdfcom/takeover.h"
 #include "rdfcom/validate.h"
-#include "common/json/proto.h"
-#include "common/base/subprocess.h"
+#include "rdfcom/verify.h"
 #include <unistd.h>
 
 namespace {

@@ -10,8 +10,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/config/config.h"
-#include "control.pb.h"
 #include "common/net/control_client.h"
+#include "control.pb.h"
 #include "status.pb.h"
 
 namespace rdf::rdfcom {

@@ -18,9 +18,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/base/status_macros.h"
 #include "common/config/config.h"
 #include "common/net/curve_keys.h"
-#include "common/base/status_macros.h"
 #include "rdfcom/nodes.h"
 
 namespace rdf::rdfcom {

@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/base/status_macros.h"
 #include "common/events/catalog.h"
 #include "common/json/writer.h"
-#include "common/base/status_macros.h"
 
 namespace rdf::rdfcom {
 

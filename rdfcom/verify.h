@@ -44,8 +44,8 @@
 #include "absl/time/time.h"
 #include "common/base/clock.h"
 #include "common/config/config.h"
-#include "control.pb.h"
 #include "common/net/control_client.h"
+#include "control.pb.h"
 
 namespace rdf::rdfcom {
 

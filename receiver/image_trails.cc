@@ -6,9 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "audit.pb.h"
+#include "common/base/status_macros.h"
 #include "common/state/audit_record.h"
 #include "common/state/save_point.h"
-#include "common/base/status_macros.h"
 #include "common/trail/reader.h"
 
 namespace rdf::receiver {

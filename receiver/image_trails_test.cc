@@ -6,16 +6,16 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "absl/time/clock.h"
 #include "audit.pb.h"
-#include "common/state/audit_record.h"
 #include "common/base/clock.h"
+#include "common/state/audit_record.h"
+#include "common/state/save_point.h"
 #include "common/testing/mem_file_system.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "common/testing/test_config.h"
-#include "common/state/save_point.h"
 #include "common/trail/reader.h"
-#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

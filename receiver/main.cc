@@ -1,6 +1,6 @@
 // rdf-receiver: the backup node's receiver (see receiver.h).
-#include "common/process/main.h"
 #include "common/base/status_macros.h"
+#include "common/process/main.h"
 #include "receiver/receiver.h"
 
 int main(int argc, char** argv) {

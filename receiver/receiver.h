@@ -12,8 +12,8 @@
 
 #include "absl/status/statusor.h"
 #include "common/base/clock.h"
-#include "common/config/config.h"
 #include "common/base/file_system.h"
+#include "common/config/config.h"
 #include "common/net/transport.h"
 
 namespace rdf::receiver {

@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "tmf/store.h"
 
 namespace rdf::tmf {

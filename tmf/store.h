@@ -31,11 +31,11 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/base/clock.h"
-#include "common/config/config.h"
 #include "common/base/file_system.h"
+#include "common/config/config.h"
 
 namespace rdf::tmf {
 

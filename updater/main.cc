@@ -2,9 +2,9 @@
 // (see updater.h).
 #include <cstdio>
 
-#include "common/process/main.h"
-#include "common/json/proto.h"
 #include "common/base/status_macros.h"
+#include "common/json/proto.h"
+#include "common/process/main.h"
 #include "updater/updater.h"
 
 int main(int argc, char** argv) {

@@ -24,8 +24,8 @@
 
 #include "absl/status/statusor.h"
 #include "common/base/clock.h"
-#include "common/config/config.h"
 #include "common/base/file_system.h"
+#include "common/config/config.h"
 #include "takeover.pb.h"
 
 namespace rdf::updater {

@@ -6,9 +6,9 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 #define RDF_CONCAT_INNER_(a, b) a##b
 #define RDF_CONCAT_(a, b) RDF_CONCAT_INNER_(a, b)

@@ -22,9 +22,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/base/status_macros.h"
+#include "common/layout/layout.h"
 #include "common/trail/format.h"
 #include "common/wire/wire.h"
-#include "common/layout/layout.h"
 
 namespace rdf::config {
 namespace {

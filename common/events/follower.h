@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/events/log.h"
 #include "common/base/file_system.h"
+#include "common/events/log.h"
 #include "event.pb.h"
 
 namespace rdf::events {

@@ -4,8 +4,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "common/state/audit_record.h"
 #include "common/base/status_macros.h"
+#include "common/state/audit_record.h"
 #include "common/trail/reader.h"
 
 namespace rdf::initcopy {

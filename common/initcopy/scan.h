@@ -46,8 +46,8 @@
 
 #include "absl/status/statusor.h"
 #include "audit.pb.h"
-#include "common/trail/durable_end.h"
 #include "common/base/file_system.h"
+#include "common/trail/durable_end.h"
 
 namespace rdf::initcopy {
 

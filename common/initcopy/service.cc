@@ -8,13 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/base/crc32c.h"
+#include "common/base/status_macros.h"
 #include "common/events/catalog.h"
-#include "common/state/initial_copy.h"
 #include "common/initcopy/files.h"
 #include "common/initcopy/source.h"
 #include "common/initcopy/target.h"
 #include "common/process/main.h"
-#include "common/base/status_macros.h"
+#include "common/state/initial_copy.h"
 
 namespace rdf::initcopy {
 namespace {

@@ -6,16 +6,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/base/status_macros.h"
 #include "common/initcopy/files.h"
 #include "common/initcopy/scan.h"
-#include "common/lmdb/env.h"
-#include "common/state/pin_file.h"
-#include "common/process/lock.h"
-#include "common/state/status_file.h"
-#include "common/base/status_macros.h"
-#include "common/trail/reader.h"
-#include "common/lmdb/volume_meta.h"
 #include "common/layout/layout.h"
+#include "common/lmdb/env.h"
+#include "common/lmdb/volume_meta.h"
+#include "common/process/lock.h"
+#include "common/state/pin_file.h"
+#include "common/state/status_file.h"
+#include "common/trail/reader.h"
 
 namespace rdf::initcopy {
 namespace {

@@ -22,8 +22,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/config/config.h"
 #include "common/base/file_system.h"
+#include "common/config/config.h"
 #include "initialize.pb.h"
 
 namespace rdf::initcopy {

@@ -7,16 +7,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/base/status_macros.h"
 #include "common/events/catalog.h"
-#include "common/state/initial_copy.h"
 #include "common/initcopy/files.h"
 #include "common/initcopy/source.h"
-#include "common/lmdb/env.h"
-#include "common/process/lock.h"
-#include "common/state/takeover_state.h"
-#include "common/base/status_macros.h"
-#include "common/lmdb/volume_meta.h"
 #include "common/layout/layout.h"
+#include "common/lmdb/env.h"
+#include "common/lmdb/volume_meta.h"
+#include "common/process/lock.h"
+#include "common/state/initial_copy.h"
+#include "common/state/takeover_state.h"
 
 namespace rdf::initcopy {
 namespace {

@@ -22,9 +22,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/base/file_system.h"
 #include "common/config/config.h"
 #include "common/events/log.h"
-#include "common/base/file_system.h"
 #include "initialize.pb.h"
 
 namespace rdf::initcopy {

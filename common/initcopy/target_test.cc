@@ -5,10 +5,10 @@
 #include <memory>
 #include <string>
 
-#include "common/config/config.h"
 #include "common/base/file_system.h"
-#include "common/state/initial_copy.h"
+#include "common/config/config.h"
 #include "common/process/lock.h"
+#include "common/state/initial_copy.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"

@@ -15,14 +15,14 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "common/base/crc32c.h"
 #include "common/base/boot_id.h"
+#include "common/base/crc32c.h"
 #include "common/base/file_system.h"
-#include "common/lmdb/meta.h"
 #include "common/base/status_macros.h"
 #include "common/base/test_point.h"
-#include "common/trail/format.h"
 #include "common/layout/layout.h"
+#include "common/lmdb/meta.h"
+#include "common/trail/format.h"
 
 namespace rdf::lmdb {
 namespace {

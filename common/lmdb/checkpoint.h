@@ -58,9 +58,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "checkpoint.pb.h"
-#include "config.pb.h"
 #include "common/base/file_system.h"
 #include "common/lmdb/env.h"
+#include "config.pb.h"
 
 namespace rdf::lmdb {
 

@@ -1,5 +1,5 @@
-#include "common/lmdb/checkpoint.h"
 #include "common/base/boot_id.h"
+#include "common/lmdb/checkpoint.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>

@@ -14,9 +14,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/file_system.h"
-#include "common/lmdb/meta.h"
 #include "common/base/status_macros.h"
 #include "common/layout/layout.h"
+#include "common/lmdb/meta.h"
 
 namespace rdf::lmdb {
 

@@ -10,8 +10,8 @@
 #include <zmq.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "common/net/curve_keys.h"
 #include "common/base/status_macros.h"
+#include "common/net/curve_keys.h"
 #include "common/wire/wire.h"
 
 namespace rdf::control {

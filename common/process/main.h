@@ -13,9 +13,9 @@
 #include "absl/status/statusor.h"
 #include "common/base/cli.h"
 #include "common/base/clock.h"
+#include "common/base/file_system.h"
 #include "common/config/config.h"
 #include "common/events/log.h"
-#include "common/base/file_system.h"
 #include "common/process/lock.h"
 
 namespace rdf {

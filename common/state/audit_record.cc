@@ -3,8 +3,8 @@
 #include <cstring>
 
 #include "absl/functional/function_ref.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 

@@ -1,9 +1,9 @@
 #include "common/state/initial_copy.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "common/config/config.h"
 #include "common/json/proto.h"
-#include "common/base/status_macros.h"
 #include "common/layout/layout.h"
 
 namespace rdf {

@@ -3,8 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/shared_blob.h"
 #include "common/base/status_macros.h"
-#include "common/trail/reader.h"
 #include "common/layout/layout.h"
+#include "common/trail/reader.h"
 
 namespace rdf {
 

@@ -3,8 +3,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/config/config.h"
 #include "common/base/status_macros.h"
+#include "common/config/config.h"
 #include "common/layout/layout.h"
 
 namespace rdf {

@@ -22,8 +22,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/trail/durable_end.h"
 #include "common/base/file_system.h"
+#include "common/trail/durable_end.h"
 #include "common/trail/format.h"
 
 namespace rdf::trail {

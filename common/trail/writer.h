@@ -50,8 +50,8 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "common/base/clock.h"
-#include "common/trail/durable_end.h"
 #include "common/base/file_system.h"
+#include "common/trail/durable_end.h"
 #include "common/trail/format.h"
 
 namespace rdf::trail {

@@ -37,9 +37,9 @@
 
 #include "common/base/clock.h"
 #include "common/base/file_system.h"
-#include "common/testing/mem_file_system.h"
-#include "common/state/save_point.h"
 #include "common/base/shared_blob.h"
+#include "common/state/save_point.h"
+#include "common/testing/mem_file_system.h"
 #include "common/trail/format.h"
 #include "common/trail/writer.h"
 #include "imagetrail.pb.h"

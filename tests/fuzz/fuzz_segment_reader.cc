@@ -24,9 +24,9 @@
 
 #include "common/base/clock.h"
 #include "common/base/crc32c.h"
-#include "common/trail/durable_end.h"
 #include "common/base/file_system.h"
 #include "common/testing/mem_file_system.h"
+#include "common/trail/durable_end.h"
 #include "common/trail/format.h"
 #include "common/trail/reader.h"
 #include "common/trail/writer.h"

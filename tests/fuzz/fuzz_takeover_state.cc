@@ -11,8 +11,8 @@
 #include <string>
 
 #include "common/config/config.h"
-#include "common/testing/mem_file_system.h"
 #include "common/state/takeover_state.h"
+#include "common/testing/mem_file_system.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -23,9 +23,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "audit.pb.h"
-#include "common/state/audit_record.h"
 #include "common/base/clock.h"
 #include "common/config/config.h"
+#include "common/state/audit_record.h"
 #include "common/testing/mem_file_system.h"
 #include "common/trail/reader.h"
 #include "common/wire/wire.h"

@@ -13,11 +13,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "audit.pb.h"
-#include "common/state/audit_record.h"
 #include "common/base/clock.h"
 #include "common/lmdb/checkpoint.h"
-#include "common/testing/mem_file_system.h"
+#include "common/state/audit_record.h"
 #include "common/state/save_point.h"
+#include "common/testing/mem_file_system.h"
 #include "common/trail/format.h"
 #include "common/trail/writer.h"
 #include "common/wire/wire.h"

@@ -23,10 +23,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "audit.pb.h"
-#include "common/state/audit_record.h"
 #include "common/base/cli.h"
 #include "common/base/file_system.h"
 #include "common/json/proto.h"
+#include "common/state/audit_record.h"
 #include "common/trail/reader.h"
 #include "imagetrail.pb.h"
 
