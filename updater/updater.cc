@@ -234,7 +234,7 @@ struct Updater::Impl {
   int64_t leaf_pages_at_us = 0;
   void RefreshPageBudget();
   bool crash_in_growth = false;
-  // RDF_TEST_UPDATER_CRASH_IN_GROWTH: SIGKILL at `step` of the growth from
+  // Test point updater.crash_in_growth: SIGKILL at `step` of the growth from
   // `from_bytes` unless that growth crashed already.
   void MaybeCrashInGrowth(int step, uint64_t from_bytes);
   std::unique_ptr<RtdWatch> rtd_watch;
