@@ -84,14 +84,7 @@ class PurgerTest : public ::testing::Test {
       te->set_segment(end.segment);
       te->set_offset(end.offset);
     }
-    for (const auto& [txid, first_asn] : open) {
-      proto::OpenTransaction* o = sp.add_open();
-      o->set_txid(txid);
-      o->set_first_asn(first_asn);
-      if (sp.oldest_open_asn() == 0 || first_asn < sp.oldest_open_asn()) {
-        sp.set_oldest_open_asn(first_asn);
-      }
-    }
+    for (const auto& [txid, first_asn] : open) AddOpenTransaction(&sp, txid, first_asn);
     trail::Position frame;
     ASSERT_OK(mit_->Append(sp.asn(), kSavePointRecordType, sp.SerializeAsString(), 0, &frame));
     ASSERT_OK(mit_->Sync());

@@ -414,23 +414,12 @@ absl::Status ImageTrails::SavePoint(uint64_t next_seq, uint64_t takeover_epoch) 
   sp.set_max_txid(max_txid_);
   sp.set_takeover_epoch(takeover_epoch);
   for (auto& t : trails_) {
-    trail::End e = t->writer->appended_end();
-    proto::TrailEnd* te = sp.add_trails();
-    te->set_trail(t->name);
-    te->set_segment(e.pos.segment);
-    te->set_offset(e.pos.offset);
-    te->set_asn(e.asn);
+    proto::TrailEnd* te = AddTrailEnd(&sp, t->name, t->writer->appended_end());
     te->set_records(t->records);
     te->set_bytes(t->bytes);
   }
   for (const auto& [txid, info] : open_) {
-    proto::OpenTransaction* o = sp.add_open();
-    o->set_txid(txid);
-    o->set_first_asn(info.first);
-    o->set_records(info.second);
-    if (sp.oldest_open_asn() == 0 || info.first < sp.oldest_open_asn()) {
-      sp.set_oldest_open_asn(info.first);
-    }
+    AddOpenTransaction(&sp, txid, info.first)->set_records(info.second);
   }
   Trail* mit = trails_[0].get();
   const std::string frame = sp.SerializeAsString();

@@ -138,21 +138,9 @@ class UpdaterTest : public ::testing::Test {
     sp.set_takeover_epoch(epoch);
     sp.set_max_txid(max_txid_);
     for (auto [writer, name] : {Trail{&mit_, kMasterImageTrail}, Trail{&volume_trail_, "DATA01"}}) {
-      const trail::End e = (*writer)->appended_end();
-      proto::TrailEnd* te = sp.add_trails();
-      te->set_trail(name);
-      te->set_segment(e.pos.segment);
-      te->set_offset(e.pos.offset);
-      te->set_asn(e.asn);
+      AddTrailEnd(&sp, name, (*writer)->appended_end());
     }
-    for (const auto& [txid, first_asn] : open_) {
-      proto::OpenTransaction* o = sp.add_open();
-      o->set_txid(txid);
-      o->set_first_asn(first_asn);
-      if (sp.oldest_open_asn() == 0 || first_asn < sp.oldest_open_asn()) {
-        sp.set_oldest_open_asn(first_asn);
-      }
-    }
+    for (const auto& [txid, first_asn] : open_) AddOpenTransaction(&sp, txid, first_asn);
     trail::Position frame_start;
     ASSERT_OK(mit_->Append(std::max<uint64_t>(asn_, 1), kSavePointRecordType,
                            sp.SerializeAsString(), 0, &frame_start));

@@ -113,4 +113,24 @@ const proto::TrailEnd* FindTrailEnd(const proto::SavePoint& sp, absl::string_vie
   return nullptr;
 }
 
+proto::TrailEnd* AddTrailEnd(proto::SavePoint* sp, absl::string_view name, const trail::End& end) {
+  proto::TrailEnd* te = sp->add_trails();
+  te->set_trail(std::string(name));
+  te->set_segment(end.pos.segment);
+  te->set_offset(end.pos.offset);
+  te->set_asn(end.asn);
+  return te;
+}
+
+proto::OpenTransaction* AddOpenTransaction(proto::SavePoint* sp, uint64_t txid,
+                                           uint64_t first_asn) {
+  proto::OpenTransaction* o = sp->add_open();
+  o->set_txid(txid);
+  o->set_first_asn(first_asn);
+  if (sp->oldest_open_asn() == 0 || first_asn < sp->oldest_open_asn()) {
+    sp->set_oldest_open_asn(first_asn);
+  }
+  return o;
+}
+
 }  // namespace rdf

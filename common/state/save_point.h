@@ -57,6 +57,13 @@ absl::StatusOr<std::optional<proto::SavePoint>> ReadPublishedSavePoint(
 // The end of trail `name` in `sp`, or nullptr.
 const proto::TrailEnd* FindTrailEnd(const proto::SavePoint& sp, absl::string_view name);
 
+// Building a save point (the receiver; tests that play it): adds trail
+// `name` ending at `end`, and an open transaction, keeping oldest_open_asn
+// the smallest first ASN of the open set. The caller adds the counts.
+proto::TrailEnd* AddTrailEnd(proto::SavePoint* sp, absl::string_view name, const trail::End& end);
+proto::OpenTransaction* AddOpenTransaction(proto::SavePoint* sp, uint64_t txid,
+                                           uint64_t first_asn);
+
 }  // namespace rdf
 
 #endif  // RDF_COMMON_STATE_SAVE_POINT_H_
