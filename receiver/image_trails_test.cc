@@ -18,6 +18,7 @@
 #include "common/trail/reader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "receiver/test_backup.h"
 
 namespace rdf::receiver {
 namespace {
@@ -28,17 +29,10 @@ using ::testing::HasSubstr;
 class ImageTrailsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::rdf::testing::MakeTestDir("image_trails_test");
-    auto cfg = ::rdf::testing::TwoNodeConfig(dir_, R"(
-      volumes { name: "$DATA01" }
-      volumes { name: "$DATA02" }
-      trail { image_segment_bytes: 65536 }
-    )");
-    ASSERT_OK(cfg.status());
-    cfg_ = std::make_unique<config::Config>(*std::move(cfg));
-    node_ = cfg_->FindNode("backup");
-    // The shared end and save point files are real mapped files.
-    std::filesystem::create_directories(config::ImageTrailDir(*node_));
+    ASSERT_OK_AND_ASSIGN(TestBackup b, MakeTestBackup("image_trails_test"));
+    dir_ = b.dir;
+    cfg_ = std::move(b.cfg);
+    node_ = b.node;
   }
   void TearDown() override {
     trails_.reset();

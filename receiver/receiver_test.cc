@@ -19,6 +19,7 @@
 #include "common/wire/wire.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "receiver/test_backup.h"
 
 namespace rdf::receiver {
 namespace {
@@ -26,17 +27,11 @@ namespace {
 class ReceiverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::rdf::testing::MakeTestDir("receiver_test");
-    auto cfg = ::rdf::testing::TwoNodeConfig(dir_, R"(
-      volumes { name: "$DATA01" }
-      volumes { name: "$DATA02" }
-      trail { image_segment_bytes: 65536 }
-    )");
-    ASSERT_OK(cfg.status());
-    cfg_ = std::make_unique<config::Config>(*std::move(cfg));
-    node_ = cfg_->FindNode("backup");
-    // The lock, the shared end and save point files are real files.
-    std::filesystem::create_directories(config::ImageTrailDir(*node_));
+    ASSERT_OK_AND_ASSIGN(TestBackup b, MakeTestBackup("receiver_test"));
+    dir_ = b.dir;
+    cfg_ = std::move(b.cfg);
+    node_ = b.node;
+    // The lock file is a real file too.
     std::filesystem::create_directories(config::LockDir(*node_));
     Start();
   }
